@@ -1,0 +1,206 @@
+"""Frozen configuration dataclasses, validated on construction.
+
+Every rule a value can break is checked here, once, with a message that states the rule
+and the offending value, so the rest of the code can trust its inputs.
+
+>>> TrainConfig(lr=1e-3, batch_size=32).batch_size
+32
+>>> parse_duration("1h30m")
+5400.0
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .exceptions import ConfigError
+
+OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
+CELLS = ("gru", "lstm")
+POOLINGS = ("last", "mean", "max", "attention")
+INITS = ("default", "xavier", "he", "orthogonal")
+TASKS = ("text",)
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _in(name: str, value: Any, allowed: tuple) -> None:
+    options = ", ".join(map(str, allowed))
+    _check(value in allowed, f"{name}: must be one of {options}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How raw data becomes prepared tensors; fixed for the whole study (not tuned)."""
+
+    dataset: str | None = None  # a built-in dataset name, or None when `path` is given
+    path: str | None = None  # the user's file (csv, parquet, jsonl)
+    test_path: str | None = None  # the user's own held-out file; else a split is carved
+    task: str = "text"  # which task pipeline prepares the data
+    text_column: str | None = None  # None: the built-in dataset's, or "text"
+    target_column: str | None = None  # None: the built-in dataset's, or "label"
+    sample: int | None = None  # stratified sample of N rows, for a quick look
+    seed: int = 0  # split, sampling and trial seeds derive from this
+    stop_words: bool | None = None  # None: the dataset's default (off for user files)
+    min_count: int = 2  # a token must occur this often in the training split
+    max_vocab: int = 20_000  # most frequent tokens kept, plus <pad> and <unk>
+    max_len: int | None = None  # None: the `len_percentile` of training lengths
+    len_percentile: float = 98.0  # percentile of training lengths used for the automatic max_len
+    val_fraction: float = 0.15  # of all rows (of the training part with a given test)
+    test_fraction: float = 0.15  # of all rows, when no test split is given
+
+    def __post_init__(self) -> None:
+        _check(self.dataset is not None or self.path is not None,
+               "data: give a file or --dataset NAME")
+        _in("task", self.task, TASKS)
+        _check(self.sample is None or self.sample >= 20,
+               f"--sample: must be at least 20 rows; got {self.sample}")
+        _check(self.min_count >= 1, f"min_count: must be >= 1; got {self.min_count}")
+        _check(self.max_vocab >= 10, f"max_vocab: must be >= 10; got {self.max_vocab}")
+        _check(self.max_len is None or self.max_len >= 1,
+               f"--max-len: must be >= 1; got {self.max_len}")
+        _check(0 < self.len_percentile <= 100,
+               f"len_percentile: must be in (0, 100]; got {self.len_percentile}")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0 < value < 0.5, f"{name}: must be in (0, 0.5); got {value}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a SequenceModel; see model.py for the data flow."""
+
+    num_outputs: int  # classes (or forecast values) produced by the head
+    vocab_size: int = 0  # > 0: token ids through an embedding; 0: numeric input
+    input_dim: int = 1  # features per time step when vocab_size == 0
+    embed_dim: int = 128  # embedding (or input projection) width
+    cell: str = "gru"  # "gru", or "lstm" as the comparison cell
+    hidden_size: int = 64  # per direction
+    num_layers: int = 1
+    bidirectional: bool = False
+    layer_dropout: float = 0.0  # between stacked recurrent layers
+    pooling: str = "mean"  # how the sequence of states becomes one vector
+    dropout: float = 0.0  # on embeddings and on the pooled vector
+    init: str = "default"  # weight initialization scheme
+
+    def __post_init__(self) -> None:
+        _check(self.num_outputs >= 1, f"num_outputs: must be >= 1; got {self.num_outputs}")
+        _check(self.vocab_size >= 0, f"vocab_size: must be >= 0; got {self.vocab_size}")
+        _check(self.embed_dim >= 1, f"embed_dim: must be >= 1; got {self.embed_dim}")
+        _check(self.hidden_size >= 1, f"hidden_size: must be >= 1; got {self.hidden_size}")
+        _check(self.num_layers >= 1, f"num_layers: must be >= 1; got {self.num_layers}")
+        _in("cell", self.cell, CELLS)
+        _in("pooling", self.pooling, POOLINGS)
+        _in("init", self.init, INITS)
+        for name in ("layer_dropout", "dropout"):
+            value = getattr(self, name)
+            _check(0 <= value < 1, f"{name}: must be in [0, 1); got {value}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one model is trained; trainer.py reads nothing else."""
+
+    optimizer: str = "adamw"
+    lr: float = 1e-3  # peak learning rate (after warm-up)
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    weight_decay: float = 0.0  # decoupled: weights shrink by lr * wd each step
+    l2_penalty: float = 0.0  # explicit 0.5 * l2 * ||W||^2 added to the loss
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0  # linear warm-up from lr/10, in epochs
+    step_size: int = 5  # "step": decay every step_size epochs
+    gamma: float = 0.5  # decay factor for "step" (per step) and "exponential" (per epoch)
+    batch_size: int = 64
+    max_epochs: int = 20
+    patience: int = 4  # epochs without validation improvement before stopping
+    grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _in("optimizer", self.optimizer, OPTIMIZERS)
+        _in("schedule", self.schedule, SCHEDULES)
+        _check(self.lr > 0, f"lr: must be > 0; got {self.lr}")
+        _check(0 <= self.momentum < 1, f"momentum: must be in [0, 1); got {self.momentum}")
+        _check(self.weight_decay >= 0, f"weight_decay: must be >= 0; got {self.weight_decay}")
+        _check(self.l2_penalty >= 0, f"l2_penalty: must be >= 0; got {self.l2_penalty}")
+        _check(self.warmup_epochs >= 0, f"warmup_epochs: must be >= 0; got {self.warmup_epochs}")
+        _check(self.step_size >= 1, f"step_size: must be >= 1; got {self.step_size}")
+        _check(0 < self.gamma <= 1, f"gamma: must be in (0, 1]; got {self.gamma}")
+        _check(self.batch_size >= 1, f"batch_size: must be >= 1; got {self.batch_size}")
+        _check(self.max_epochs >= 1, f"max_epochs: must be >= 1; got {self.max_epochs}")
+        _check(self.patience >= 1, f"patience: must be >= 1; got {self.patience}")
+        _check(self.grad_clip >= 0, f"grad_clip: must be >= 0; got {self.grad_clip}")
+
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
+PRUNERS = ("median", "percentile", "asha", "hyperband", "none")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The search: its budget, engine parts and where it lives."""
+
+    study_name: str
+    run_dir: str
+    storage: str | None = None  # None: sqlite file study.db in the run directory
+    sampler: str = "tpe"
+    pruner: str = "median"
+    trials: int | None = 60  # finished (complete or pruned) trials the study aims for
+    budget_s: float | None = 600.0  # wall time of this invocation's search
+    max_epochs: int = 20
+    space_path: str | None = None
+    seed: int = 0
+    ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
+
+    def __post_init__(self) -> None:
+        _in("--sampler", self.sampler, SAMPLERS)
+        _in("--pruner", self.pruner, PRUNERS)
+        _check(self.trials is None or self.trials >= 1,
+               f"--trials: must be >= 1; got {self.trials}")
+        _check(self.budget_s is None or self.budget_s > 0,
+               f"--budget: must be > 0; got {self.budget_s}")
+        _check(self.trials is not None or self.budget_s is not None,
+               "give --trials or --budget (or both): the search needs an end")
+        _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
+        _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
+        _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),
+               f"--study: letters, digits, '.', '_' and '-' only; got {self.study_name!r}")
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``90s``, ``20m``, ``1h30m`` or a bare number of seconds.
+
+    >>> parse_duration("20m")
+    1200.0
+    """
+    text = text.strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    match = _DURATION.fullmatch(text)
+    if not text or not match or not any(match.groups()):
+        raise ConfigError(f"--budget: expected a duration like 90s, 20m or 1h30m; got {text!r}")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def to_dict(config: Any) -> dict:
+    """A config as a plain JSON-able dict."""
+    return asdict(config)
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Build ``cls`` from a dict, ignoring keys it does not know (older/newer files)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

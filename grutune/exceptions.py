@@ -1,0 +1,32 @@
+"""Errors, split by who must act.
+
+``GrutuneError`` and its subclasses are *fatal*: the user's configuration or data is
+wrong and the run stops with one clear line (exit code 2). ``TrialFailure`` is not fatal:
+one trial broke numerically and the study records it and goes on.
+"""
+
+from __future__ import annotations
+
+
+class GrutuneError(Exception):
+    """Base of the fatal errors; the CLI prints the message and exits with code 2."""
+
+
+class ConfigError(GrutuneError):
+    """An option, a space file or a run directory breaks a rule."""
+
+
+class DataError(GrutuneError):
+    """An input file or column cannot be used; the message names file, column, value, rule."""
+
+
+class BundleError(GrutuneError):
+    """A saved model bundle is missing, corrupted or of an unknown format."""
+
+
+class TrialFailure(Exception):
+    """A trial that cannot go on (NaN/inf loss, out of memory); recorded, study continues."""
+
+
+class Interrupted(Exception):
+    """The user asked to stop (Ctrl-C / SIGTERM); raised after the current epoch."""
