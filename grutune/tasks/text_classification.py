@@ -1,0 +1,262 @@
+"""Text classification: documents with labels -> token ids -> a GRU classifier.
+
+Preparation, in order: read the file (or built-in dataset) -> clean (HTML tags and
+entities, lower case, whitespace) -> drop empty texts -> drop exact duplicates (and
+training rows whose text is in the test part) -> optional stratified sample -> stratified
+70/15/15 split (or the saved one) -> vocabulary and maximum length from the *training*
+split only -> padded id tensors.
+
+>>> clean_text("<p>Great&nbsp;food!</p>  <br/>Really.")
+'great food! really.'
+>>> tokenize("don't stop: 4 stars", stop_words=False)
+["don't", 'stop', '4', 'stars']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from sklearn.model_selection import train_test_split
+
+from ..cache import SequenceData
+from ..config import DataConfig, ModelConfig
+from ..datasets import get_dataset
+from ..exceptions import DataError
+from ..readers import read_table, require_columns
+from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
+
+log = logging.getLogger("grutune")
+
+PAD, UNK = "<pad>", "<unk>"
+TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+MIN_ROWS = 20
+MIN_AUTO_LEN = 8
+
+
+def clean_text(text: str) -> str:
+    """Strip HTML tags and entities, lower-case, collapse whitespace."""
+    text = html.unescape(_TAG.sub(" ", text))
+    return _SPACE.sub(" ", text).strip().lower()
+
+
+def tokenize(cleaned: str, stop_words: bool) -> list[str]:
+    """Regex word tokens of cleaned text; scikit-learn's English stop words removed if asked."""
+    tokens = TOKEN.findall(cleaned)
+    return [t for t in tokens if t not in ENGLISH_STOP_WORDS] if stop_words else tokens
+
+
+def build_vocab(docs: list[list[str]], min_count: int, max_size: int) -> list[str]:
+    """<pad>, <unk>, then tokens by descending count (ties alphabetical), from ``docs`` only.
+
+    >>> build_vocab([["b", "a", "b"], ["a", "c"]], min_count=2, max_size=10)
+    ['<pad>', '<unk>', 'a', 'b']
+    """
+    counts = Counter(t for doc in docs for t in doc)
+    kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+    return [PAD, UNK] + kept[:max_size]
+
+
+def encode_docs(docs: list[list[str]], vocab: list[str], max_len: int) -> tuple[torch.Tensor,
+                                                                                 torch.Tensor]:
+    """Right-padded ids [N, L] (L = longest kept length) and lengths [N] (>= 1).
+
+    Documents keep their first ``max_len`` tokens; an empty one becomes a single <unk>.
+    """
+    index = {t: i for i, t in enumerate(vocab)}
+    ids = [[index.get(t, 1) for t in doc[:max_len]] or [1] for doc in docs]
+    lengths = np.array([len(d) for d in ids], dtype=np.int64)
+    x = np.zeros((len(ids), int(lengths.max(initial=1))), dtype=np.int64)
+    for row, doc in enumerate(ids):
+        x[row, :len(doc)] = doc
+    return torch.from_numpy(x), torch.from_numpy(lengths)
+
+
+def row_id(cleaned: str) -> str:
+    """Stable id of a document: split.json stores these, not positions."""
+    return hashlib.sha1(cleaned.encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Source:
+    pool: pd.DataFrame  # rows to split
+    test: pd.DataFrame | None  # a published or user-given test part
+    name: str  # for messages: the file or dataset name
+    text: str  # column names
+    target: str
+    stop_words: bool
+
+
+def _load(cfg: DataConfig) -> _Source:
+    if cfg.path is None:
+        ds = get_dataset(cfg.dataset)
+        if ds.task != "text":
+            raise DataError(f"--dataset {ds.name}: a {ds.task} dataset, not text")
+        pool, test = ds.loader()
+        stop = ds.defaults.get("stop_words", False) if cfg.stop_words is None else cfg.stop_words
+        return _Source(pool, test, ds.name, cfg.text_column or ds.text_column,
+                       cfg.target_column or ds.target_column, stop)
+    pool = read_table(cfg.path)
+    test = read_table(cfg.test_path) if cfg.test_path else None
+    return _Source(pool, test, cfg.path, cfg.text_column or "text",
+                   cfg.target_column or "label", bool(cfg.stop_words))
+
+
+def _clean_rows(frame: pd.DataFrame, src: _Source, name: str, counts: dict) -> pd.DataFrame:
+    """[id, raw, text, label]: cleaned, empty texts dropped, exact duplicates dropped.
+
+    The numbers dropped are added to ``counts`` (empty_removed, duplicates_removed).
+    """
+    require_columns(frame, [src.text, src.target], name)
+    target = frame[src.target]
+    missing = target.isna() | (target.astype(str).str.strip() == "")
+    if missing.any():
+        first = int(np.flatnonzero(missing.to_numpy())[0]) + 1
+        raise DataError(f"{name}: target column {src.target!r} has {int(missing.sum())} missing "
+                        f"values (first at data row {first}); every row needs a label")
+    raw = frame[src.text].fillna("").astype(str)
+    rows = pd.DataFrame({"raw": raw, "text": raw.map(clean_text),
+                         "label": target.astype(str).str.strip()})
+    empty = rows["text"] == ""
+    if empty.any():
+        log.warning("%s: dropped %d rows with empty text in column %r", name, int(empty.sum()),
+                    src.text)
+        rows = rows[~empty]
+    counts["empty_removed"] = counts.get("empty_removed", 0) + int(empty.sum())
+    dup = rows["text"].duplicated()
+    if dup.any():
+        log.warning("%s: removed %d exact duplicate documents (same cleaned text)", name,
+                    int(dup.sum()))
+        rows = rows[~dup]
+    counts["duplicates_removed"] = counts.get("duplicates_removed", 0) + int(dup.sum())
+    rows.insert(0, "id", rows["text"].map(row_id))
+    if len(rows) < MIN_ROWS:
+        raise DataError(f"{name}: {len(rows)} usable rows in column {src.text!r}; "
+                        f"need at least {MIN_ROWS}")
+    return rows.reset_index(drop=True)
+
+
+def _sample(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    if n >= len(rows):
+        return rows
+    keep, _ = train_test_split(np.arange(len(rows)), train_size=n, stratify=rows["label"],
+                               random_state=seed)
+    return rows.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def _assign(rows: dict[str, pd.DataFrame], saved: dict, name: str) -> dict[str, pd.DataFrame]:
+    """The saved split's rows, looked up by id; fail if the data no longer holds them."""
+    everything = pd.concat(rows.values()).drop_duplicates("id").set_index("id")
+    parts = {}
+    for split in ("train", "val", "test"):
+        ids = saved[split]
+        missing = [i for i in ids if i not in everything.index]
+        if missing:
+            raise DataError(f"{name}: the data no longer matches the study's split.json "
+                            f"({len(missing)} saved {split} rows are gone); use a new --study "
+                            "or --run-dir")
+        parts[split] = everything.loc[ids].reset_index()
+    return parts
+
+
+class TextClassification(ClassificationTask):
+    """Documents -> labels."""
+
+    name = "text"
+
+    def prepare(self, cfg: DataConfig, saved_split: dict | None = None) -> Prepared:
+        src = _load(cfg)
+        summary: dict = {"source": src.name, "raw_rows": len(src.pool) + (
+            len(src.test) if src.test is not None else 0)}
+        pool = _clean_rows(src.pool, src, src.name, summary)
+        test = (_clean_rows(src.test, src, cfg.test_path or f"{src.name} (test)", summary)
+                if src.test is not None else None)
+        if test is not None:
+            overlap = pool["id"].isin(set(test["id"]))
+            if overlap.any():
+                log.warning("%s: removed %d training rows whose text is also in the test part",
+                            src.name, int(overlap.sum()))
+                pool = pool[~overlap].reset_index(drop=True)
+            summary["test_overlap_removed"] = int(overlap.sum())
+        if saved_split is not None:
+            parts = _assign({"pool": pool, **({"test": test} if test is not None else {})},
+                            saved_split, src.name)
+        else:
+            parts = self._split(pool, test, cfg, src)
+        return self._tensorize(parts, cfg, src, summary)
+
+    def _split(self, pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DataConfig,
+               src: _Source) -> dict[str, pd.DataFrame]:
+        if cfg.sample is not None:
+            share = len(pool) / (len(pool) + (len(test) if test is not None else 0))
+            pool = _sample(pool, max(MIN_ROWS, round(cfg.sample * share)), cfg.seed)
+            if test is not None:
+                test = _sample(test, max(MIN_ROWS, cfg.sample - len(pool)), cfg.seed)
+        check_classes(pool["label"], src.name, src.target)
+        pos = stratified_split(pool["label"].to_numpy(), cfg, test is not None, src.name)
+        parts = {k: pool.iloc[v].reset_index(drop=True) for k, v in pos.items()}
+        if test is not None:
+            parts["test"] = test
+        return parts
+
+    def _tensorize(self, parts: dict[str, pd.DataFrame], cfg: DataConfig, src: _Source,
+                   summary: dict) -> Prepared:
+        labels, kind = class_names(pd.concat([p["label"] for p in parts.values()]))
+        unseen = set(parts["test"]["label"]) - set(parts["train"]["label"])
+        if unseen:
+            raise DataError(f"{src.name}: test labels {sorted(unseen)} never occur in the "
+                            f"training part of column {src.target!r}")
+        docs = {k: [tokenize(t, src.stop_words) for t in p["text"]] for k, p in parts.items()}
+        vocab = build_vocab(docs["train"], cfg.min_count, cfg.max_vocab)
+        train_lengths = np.array([max(len(d), 1) for d in docs["train"]])
+        max_len = cfg.max_len or max(MIN_AUTO_LEN, int(np.ceil(
+            np.percentile(train_lengths, cfg.len_percentile))))
+        label_id = {n: i for i, n in enumerate(labels)}
+        data = {}
+        for k, p in parts.items():
+            x, lengths = encode_docs(docs[k], vocab, max_len)
+            y = torch.tensor([label_id[v] for v in p["label"]], dtype=torch.long)
+            data[k] = SequenceData(x, lengths, y)
+        state = {"task": self.name, "text_column": src.text, "target_column": src.target,
+                 "labels": labels, "label_kind": kind, "vocab": vocab, "max_len": max_len,
+                 "stop_words": src.stop_words}
+        summary.update({
+            "rows": {k: len(p) for k, p in parts.items()},
+            "class_counts": {k: p["label"].value_counts().sort_index().to_dict()
+                             for k, p in parts.items()},
+            "vocab_size": len(vocab), "max_len": max_len,
+            "truncated_train_fraction": float((train_lengths > max_len).mean()),
+            "stop_words": src.stop_words,
+        })
+        split = {k: p["id"].tolist() for k, p in parts.items()}
+        test_frame = parts["test"][["id", "raw", "label"]].rename(
+            columns={"raw": src.text, "label": src.target})
+        return Prepared(data["train"], data["val"], data["test"], state, split, summary,
+                        test_frame)
+
+    def model_config(self, params: dict, state: dict) -> ModelConfig:
+        return ModelConfig(
+            num_outputs=len(state["labels"]), vocab_size=len(state["vocab"]),
+            embed_dim=params["embed_dim"], cell=params["cell"],
+            hidden_size=params["hidden_size"], num_layers=params["num_layers"],
+            bidirectional=params["bidirectional"],
+            layer_dropout=params.get("layer_dropout", 0.0), pooling=params["pooling"],
+            dropout=params["dropout"], init=params["init"])
+
+    def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
+        column = state["text_column"]
+        require_columns(frame, [column], source)
+        texts = frame[column].fillna("").astype(str).map(clean_text)
+        docs = [tokenize(t, state["stop_words"]) for t in texts]
+        x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
+        return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))
