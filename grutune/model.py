@@ -1,0 +1,187 @@
+"""SequenceModel: input -> stacked GRU/LSTM -> pooling -> dropout -> linear head.
+
+The model only moves tensors. Sequences arrive right-padded with their lengths; padding
+never changes a sequence's output:
+
+- the forward direction reads a sequence left to right, so its states at valid steps
+  never see padding (padding comes after);
+- the backward direction reads each sequence *reversed within its own length* (a gather,
+  built once per batch), so it too starts at the sequence's real last token;
+- pooling (last state, mean, max, attention) only looks at valid steps.
+
+This keeps cuDNN/oneDNN-friendly dense ``nn.GRU`` layers (no ``pack_padded_sequence``,
+which is slow on the CPU) and lets batches be bucketed by length instead.
+
+>>> import torch
+>>> from grutune.config import ModelConfig
+>>> m = SequenceModel(ModelConfig(num_outputs=3, vocab_size=50, embed_dim=8, hidden_size=4))
+>>> m(torch.randint(1, 50, (2, 7)), torch.tensor([7, 3])).shape
+torch.Size([2, 3])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+
+
+def reverse_index(lengths: Tensor, steps: int) -> Tensor:
+    """Time indices that reverse each sequence within its length; padding stays in place.
+
+    >>> reverse_index(torch.tensor([3, 1]), 4).T.tolist()
+    [[2, 1, 0, 3], [0, 1, 2, 3]]
+    """
+    t = torch.arange(steps, device=lengths.device).unsqueeze(1)  # [T, 1]
+    lens = lengths.unsqueeze(0)  # [1, B]
+    return torch.where(t < lens, lens - 1 - t, t)  # [T, B]
+
+
+def _gather_time(h: Tensor, index: Tensor) -> Tensor:
+    """h[index[t, b], b, :] for every (t, b); h: [T, B, D], index: [T, B]."""
+    return torch.gather(h, 0, index.unsqueeze(-1).expand(-1, -1, h.size(-1)))
+
+
+class RecurrentLayer(nn.Module):
+    """One recurrent layer, one or two directions, padding-safe."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int, bidirectional: bool):
+        super().__init__()
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.fwd = rnn(input_size, hidden_size)
+        self.bwd = rnn(input_size, hidden_size) if bidirectional else None
+
+    def forward(self, h: Tensor, rev: Tensor | None) -> Tensor:
+        # h: [T, B, D_in] -> [T, B, H * directions]
+        out = self.fwd(h)[0]  # [T, B, H]
+        if self.bwd is None:
+            return out
+        back = self.bwd(_gather_time(h, rev))[0]  # [T, B, H], in reversed time
+        return torch.cat([out, _gather_time(back, rev)], dim=-1)  # [T, B, 2H]
+
+
+class SequenceModel(nn.Module):
+    """Embedding (token ids) or linear projection (numbers) -> recurrent stack -> head."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        if c.vocab_size > 0:
+            self.embed: nn.Module = nn.Embedding(c.vocab_size, c.embed_dim, padding_idx=0)
+        else:
+            self.embed = nn.Linear(c.input_dim, c.embed_dim)
+        width = c.hidden_size * (2 if c.bidirectional else 1)
+        self.layers = nn.ModuleList(
+            RecurrentLayer(c.cell, c.embed_dim if i == 0 else width, c.hidden_size,
+                           c.bidirectional)
+            for i in range(c.num_layers)
+        )
+        self.attention = nn.Linear(width, 1) if c.pooling == "attention" else None
+        self.dropout = nn.Dropout(c.dropout)
+        self.layer_dropout = nn.Dropout(c.layer_dropout)
+        self.head = nn.Linear(width, c.num_outputs)
+        init_weights(self, c.init)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: [B, T] token ids or [B, T, F] values; lengths: [B] -> outputs [B, num_outputs]."""
+        steps = x.size(1)
+        h = self.dropout(self.embed(x.transpose(0, 1)))  # [T, B, E]
+        rev = reverse_index(lengths, steps) if self.config.bidirectional else None
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                h = self.layer_dropout(h)
+            h = layer(h, rev)  # [T, B, W]
+        mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
+        pooled = self._pool(h, mask, lengths)  # [B, W]
+        return self.head(self.dropout(pooled))  # [B, num_outputs]
+
+    def _pool(self, h: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
+        # h: [T, B, W], mask: [T, B] -> [B, W]
+        kind = self.config.pooling
+        if kind == "mean":
+            return (h * mask.unsqueeze(-1)).sum(0) / lengths.unsqueeze(-1).to(h.dtype)
+        if kind == "max":
+            return h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(0)
+        if kind == "attention":
+            scores = self.attention(torch.tanh(h)).squeeze(-1)  # [T, B]
+            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=0)
+            return (weights.unsqueeze(-1) * h).sum(0)
+        # "last": the forward state at each sequence's last valid step; the backward
+        # direction's final state sits at step 0 (it read the sequence reversed).
+        hidden = self.config.hidden_size
+        last = h[lengths - 1, torch.arange(h.size(1), device=h.device)]  # [B, W]
+        if not self.config.bidirectional:
+            return last
+        return torch.cat([last[:, :hidden], h[0, :, hidden:]], dim=-1)
+
+
+class Ensemble(nn.Module):
+    """The final model: one or more SequenceModels whose outputs are averaged.
+
+    ``combine="probability"`` averages class probabilities and returns their log (so the
+    result is still a valid logit input for softmax/cross-entropy); ``"mean"`` averages
+    raw outputs (regression). One member behaves exactly like that member.
+
+    >>> from grutune.config import ModelConfig
+    >>> m = SequenceModel(ModelConfig(num_outputs=2, vocab_size=9, embed_dim=4, hidden_size=3))
+    >>> e = Ensemble([m, m], "probability")
+    >>> x, n = torch.randint(1, 9, (2, 5)), torch.tensor([5, 2])
+    >>> torch.allclose(e(x, n).softmax(-1), m(x, n).softmax(-1), atol=1e-6)
+    True
+    """
+
+    def __init__(self, members: list[SequenceModel], combine: str):
+        super().__init__()
+        if combine not in ("probability", "mean"):
+            raise ValueError(f"combine: must be probability or mean; got {combine!r}")
+        self.members = nn.ModuleList(members)
+        self.combine = combine
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        outputs = [member(x, lengths) for member in self.members]  # K x [B, C]
+        if len(outputs) == 1:
+            return outputs[0]
+        if self.combine == "mean":
+            return torch.stack(outputs).mean(0)
+        probs = torch.stack([o.softmax(-1) for o in outputs]).mean(0)  # [B, C]
+        return probs.clamp_min(1e-12).log()
+
+
+def init_weights(model: SequenceModel, scheme: str) -> None:
+    """Initialize recurrent and linear weights by ``scheme``; biases to zero.
+
+    ``default`` keeps PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)). ``xavier`` and ``he`` use
+    the Glorot / Kaiming uniform rule on every weight matrix (per gate block for the
+    recurrent ones). ``orthogonal`` makes each recurrent gate block orthogonal (keeps the
+    recurrence norm-preserving at start) and uses Xavier for input weights.
+    """
+    if scheme == "default":
+        return
+    for name, param in model.named_parameters():
+        if name.startswith("embed.") and model.config.vocab_size > 0:
+            continue  # embedding tables keep their N(0, 1) rows (and the zero <pad> row)
+        if param.dim() == 1:
+            nn.init.zeros_(param)
+            continue
+        for block in _gate_blocks(name, param, model.config):
+            if scheme == "orthogonal" and "weight_hh" in name:
+                nn.init.orthogonal_(block)
+            elif scheme == "he":
+                nn.init.kaiming_uniform_(block, nonlinearity="relu")
+            else:  # xavier, and the input weights of "orthogonal"
+                nn.init.xavier_uniform_(block)
+
+
+def _gate_blocks(name: str, param: Tensor, config: ModelConfig) -> list[Tensor]:
+    """Views of a recurrent weight split per gate (3 for GRU, 4 for LSTM), else [param]."""
+    if "weight_ih" in name or "weight_hh" in name:
+        gates = 3 if config.cell == "gru" else 4
+        return list(param.data.chunk(gates, dim=0))
+    return [param.data]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

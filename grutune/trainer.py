@@ -1,0 +1,235 @@
+"""Train one model: optimizer, schedule, clipping, L2, early stopping. No Optuna here.
+
+The task supplies what is task-specific (loss, validation metric and its direction); the
+objective supplies callbacks (report/prune, stop on Ctrl-C or budget). The loop itself is
+plain PyTorch over length-bucketed batches from ``cache.SequenceData``.
+
+>>> lr_factor(TrainConfig(schedule="step", step_size=2, gamma=0.5), epoch=4.0)
+0.25
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .cache import SequenceData
+from .config import TrainConfig
+from .exceptions import TrialFailure
+
+MIN_COSINE_FACTOR = 0.01  # cosine annealing ends at 1% of the peak rate, not at zero
+WARMUP_START = 0.1  # warm-up starts at 10% of the peak rate
+
+
+class Scorer(Protocol):
+    """What the trainer needs from a task."""
+
+    direction: str  # "maximize" or "minimize" the validation metric
+
+    def loss(self, outputs: Tensor, y: Tensor) -> Tensor: ...
+
+    def val_metric(self, outputs: Tensor, y: Tensor) -> float: ...
+
+
+@dataclass
+class EpochLog:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_metric: float
+    lr: float  # at the end of the epoch
+    seconds: float  # the whole epoch, validation included
+    train_seconds: float  # the training pass alone
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_metric: float
+    stopped: str  # early_stopping | max_epochs | callback | interrupted | budget
+    seconds: float
+    history: list[EpochLog] = field(default_factory=list)
+
+    def history_dicts(self) -> list[dict]:
+        return [asdict(e) for e in self.history]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def lr_factor(cfg: TrainConfig, epoch: float) -> float:
+    """Multiplier of the peak learning rate after ``epoch`` (fractional) epochs.
+
+    Linear warm-up from WARMUP_START to 1 over ``warmup_epochs``, then the schedule,
+    whose clock starts when warm-up ends.
+    """
+    if epoch < cfg.warmup_epochs:
+        return WARMUP_START + (1 - WARMUP_START) * epoch / cfg.warmup_epochs
+    t = epoch - cfg.warmup_epochs
+    if cfg.schedule == "step":
+        return cfg.gamma ** math.floor(t / cfg.step_size)
+    if cfg.schedule == "exponential":
+        return cfg.gamma**t
+    if cfg.schedule == "cosine":
+        horizon = max(cfg.max_epochs - cfg.warmup_epochs, 1e-9)
+        cos = 0.5 * (1 + math.cos(math.pi * min(t / horizon, 1.0)))
+        return MIN_COSINE_FACTOR + (1 - MIN_COSINE_FACTOR) * cos
+    return 1.0
+
+
+def _param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
+    """(matrices that L2 applies to, vectors that it does not: biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [p for p in params if p.dim() >= 2], [p for p in params if p.dim() < 2]
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer; weight decay is decoupled for every optimizer (see decoupled_decay)."""
+    decay, no_decay = _param_groups(model)
+    wd = cfg.weight_decay if cfg.optimizer in ("adamw", "adam") else 0.0
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, decoupled_weight_decay=True)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
+                               nesterov=cfg.nesterov and cfg.momentum > 0)
+    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum)
+
+
+def decoupled_decay(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """W <- W * (1 - lr * wd) for SGD/RMSprop, whose own weight_decay is coupled L2."""
+    if cfg.weight_decay == 0 or cfg.optimizer in ("adamw", "adam"):
+        return
+    group = optimizer.param_groups[0]
+    with torch.no_grad():
+        torch._foreach_mul_(group["params"], 1 - group["lr"] * cfg.weight_decay)
+
+
+def l2_term(model: nn.Module, strength: float) -> Tensor | float:
+    """0.5 * strength * sum of squared weights (matrices only), added to the loss."""
+    if strength == 0:
+        return 0.0
+    decay, _ = _param_groups(model)
+    return 0.5 * strength * sum((p * p).sum() for p in decay)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, data: SequenceData, batch_size: int = 256) -> Tensor:
+    """Model outputs for every row of ``data``, in row order; no autograd."""
+    model.eval()
+    parts, rows = [], []
+    for index, batch in data.eval_batches(batch_size):
+        parts.append(model(batch.x, batch.lengths))
+        rows.append(torch.as_tensor(index))
+    outputs = torch.cat(parts)
+    result = torch.empty_like(outputs)
+    result[torch.cat(rows).to(outputs.device)] = outputs
+    return result
+
+
+class _EarlyStopping:
+    """Tracks the best validation metric (ties broken by the lower loss) and its weights."""
+
+    def __init__(self, direction: str, patience: int):
+        self.sign = 1.0 if direction == "maximize" else -1.0
+        self.patience = patience
+        self.best: tuple[float, float] | None = None  # (signed metric, -loss)
+        self.best_epoch = 0
+        self.best_state: dict[str, Tensor] | None = None
+
+    def update(self, epoch: int, metric: float, loss: float, model: nn.Module) -> bool:
+        """Record the epoch; True when patience has run out."""
+        key = (self.sign * metric, -loss)
+        if self.best is None or key > self.best:
+            self.best, self.best_epoch = key, epoch
+            self.best_state = copy.deepcopy(model.state_dict())
+        return epoch - self.best_epoch >= self.patience
+
+
+def fit(
+    model: nn.Module,
+    train: SequenceData,
+    val: SequenceData,
+    cfg: TrainConfig,
+    scorer: Scorer,
+    on_epoch: Callable[[EpochLog], bool] | None = None,
+    should_stop: Callable[[], str | None] | None = None,
+) -> FitResult:
+    """Train ``model`` in place; on return it holds the weights of its best epoch.
+
+    ``on_epoch`` returns True to stop (a pruner's verdict). ``should_stop`` returns a
+    reason ("interrupted", "budget") to stop after the current epoch.
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+    stopper = _EarlyStopping(scorer.direction, cfg.patience)
+    history: list[EpochLog] = []
+    stopped = "max_epochs"
+    for epoch in range(1, cfg.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        train_loss = _train_epoch(model, train, cfg, scorer, optimizer, schedule, rng)
+        train_seconds = time.perf_counter() - epoch_start
+        if not math.isfinite(train_loss):
+            raise TrialFailure(f"training loss became {train_loss} in epoch {epoch}")
+        val_out = predict(model, val)
+        val_loss = float(scorer.loss(val_out, val.y))
+        metric = scorer.val_metric(val_out, val.y)
+        if not math.isfinite(val_loss):
+            raise TrialFailure(f"validation loss became {val_loss} in epoch {epoch}")
+        log = EpochLog(epoch, train_loss, val_loss, metric, optimizer.param_groups[0]["lr"],
+                       time.perf_counter() - epoch_start, train_seconds)
+        history.append(log)
+        patience_out = stopper.update(epoch, metric, val_loss, model)
+        if on_epoch is not None and on_epoch(log):
+            stopped = "callback"
+            break
+        if patience_out:
+            stopped = "early_stopping"
+            break
+        reason = should_stop() if should_stop is not None else None
+        if reason and epoch < cfg.max_epochs:
+            stopped = reason
+            break
+    if stopper.best_state is not None:
+        model.load_state_dict(stopper.best_state)
+    best = history[stopper.best_epoch - 1]
+    return FitResult(stopper.best_epoch, best.val_metric, stopped,
+                     time.perf_counter() - start, history)
+
+
+def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer: Scorer,
+                 optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
+                 rng: np.random.Generator) -> float:
+    """One pass over the training split; returns the mean training loss."""
+    model.train()
+    total = torch.zeros((), device=data.x.device)
+    for batch in data.train_batches(cfg.batch_size, rng):
+        loss = scorer.loss(model(batch.x, batch.lengths), batch.y)
+        total += loss.detach() * batch.y.shape[0]
+        optimizer.zero_grad(set_to_none=True)
+        (loss + l2_term(model, cfg.l2_penalty)).backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        decoupled_decay(optimizer, cfg)
+        optimizer.step()
+        schedule.step()
+    return float(total) / len(data)
