@@ -1,0 +1,97 @@
+"""The final model on the untouched test split.
+
+The final model is the ensemble of the K best complete trials by validation metric
+(K = ``--ensemble``, default 3; 1 = the best trial alone): their class probabilities
+are averaged. Selection uses validation only; the test split is touched once, here.
+Each member's checkpointed weights are used as they are; only when a checkpoint is
+missing (a study filled by workers on other machines) is that configuration retrained
+from its recorded parameters and seed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+from torch import Tensor
+
+from .bundle import load_weights
+from .exceptions import GrutuneError
+from .model import Ensemble, SequenceModel
+from .objective import build_model, checkpoint_path
+from .search_space import train_config
+from .tasks import Prepared, Task
+from .trainer import fit, predict
+
+log = logging.getLogger("grutune")
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    """The best complete trial, or a GrutuneError that says why there is none."""
+    states = optuna.trial.TrialState
+    complete = study.get_trials(deepcopy=False, states=(states.COMPLETE,))
+    if complete:
+        return study.best_trial
+    failed = study.get_trials(deepcopy=False, states=(states.FAIL,))
+    reasons = sorted({t.user_attrs.get("fail_reason", "unknown") for t in failed})
+    if failed:
+        raise GrutuneError(f"every trial failed or was pruned ({len(failed)} failed: "
+                           f"{'; '.join(reasons[:3])}); try a lower learning rate range "
+                           "or a smaller model")
+    raise GrutuneError("no trial completed; give the search more --trials or --budget")
+
+
+def load_best_model(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared,
+                    run_dir: Path, max_epochs: int) -> SequenceModel:
+    """The trial's model with its best-epoch weights (from the checkpoint, or retrained)."""
+    params, seed = trial.user_attrs["config"], trial.user_attrs["seed"]
+    model = build_model(task, params, prepared.state, seed)
+    ckpt = checkpoint_path(run_dir, trial.number)
+    if ckpt.is_file():
+        load_weights(model, ckpt)
+    else:
+        log.warning("no checkpoint for trial %d; retraining it from its parameters and seed",
+                    trial.number)
+        fit(model, prepared.train, prepared.val, train_config(params, max_epochs, seed), task)
+    model.eval()
+    return model
+
+
+def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The ``k`` best complete trials, best first (fewer if fewer completed)."""
+    best_trial(study)  # raises with the reason when there is none
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return sorted(complete, key=lambda t: t.value, reverse=maximize)[:k]
+
+
+def final_model(trials: list[optuna.trial.FrozenTrial], task: Task, prepared: Prepared,
+                run_dir: Path, max_epochs: int) -> Ensemble:
+    """The ensemble of ``trials``' models, in eval mode."""
+    members = [load_best_model(t, task, prepared, run_dir, max_epochs) for t in trials]
+    return Ensemble(members, task.combine).eval()
+
+
+def evaluate_test(model: torch.nn.Module, task: Task, prepared: Prepared) -> tuple[dict, Tensor]:
+    """Test metrics and the raw outputs (row order of the test split)."""
+    outputs = predict(model, prepared.test)
+    return task.evaluate(outputs, prepared.test.y, prepared.state), outputs
+
+
+def test_predictions(task: Task, prepared: Prepared, outputs: Tensor) -> pd.DataFrame:
+    """The test rows with their true label and the model's predictions."""
+    table = task.decode(outputs, prepared.state)
+    frame = prepared.test_frame.reset_index(drop=True) if prepared.test_frame is not None \
+        else pd.DataFrame(index=range(len(table)))
+    return pd.concat([frame, table], axis=1)
+
+
+def prune_checkpoints(run_dir: Path, keep: list[int]) -> None:
+    """Remove every trial checkpoint but those of the trials in ``keep``."""
+    kept = {checkpoint_path(run_dir, n) for n in keep}
+    for path in (run_dir / "checkpoints").glob("trial-*.safetensors"):
+        if path not in kept:
+            path.unlink(missing_ok=True)

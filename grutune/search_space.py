@@ -1,0 +1,316 @@
+"""The search space: a list of parameters, sampled from an Optuna trial.
+
+The space lives outside the model (the model sees a ModelConfig, the trainer a
+TrainConfig). Each parameter is a float or int range, a list of choices, or a fixed
+value, and may apply only when another parameter has certain values (``when``): momentum
+only for SGD/RMSprop, layer dropout only with two or more layers, and so on.
+
+A YAML file overrides any parameter (``--space space.yaml``)::
+
+    lr: {low: 1.0e-4, high: 1.0e-2, log: true}   # a range
+    hidden_size: [64, 128]                        # choices
+    cell: gru                                     # fixed
+
+>>> space = default_space("text")
+>>> space["lr"].kind, space["lr"].log
+('float', True)
+>>> sorted(space.apply({"lr": {"low": 1e-3, "high": 1e-2}}).names)[:3]
+['batch_size', 'bidirectional', 'cell']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import CELLS, INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
+from .exceptions import ConfigError
+
+REGULARIZATIONS = ("weight_decay", "l2_penalty")
+# A full grid over every factor has billions of points; the grid sampler searches these
+# key factors plus any the space file names, and keeps the rest at their defaults.
+GRID_FACTORS = ("lr", "hidden_size", "dropout", "batch_size")
+MAX_GRID = 10_000
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyperparameter: a float/int range, categorical choices, or a fixed value."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical" | "fixed"
+    default: Any  # the value of the first (warm-start) trial, and when inactive
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+    when: tuple[tuple[str, tuple], ...] = ()  # ((other param, values it must take), ...)
+    allowed: tuple = ()  # categorical values that make sense at all
+    bounds: tuple[float, float] = (-math.inf, math.inf)  # limits of any range or value
+
+    def active(self, values: dict) -> bool:
+        return all(values.get(other) in options for other, options in self.when)
+
+
+def _f(name, low, high, default, log=False, when=(), bounds=(-math.inf, math.inf)) -> Param:
+    return Param(name, "float", default, low, high, log, when=when, bounds=bounds)
+
+
+def _i(name, low, high, default, when=(), bounds=(1, math.inf)) -> Param:
+    return Param(name, "int", default, low, high, when=when, bounds=bounds)
+
+
+def _c(name, choices, default, allowed=(), when=(), bounds=(-math.inf, math.inf)) -> Param:
+    return Param(name, "categorical", default, choices=tuple(choices), when=when,
+                 allowed=tuple(allowed), bounds=bounds)
+
+
+def _x(name, value, allowed=(), bounds=(-math.inf, math.inf)) -> Param:
+    return Param(name, "fixed", value, choices=(value,), allowed=tuple(allowed), bounds=bounds)
+
+
+_SGD_LIKE = (("optimizer", ("sgd", "rmsprop")),)
+_UNIT = (0.0, 0.95)  # dropout probabilities
+_POS = (1e-12, math.inf)
+
+
+def _common_params() -> list[Param]:
+    """Training factors shared by every task, in sampling order."""
+    return [
+        _c("optimizer", ["adamw", "sgd", "rmsprop"], "adamw", allowed=OPTIMIZERS),
+        _f("lr", 1e-4, 3e-2, 2e-2, log=True, bounds=_POS),
+        _f("momentum", 0.5, 0.99, 0.9, when=_SGD_LIKE, bounds=(0.0, 0.999)),
+        _c("nesterov", [False, True], True, when=(("optimizer", ("sgd",)),),
+           allowed=(False, True)),
+        _c("regularization", list(REGULARIZATIONS), "l2_penalty", allowed=REGULARIZATIONS),
+        _f("weight_decay", 1e-6, 1e-1, 1e-2, log=True,
+           when=(("regularization", ("weight_decay",)),), bounds=(0.0, 1.0)),
+        _f("l2_penalty", 1e-7, 1e-3, 2e-5, log=True,
+           when=(("regularization", ("l2_penalty",)),), bounds=(0.0, 1.0)),
+        _c("schedule", list(SCHEDULES), "cosine", allowed=SCHEDULES),
+        _i("warmup_epochs", 0, 3, 2, bounds=(0, math.inf)),
+        _i("step_size", 2, 8, 4, when=(("schedule", ("step",)),)),
+        _f("step_gamma", 0.1, 0.9, 0.5, when=(("schedule", ("step",)),), bounds=(1e-6, 1.0)),
+        _f("exp_gamma", 0.8, 0.99, 0.9, when=(("schedule", ("exponential",)),),
+           bounds=(1e-6, 1.0)),
+        _c("batch_size", [16, 32, 64, 128], 64, bounds=(1, math.inf)),
+        _i("patience", 2, 6, 5),
+        _c("grad_clip", [0.0, 0.5, 1.0, 5.0], 0.0, bounds=(0.0, math.inf)),
+    ]
+
+
+def _model_params() -> list[Param]:
+    """Architecture factors for a recurrent classifier."""
+    return [
+        _x("cell", "gru", allowed=CELLS),
+        _c("embed_dim", [64, 128, 256], 128, bounds=(1, math.inf)),
+        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
+        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
+        _c("bidirectional", [False, True], True, allowed=(False, True)),
+        _f("layer_dropout", 0.0, 0.5, 0.2, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
+           bounds=_UNIT),
+        _c("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
+        _f("dropout", 0.0, 0.5, 0.2, bounds=_UNIT),
+        _c("init", list(INITS), "xavier", allowed=INITS),
+    ]
+
+
+class Space:
+    """An ordered set of Params; ``sample`` turns an Optuna trial into a full param dict."""
+
+    def __init__(self, params: list[Param], named: frozenset[str] = frozenset()):
+        self.params = {p.name: p for p in params}
+        self.named = named  # parameters a space file set explicitly
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def sample(self, trial: Any) -> dict:
+        """Every parameter's value: suggested when active and free, else its default."""
+        values: dict = {}
+        for p in self.params.values():
+            if p.kind == "fixed" or not p.active(values):
+                values[p.name] = p.default
+            elif p.kind == "float":
+                values[p.name] = trial.suggest_float(p.name, p.low, p.high, log=p.log)
+            elif p.kind == "int":
+                values[p.name] = trial.suggest_int(p.name, int(p.low), int(p.high))
+            else:
+                values[p.name] = trial.suggest_categorical(p.name, list(p.choices))
+        return values
+
+    def inactive(self, values: dict) -> list[str]:
+        """Parameters that do not apply to ``values`` (e.g. momentum for AdamW)."""
+        return [p.name for p in self.params.values() if not p.active(values)]
+
+    def defaults(self) -> dict:
+        """The warm-start trial's free parameters (active under the defaults)."""
+        values: dict = {}
+        free: dict = {}
+        for p in self.params.values():
+            values[p.name] = p.default
+            if p.kind != "fixed" and p.active(values):
+                free[p.name] = p.default
+        return free
+
+    def for_grid(self) -> Space:
+        """The space the grid sampler walks: key factors and named ones free, others fixed.
+
+        >>> sorted(default_space("text").for_grid().grid())
+        ['batch_size', 'dropout', 'hidden_size', 'lr']
+        """
+        keep = set(GRID_FACTORS) | set(self.named)
+        params = [p if p.name in keep or p.kind == "fixed" else
+                  replace(p, kind="fixed", choices=(p.default,), low=None, high=None)
+                  for p in self.params.values()]
+        space = Space(params, self.named)
+        size = math.prod(len(v) for v in space.grid().values())
+        if size > MAX_GRID:
+            raise ConfigError(f"--sampler grid: the grid has {size:,} points (more than "
+                              f"{MAX_GRID:,}); fix parameters or list fewer choices in --space")
+        return space
+
+    def grid(self) -> dict[str, list]:
+        """A grid for GridSampler: choices, or low/middle/high of each range."""
+        grid = {}
+        for p in self.params.values():
+            if p.kind == "categorical":
+                grid[p.name] = list(p.choices)
+            elif p.kind in ("float", "int"):
+                mid = math.sqrt(p.low * p.high) if p.log else (p.low + p.high) / 2
+                points = [p.low, mid, p.high]
+                grid[p.name] = sorted({int(round(v)) for v in points} if p.kind == "int"
+                                      else set(points))
+        return grid
+
+    def describe(self) -> dict:
+        """JSON-able description (saved in the run directory)."""
+        out = {}
+        for p in self.params.values():
+            if p.kind == "fixed":
+                out[p.name] = p.default
+            elif p.kind == "categorical":
+                out[p.name] = list(p.choices)
+            else:
+                out[p.name] = {"low": p.low, "high": p.high, "log": p.log}
+        return out
+
+    def apply(self, overrides: dict, source: str = "space") -> Space:
+        """A new space with ``overrides`` (the YAML mapping) validated and applied."""
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{source}: expected a mapping of parameter names to ranges, "
+                              f"choices or values; got {type(overrides).__name__}")
+        params = dict(self.params)
+        for name, spec in overrides.items():
+            if name not in params:
+                raise ConfigError(f"{source}: unknown parameter {name!r}; known parameters: "
+                                  f"{', '.join(params)}")
+            params[name] = _override(params[name], spec, source)
+        return Space(list(params.values()), self.named | frozenset(overrides))
+
+
+def _number(value: Any, where: str) -> float:
+    """YAML reads 1e-4 (no dot) as a string: accept numeric strings too."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number; got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number; got {value!r}") from None
+
+
+def _check_value(p: Param, value: Any, where: str) -> Any:
+    if p.allowed:
+        if value not in p.allowed:
+            raise ConfigError(f"{where}: must be one of {', '.join(map(str, p.allowed))}; "
+                              f"got {value!r}")
+        return value
+    number = _number(value, where)
+    low, high = p.bounds
+    if not low <= number <= high:
+        raise ConfigError(f"{where}: must be between {low} and {high}; got {value!r}")
+    if p.kind == "int" or (isinstance(p.default, int) and not isinstance(p.default, bool)):
+        if number != int(number):
+            raise ConfigError(f"{where}: must be a whole number; got {value!r}")
+        return int(number)
+    return number
+
+
+def _override(p: Param, spec: Any, source: str) -> Param:
+    where = f"{source}: {p.name}"
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(spec):
+            raise ConfigError(f"{where}: a range needs exactly low, high and optional log; "
+                              f"got keys {sorted(spec)}")
+        if p.allowed:
+            raise ConfigError(f"{where}: takes choices ({', '.join(map(str, p.allowed))}), "
+                              "not a range")
+        low, high = _check_value(p, spec["low"], where), _check_value(p, spec["high"], where)
+        if not low < high:
+            raise ConfigError(f"{where}: low must be < high, got low={spec['low']} "
+                              f"high={spec['high']}")
+        log = bool(spec.get("log", p.log))
+        if log and low <= 0:
+            raise ConfigError(f"{where}: a log range needs low > 0, got low={spec['low']}")
+        is_int = isinstance(low, int) and isinstance(high, int) and p.kind != "float"
+        default = min(max(p.default, low), high)
+        return replace(p, kind="int" if is_int else "float", low=low, high=high, log=log,
+                       choices=(), default=int(default) if is_int else float(default))
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError(f"{where}: an empty list of choices")
+        choices = tuple(_check_value(p, v, where) for v in spec)
+        default = p.default if p.default in choices else choices[0]
+        return replace(p, kind="categorical", choices=choices, default=default,
+                       low=None, high=None)
+    value = _check_value(p, spec, where)
+    return replace(p, kind="fixed", default=value, choices=(value,), low=None, high=None)
+
+
+def default_space(task: str) -> Space:
+    """The default space of a task (today: "text")."""
+    if task != "text":
+        raise ConfigError(f"no default search space for task {task!r}")
+    return Space(_model_params() + _common_params())
+
+
+def load_space(task: str, path: str | None) -> Space:
+    """The task's default space with a YAML file's overrides applied (validated)."""
+    space = default_space(task)
+    if path is None:
+        return space
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"{path}: no such space file")
+    try:
+        overrides = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{path}: not valid YAML ({reason})") from None
+    return space.apply(overrides or {}, source=path)
+
+
+def train_config(params: dict, max_epochs: int, seed: int) -> TrainConfig:
+    """The TrainConfig for a full param dict (as returned by ``Space.sample``)."""
+    schedule = params["schedule"]
+    gamma = {"step": params["step_gamma"], "exponential": params["exp_gamma"]}.get(schedule, 1.0)
+    regularization = params["regularization"]
+    return TrainConfig(
+        optimizer=params["optimizer"], lr=params["lr"], momentum=params["momentum"],
+        nesterov=params["nesterov"],
+        weight_decay=params["weight_decay"] if regularization == "weight_decay" else 0.0,
+        l2_penalty=params["l2_penalty"] if regularization == "l2_penalty" else 0.0,
+        schedule=schedule, warmup_epochs=min(params["warmup_epochs"], max_epochs - 1),
+        step_size=params["step_size"], gamma=gamma, batch_size=params["batch_size"],
+        max_epochs=max_epochs, patience=params["patience"],
+        grad_clip=float(params["grad_clip"]), seed=seed,
+    )

@@ -1,0 +1,110 @@
+"""Optuna parts by name: samplers, pruners, storages; create or resume a study.
+
+>>> type(make_pruner("median", max_epochs=10)).__name__
+'MedianPruner'
+>>> storage_url("runs/demo", None)
+'sqlite:///runs/demo/study.db'
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+from .config import PRUNERS, SAMPLERS
+from .exceptions import ConfigError
+from .search_space import Space
+
+# group=True, heartbeats and the retry callback are marked experimental; we rely on them
+# knowingly and keep the terminal free of the notice.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+HEARTBEAT_S = 30  # a running trial's worker writes a heartbeat this often
+GRACE_S = 120  # a trial silent this long is failed (and retried) by the next worker
+MAX_RETRY = 2  # a failed-by-heartbeat trial is re-run at most this many times
+WARMUP_EPOCHS = 2  # pruners never stop a trial before this many epochs
+STARTUP_TRIALS = 5  # trials before the pruner and TPE act on history
+
+
+def make_sampler(name: str, seed: int, space: Space) -> optuna.samplers.BaseSampler:
+    """The sampler called ``name``, seeded."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=STARTUP_TRIALS)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if name == "cmaes":
+        # CMA-ES handles numbers only; categorical parameters fall back to random.
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True,
+                                          warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=STARTUP_TRIALS,
+                                         warn_independent_sampling=False)
+    raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}; got {name!r}")
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """The pruner called ``name``; it sees the validation metric after every epoch."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS,
+                                           n_warmup_steps=WARMUP_EPOCHS)
+    if name == "percentile":
+        return optuna.pruners.PercentilePruner(25.0, n_startup_trials=STARTUP_TRIALS,
+                                               n_warmup_steps=WARMUP_EPOCHS)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=WARMUP_EPOCHS)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=WARMUP_EPOCHS,
+                                              max_resource=max(max_epochs, WARMUP_EPOCHS + 1))
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"--pruner: must be one of {', '.join(PRUNERS)}; got {name!r}")
+
+
+def storage_url(run_dir: str | Path, storage: str | None) -> str:
+    """The storage URL: the user's, or an SQLite file in the run directory."""
+    return storage or f"sqlite:///{Path(run_dir).as_posix()}/study.db"
+
+
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``: sqlite/postgresql/mysql (with heartbeats) or journal."""
+    if url.startswith("journal:"):
+        path = url[len("journal:"):]
+        if not path:
+            raise ConfigError("--storage: journal storage needs a file: journal:PATH")
+        return JournalStorage(JournalFileBackend(path))
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(f"--storage: unknown storage {url!r}; use sqlite:///FILE, "
+                          "postgresql://HOST/DB, mysql://HOST/DB or journal:FILE")
+    try:
+        return RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
+    except ImportError as err:
+        raise ConfigError(f"--storage: the driver for {scheme} is not installed ({err}); "
+                          "pip install 'grutune[postgres]'") from None
+    except Exception as err:  # SQLAlchemy's connection and URL errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"--storage: cannot open {url!r} ({first})") from None
+
+
+def open_study(name: str, storage: optuna.storages.BaseStorage, direction: str,
+               sampler: optuna.samplers.BaseSampler,
+               pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    """Create the study, or load it with every finished trial when it exists."""
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                pruner=pruner, direction=direction, load_if_exists=True)
+    if study.direction.name.lower() != direction:
+        raise ConfigError(f"--study {name}: the stored study {study.direction.name.lower()}s "
+                          f"its metric; this run would {direction} it (use another --study)")
+    return study
