@@ -1,0 +1,166 @@
+"""The command line: each command parses options -> configs -> one library call.
+
+Exit codes: 0 success, 2 bad input or configuration (one line, no traceback),
+1 internal error, 130 stopped by a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import DataConfig, StudyConfig, parse_duration
+from .exceptions import GrutuneError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Tune, evaluate and ship GRU sequence models.")
+err_console = Console(stderr=True)
+
+DEFAULT_DATASET = "bbc-news"
+DEFAULT_BUDGET = "10m"
+DEFAULT_TRIALS = 60
+
+
+@contextmanager
+def _fatal_errors() -> Iterator[None]:
+    """GrutuneError -> one line on stderr and exit code 2; a second Ctrl-C -> 130."""
+    try:
+        yield
+    except GrutuneError as err:
+        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("stopped; every finished trial is kept in the study")
+        raise typer.Exit(130) from None
+
+
+class _StderrHandler(logging.Handler):
+    """Warnings as ``warning: ...`` lines on whatever sys.stderr is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(f"warning: {record.getMessage()}\n")
+
+
+def _setup_logging() -> None:
+    logger = logging.getLogger("grutune")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        logger.addHandler(_StderrHandler(logging.WARNING))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _default_study(file: Path | None, dataset: str, sample: int | None) -> str:
+    base = file.stem if file is not None else dataset
+    return f"{base}-sample{sample}" if sample else base
+
+
+@app.command()
+def tune(
+    file: Path | None = typer.Argument(None, help="CSV, Parquet or JSON Lines file; "
+                                          f"omit to use --dataset (default {DEFAULT_DATASET})."),
+    dataset: str | None = typer.Option(None, help="A built-in dataset (grutune datasets)."),
+    task: str = typer.Option("text", help="Task: text."),
+    text: str | None = typer.Option(None, "--text", help="Text column (default: text)."),
+    target: str | None = typer.Option(None, help="Label column (default: label)."),
+    test: Path | None = typer.Option(None, help="Your own held-out test file."),
+    trials: int | None = typer.Option(DEFAULT_TRIALS, help="Finished trials to aim for."),
+    budget: str | None = typer.Option(DEFAULT_BUDGET, help="Search wall time: 90s, 20m, 1h."),
+    max_epochs: int = typer.Option(20, help="Epochs per trial at most (early stopping)."),
+    sample: int | None = typer.Option(None, help="Use a stratified sample of N rows."),
+    seed: int = typer.Option(0, help="Seed of the split, sampler and trials."),
+    sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
+    pruner: str = typer.Option("median", help="median, percentile, asha, hyperband or none."),
+    ensemble: int = typer.Option(3, help="The final model averages the K best trials "
+                                 "(1: the best trial alone)."),
+    metric: str = typer.Option("accuracy", help="Validation metric: accuracy, f1_macro, "
+                               "log_loss."),
+    space: Path | None = typer.Option(None, help="YAML file overriding the search space."),
+    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in "
+                                          "the run directory)."),
+    study: str | None = typer.Option(None, help="Study name (default: data name)."),
+    run_dir: Path | None = typer.Option(None, help="Run directory (default runs/STUDY)."),
+    stop_words: bool | None = typer.Option(None, "--stop-words/--keep-stop-words",
+                                              help="Remove English stop words."),
+    max_len: int | None = typer.Option(None, help="Tokens kept per text (default: 98th "
+                                          "percentile of training lengths)."),
+    min_count: int = typer.Option(2, help="Minimum token count for the vocabulary."),
+    max_vocab: int = typer.Option(20_000, help="Vocabulary size at most."),
+) -> None:
+    """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
+    from .pipeline import tune as run_tune
+
+    _setup_logging()
+    with _fatal_errors():
+        if file is not None and dataset is not None:
+            raise GrutuneError("give a FILE or --dataset, not both")
+        name = None if file is not None else (dataset or DEFAULT_DATASET)
+        data_cfg = DataConfig(
+            dataset=name, path=str(file) if file is not None else None,
+            test_path=str(test) if test is not None else None, task=task, text_column=text,
+            target_column=target, sample=sample, seed=seed, stop_words=stop_words,
+            min_count=min_count, max_vocab=max_vocab, max_len=max_len)
+        study_name = study or _default_study(file, name or "", sample)
+        study_cfg = StudyConfig(
+            study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
+            storage=storage, sampler=sampler, pruner=pruner, trials=trials,
+            budget_s=parse_duration(budget) if budget else None, max_epochs=max_epochs,
+            space_path=str(space) if space is not None else None, seed=seed,
+            ensemble=ensemble)
+        result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: Path = typer.Argument(..., help="A bundle directory (RUN_DIR/model)."),
+    file: Path = typer.Argument(..., help="CSV, Parquet or JSON Lines rows to predict."),
+    text: str | None = typer.Option(None, "--text", help="Text column (default: the "
+                                       "training data's)."),
+    out: Path | None = typer.Option(None, help="Output CSV (default: standard output)."),
+) -> None:
+    """Predict every row of FILE with a saved model."""
+    from .files import atomic_path
+    from .pipeline import predict_file
+
+    _setup_logging()
+    with _fatal_errors():
+        table = predict_file(model, file, text_column=text)
+        if out is None:
+            table.to_csv(sys.stdout, index=False)
+        else:
+            try:
+                with atomic_path(out) as tmp:
+                    table.to_csv(tmp, index=False)
+            except OSError as err:
+                raise GrutuneError(f"--out {out}: cannot write ({err.strerror})") from None
+            err_console.print(f"wrote {len(table):,} predictions to {out}")
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in real datasets."""
+    from .datasets import DATASETS
+
+    table = Table(title="Built-in datasets (pip install 'grutune\\[datasets]')")
+    for col in ("name", "task", "size", "classes", "source"):
+        table.add_column(col)
+    for d in DATASETS.values():
+        table.add_row(d.name, d.task, d.size, d.classes, d.source)
+    Console().print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The whole job: prepare -> search -> evaluate on test -> bundle. And predict.
+
+Nothing is written before the data and configuration have passed every check, so bad
+input never leaves a half-made run directory. Re-running the same command resumes: the
+split comes from ``split.json`` and the study keeps every finished trial.
+
+>>> from grutune.config import DataConfig, StudyConfig
+>>> callable(tune)
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+from rich.console import Console
+
+from . import __version__
+from .bundle import load_bundle, save_bundle
+from .cache import fingerprint
+from .config import DataConfig, StudyConfig, to_dict
+from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
+from .exceptions import ConfigError, Interrupted, TrialFailure
+from .files import atomic_path, write_json
+from .objective import Objective
+from .progress import Progress, format_seconds
+from .readers import read_table
+from .search_space import Space, load_space
+from .study import make_pruner, make_sampler, make_storage, open_study, storage_url
+from .tables import metrics_table, plan_text, trials_frame
+from .tasks import Prepared, Task, get_task
+from .trainer import predict
+
+log = logging.getLogger("grutune")
+
+SPLIT_FORMAT = 1
+# DataConfig fields that change the prepared data; a resumed study must repeat them.
+_PREP_FIELDS = ("dataset", "task", "text_column", "target_column", "sample", "seed",
+                "stop_words", "min_count", "max_vocab", "max_len", "len_percentile",
+                "val_fraction", "test_fraction")
+
+
+@dataclass
+class TuneResult:
+    run_dir: Path
+    best_value: float
+    best_params: dict
+    metrics: dict
+    interrupted: bool
+
+
+class _StopFlag:
+    """First Ctrl-C/SIGTERM: stop after the current epoch. Second: stop now."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.reason: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.reason is not None:
+            raise KeyboardInterrupt
+        self.reason = "interrupted"
+        self.console.print("[yellow]stopping after this epoch (press Ctrl-C again to stop "
+                           "now); the study stays resumable[/yellow]")
+
+
+def _check_resume(saved: dict, data_cfg: DataConfig, run_dir: Path) -> None:
+    old, new = saved.get("data_config", {}), to_dict(data_cfg)
+    for key in _PREP_FIELDS:
+        if old.get(key) != new.get(key):
+            raise ConfigError(f"{run_dir}: this study's data was prepared with {key}="
+                              f"{old.get(key)!r}, this command asks for {key}={new.get(key)!r}; "
+                              "repeat the original options to resume, or use a new --study "
+                              "or --run-dir")
+
+
+def _read_saved_split(run_dir: Path, data_cfg: DataConfig) -> dict | None:
+    path = run_dir / "split.json"
+    if not path.is_file():
+        return None
+    import json
+
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved["split"]["train"], saved["split"]["test"]  # noqa: B018 - shape check
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path}: corrupted split file; move the run directory "
+                          "aside to start a new study") from None
+    _check_resume(saved, data_cfg, run_dir)
+    return saved
+
+
+def _make_run_dir(run_dir: Path) -> bool:
+    """Create the run directory; True if it is new. ConfigError when it cannot be made."""
+    existed = run_dir.is_dir()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"--run-dir {run_dir}: cannot write there ({err.strerror})") from None
+    return not existed
+
+
+def _file_logging(run_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(run_dir / "tune.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space,
+           console: Console) -> tuple[Prepared, optuna.Study, bool]:
+    """Every check, then the run directory, split.json and the study. (prepared, study, new)."""
+    run_dir = Path(study_cfg.run_dir)
+    sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
+    pruner = make_pruner(study_cfg.pruner, study_cfg.max_epochs)
+    saved = _read_saved_split(run_dir, data_cfg)
+    with console.status("preparing data"):
+        prepared = task.prepare(data_cfg, saved["split"] if saved else None)
+    state_fp = fingerprint(prepared.state)
+    if saved and saved.get("state_fingerprint") != state_fp:
+        raise ConfigError(f"{run_dir}: the prepared data (vocabulary, labels or maximum "
+                          "length) differs from the study's; repeat the original options "
+                          "or use a new --study")
+    created = _make_run_dir(run_dir)
+    try:
+        storage = make_storage(storage_url(run_dir, study_cfg.storage))
+        study = open_study(study_cfg.study_name, storage, task.direction, sampler, pruner)
+    except Exception:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    if saved is None:
+        write_json(run_dir / "split.json", {
+            "format": SPLIT_FORMAT, "data_config": to_dict(data_cfg), "split": prepared.split,
+            "state_fingerprint": state_fp, "summary": prepared.summary})
+    write_json(run_dir / "config.json", {
+        "grutune_version": __version__, "torch_version": torch.__version__,
+        "optuna_version": optuna.__version__, "python": sys.version.split()[0],
+        "command": sys.argv, "data": to_dict(data_cfg), "study": to_dict(study_cfg),
+        "metric": getattr(task, "metric", None), "space": space.describe()})
+    return prepared, study, not study.trials
+
+
+def _finished(study: optuna.Study) -> int:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str = "accuracy",
+         console: Console | None = None) -> TuneResult:
+    """Tune, evaluate on the test split, and save the bundle; see the module docstring.
+
+    Example (a quick look on the built-in BBC News data)::
+
+        tune(DataConfig(dataset="bbc-news", sample=400),
+             StudyConfig(study_name="demo", run_dir="runs/demo", trials=2, max_epochs=1))
+    """
+    console = console or Console(stderr=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task = get_task(data_cfg.task, metric)
+    space = load_space(task.name, study_cfg.space_path)
+    if study_cfg.sampler == "grid":
+        space = space.for_grid()
+    prepared, study, new = _setup(data_cfg, study_cfg, task, space, console)
+    run_dir = Path(study_cfg.run_dir)
+    handler = _file_logging(run_dir)
+    try:
+        return _run(task, prepared, study, new, space, data_cfg, study_cfg, console, run_dir)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
+         data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
+         run_dir: Path) -> TuneResult:
+    if new:
+        study.enqueue_trial(space.defaults())  # warm start from a known-sensible config
+    done = _finished(study)
+    remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
+    console.print(plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
+    log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
+    interrupted = False
+    if remaining != 0:
+        interrupted = _search(task, prepared, study, space, study_cfg, console, run_dir,
+                              remaining, done)
+    write_trials_csv(study, run_dir / "trials.csv")
+    members = top_trials(study, study_cfg.ensemble)
+    numbers = [t.number for t in members]
+    with console.status(f"evaluating trials {numbers} on the test split"):
+        model = final_model(members, task, prepared, run_dir, study_cfg.max_epochs)
+        metrics, outputs = evaluate_test(model, task, prepared)
+        val_value = task.val_metric(predict(model, prepared.val), prepared.val.y)
+    metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
+               "model": {"kind": "ensemble" if len(members) > 1 else "single",
+                         "members": numbers,
+                         "member_validation": [t.value for t in members]},
+               "validation": {task.metric: val_value}, **metrics}
+    write_json(run_dir / "metrics.json", metrics)
+    with atomic_path(run_dir / "test_predictions.csv") as tmp:
+        test_predictions(task, prepared, outputs).to_csv(tmp, index=False)
+    save_bundle(run_dir / "model", model, prepared.state, metrics,
+                extra={"trials": numbers, "params": [t.user_attrs["config"] for t in members],
+                       "study": study.study_name})
+    prune_checkpoints(run_dir, numbers)
+    console.print(metrics_table(metrics))
+    console.print(f"run directory: {run_dir}  (model/, metrics.json, trials.csv, split.json)")
+    if interrupted:
+        console.print("[yellow]the search was interrupted; run the same command again to "
+                      "continue it[/yellow]")
+    return TuneResult(run_dir, float(members[0].value), members[0].user_attrs["config"], metrics,
+                      interrupted)
+
+
+def _search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
+            study_cfg: StudyConfig, console: Console, run_dir: Path, remaining: int | None,
+            done: int) -> bool:
+    """Run trials until the count or the budget is reached; True if interrupted."""
+    start = time.monotonic()
+    deadline = start + study_cfg.budget_s if study_cfg.budget_s else None
+    callbacks = []
+    if study_cfg.trials is not None:
+        callbacks.append(optuna.study.MaxTrialsCallback(
+            study_cfg.trials, states=(optuna.trial.TrialState.COMPLETE,
+                                      optuna.trial.TrialState.PRUNED)))
+    with _StopFlag(console) as flag, Progress(console, task.metric, study_cfg.trials,
+                                              study_cfg.budget_s, done) as progress:
+        def should_stop() -> str | None:
+            if flag.reason:
+                return flag.reason
+            return "budget" if deadline and time.monotonic() > deadline else None
+
+        objective = Objective(task, prepared, space, study_cfg.max_epochs, study_cfg.seed,
+                              run_dir, progress, should_stop, keep=study_cfg.ensemble)
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=study_cfg.budget_s,
+                           callbacks=[progress.trial_finished, *callbacks],
+                           catch=(TrialFailure,))
+        except Interrupted:
+            return True
+    return flag.reason is not None
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        trials_frame(study).to_csv(tmp, index=False)
+
+
+def predict_file(bundle_dir: str | Path, path: str | Path,
+                 text_column: str | None = None) -> pd.DataFrame:
+    """Predictions of a saved bundle for every row of a file.
+
+    >>> # predict_file("runs/bbc-news/model", "new.csv")  -> prediction, prob_<class>...
+    """
+    from .tasks import TASKS
+
+    bundle = load_bundle(bundle_dir)
+    state = dict(bundle.state)
+    if text_column:
+        state["text_column"] = text_column
+    task_name = state.get("task")
+    if task_name not in TASKS:
+        raise ConfigError(f"{bundle_dir}: bundle of unknown task {task_name!r}")
+    task = TASKS[task_name]()
+    frame = read_table(path)
+    data = task.encode(frame, state, str(path))
+    return task.decode(predict(bundle.model, data), state)
+
+
+__all__ = ["TuneResult", "predict_file", "tune", "format_seconds"]

@@ -1,0 +1,99 @@
+"""What a run prints and writes as tables: the plan, the trials, the test metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+
+from .config import StudyConfig
+from .progress import format_seconds
+
+
+def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
+              run_dir: Path) -> str:
+    """One paragraph saying what the run will do and for how long."""
+    rows = summary.get("rows", {})
+    split = " / ".join(f"{k} {v:,}" for k, v in rows.items())
+    dropped = []
+    if summary.get("duplicates_removed"):
+        dropped.append(f"{summary['duplicates_removed']} duplicates removed")
+    if summary.get("test_overlap_removed"):
+        dropped.append(f"{summary['test_overlap_removed']} training rows also in test removed")
+    if summary.get("empty_removed"):
+        dropped.append(f"{summary['empty_removed']} empty texts dropped")
+    n_classes = len(summary.get("class_counts", {}).get("train", {}))
+    limits = []
+    if remaining is not None:
+        limits.append(f"{remaining} more trials" if done else f"{remaining} trials")
+    if cfg.budget_s:
+        limits.append(f"{format_seconds(cfg.budget_s)} of search")
+    limit = " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
+    resumed = f"Resuming: {done} finished trials kept. " if done else ""
+    ensemble = (f"ensemble of the {cfg.ensemble} best trials is" if cfg.ensemble > 1
+                else "best trial is")
+    return (
+        f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
+        f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
+        f"vocabulary {summary.get('vocab_size', 0):,}, max length {summary.get('max_len')}.\n"
+        f"{resumed}Search: {limit} with the {cfg.sampler} sampler and {cfg.pruner} pruning, "
+        f"up to {cfg.max_epochs} epochs per trial; then the {ensemble} evaluated on the "
+        f"untouched test split and saved to {run_dir}/model."
+    )
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, epochs, seconds, then every parameter."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row = {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.value,
+            "epochs": t.user_attrs.get("epochs"),
+            "best_epoch": t.user_attrs.get("best_epoch"),
+            "seconds": t.user_attrs.get("seconds"),
+            "n_params": t.user_attrs.get("n_params"),
+            "stopped": t.user_attrs.get("stopped"),
+            "fail_reason": t.user_attrs.get("fail_reason"),
+        }
+        config = t.user_attrs.get("config") or t.params
+        inactive = set(t.user_attrs.get("inactive", []))  # blank: did not apply
+        row.update({f"param_{k}": (None if k in inactive else v) for k, v in config.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def metrics_table(metrics: dict) -> Group:
+    """The test metrics, per-class scores and confusion matrix as rich tables."""
+    members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
+    what = (f"ensemble of trials {', '.join(map(str, members))}" if len(members) > 1
+            else f"trial {members[0]}")
+    main = Table(title=f"Test metrics (n={metrics.get('n')}, {what})")
+    main.add_column("metric")
+    main.add_column("value", justify="right")
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
+                "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"):
+        if key in metrics:
+            main.add_row(key, _fmt(metrics[key]))
+    labels = metrics.get("labels", [])
+    per_class = Table(title="Per class")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in metrics.get("per_class", {}).items():
+        per_class.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
+                          str(m["support"]))
+    confusion = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for name in labels:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(labels, metrics.get("confusion_matrix", []), strict=False):
+        confusion.add_row(name, *map(str, row))
+    return Group(main, per_class, confusion)
