@@ -1,0 +1,47 @@
+"""Shared fixtures: small synthetic text tables and a CLI runner.
+
+The synthetic data is only for fast unit tests of mechanics; every accuracy claim is
+made on real data (tests marked ``realdata``/``slow`` and the closing notes).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+WORDS = {
+    "sport": ["match", "goal", "team", "coach", "league", "score", "player"],
+    "tech": ["phone", "software", "chip", "internet", "computer", "data", "robot"],
+    "food": ["pizza", "bread", "cheese", "soup", "salad", "recipe", "bake"],
+}
+FILLER = ["the", "a", "today", "new", "big", "small", "week", "people", "said", "very"]
+
+
+def make_texts(n_per_class: int = 30, seed: int = 0) -> pd.DataFrame:
+    """Documents of 5-25 words; each class has its own topic words among filler."""
+    rng = random.Random(seed)
+    rows = []
+    for label, words in WORDS.items():
+        for _ in range(n_per_class):
+            length = rng.randint(5, 25)
+            doc = [rng.choice(words) if rng.random() < 0.4 else rng.choice(FILLER)
+                   for _ in range(length)]
+            rows.append({"text": " ".join(doc) + f" {rng.randint(0, 10**6)}", "label": label})
+    rng.shuffle(rows)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def texts_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "texts.csv"
+    make_texts().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()

@@ -1,0 +1,154 @@
+"""Bad input: one clear line, exit code 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grutune.cli import app
+
+from .conftest import make_texts
+
+
+def _run(runner, args, tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["tune", *args, "--run-dir", str(run_dir), "--trials", "1",
+                                 "--max-epochs", "1"])
+    return result, run_dir
+
+
+def _write(tmp_path, name, content: bytes | str) -> Path:
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def _csv(tmp_path, frame, name="d.csv") -> Path:
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _cases(tmp_path):
+    good = make_texts(20)
+    one_class = good.assign(label="x")
+    missing_target = good.copy()
+    missing_target.loc[3, "label"] = None
+    tiny_class = pd_concat(good, {"text": ["lonely words here"], "label": ["rare"]})
+    empty_texts = good.assign(text="")
+    space_bad = _write(tmp_path, "space.yaml", "lr: {low: 0.1, high: 0.01}\n")
+    return {
+        "missing file": ([str(tmp_path / "nope.csv")], "nope.csv: no such file"),
+        "unsupported extension": ([str(_write(tmp_path, "d.xlsx", "x"))],
+                                  "unsupported extension '.xlsx'"),
+        "empty file": ([str(_write(tmp_path, "e.csv", ""))], "the file is empty"),
+        "header only": ([str(_write(tmp_path, "h.csv", "text,label\n"))], "no data rows"),
+        "unknown text column": ([str(_csv(tmp_path, good)), "--text", "body"],
+                                "no column 'body'; the columns are: text, label"),
+        "unknown target column": ([str(_csv(tmp_path, good)), "--target", "y"],
+                                  "no column 'y'"),
+        "single class": ([str(_csv(tmp_path, one_class, "one.csv"))], "single class ('x')"),
+        "missing target values": ([str(_csv(tmp_path, missing_target, "mt.csv"))],
+                                  "1 missing values (first at data row 4)"),
+        "class too small": ([str(_csv(tmp_path, tiny_class, "tc.csv"))],
+                            "class 'rare' of column 'label' has 1 rows"),
+        "all texts empty": ([str(_csv(tmp_path, empty_texts, "et.csv"))],
+                            "0 usable rows in column 'text'"),
+        "binary garbage": ([str(_write(tmp_path, "g.csv", b"\x00\x01\x02garbage\x00"))],
+                           "looks like binary data"),
+        "ragged csv": ([str(_write(tmp_path, "r.csv", "text,label\na,b\nc,d,e,f\n"))],
+                       "not a valid CSV"),
+        "duplicate columns": ([str(_write(tmp_path, "dc.csv", "text,text,label\na,b,c\n"))],
+                              "column 'text' appears more than once"),
+        "bad parquet": ([str(_write(tmp_path, "p.parquet", b"not parquet at all"))],
+                        "not a readable Parquet file"),
+        "bad jsonl": ([str(_write(tmp_path, "j.jsonl", "{not json}\n"))],
+                      "not valid JSON Lines"),
+        "invalid space": ([str(_csv(tmp_path, good)), "--space", str(space_bad)],
+                          "lr: low must be < high, got low=0.1 high=0.01"),
+        "missing space file": ([str(_csv(tmp_path, good)), "--space", "nope.yaml"],
+                               "nope.yaml: no such space file"),
+        "unknown sampler": ([str(_csv(tmp_path, good)), "--sampler", "magic"],
+                            "--sampler: must be one of"),
+        "unknown pruner": ([str(_csv(tmp_path, good)), "--pruner", "magic"],
+                           "--pruner: must be one of"),
+        "unknown storage": ([str(_csv(tmp_path, good)), "--storage", "redis://x"],
+                            "--storage: unknown storage"),
+        "bad budget": ([str(_csv(tmp_path, good)), "--budget", "soon"],
+                       "--budget: expected a duration"),
+        "unknown dataset": (["--dataset", "nope"], "unknown dataset 'nope'"),
+        "file and dataset": ([str(_csv(tmp_path, good)), "--dataset", "bbc-news"],
+                             "give a FILE or --dataset, not both"),
+        "unknown metric": ([str(_csv(tmp_path, good)), "--metric", "auc"],
+                           "--metric: must be one of"),
+    }
+
+
+def pd_concat(frame, extra):
+    import pandas as pd
+
+    return pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+
+
+
+
+@pytest.mark.parametrize("name", [
+    "missing file", "unsupported extension", "empty file", "header only",
+    "unknown text column", "unknown target column", "single class", "missing target values",
+    "class too small", "all texts empty", "binary garbage", "ragged csv", "duplicate columns",
+    "bad parquet", "bad jsonl", "invalid space", "missing space file", "unknown sampler",
+    "unknown pruner", "unknown storage", "bad budget", "unknown dataset", "file and dataset",
+    "unknown metric",
+])
+def test_bad_input(runner, tmp_path, name):
+    args, message = _cases(tmp_path)[name]
+    result, run_dir = _run(runner, args, tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert all(line.startswith(("error: ", "warning: ")) for line in lines), result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert not run_dir.exists()
+
+
+def test_undecodable_bytes_are_replaced_with_a_warning(runner, tmp_path):
+    frame = make_texts(20)
+    path = tmp_path / "latin.csv"
+    data = frame.to_csv(index=False).encode("utf-8")
+    path.write_bytes(data.replace(b"pizza", b"pizz\xe0", 3))
+    result, run_dir = _run(runner, [str(path), "--budget", "30s"], tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "undecodable bytes" in result.stderr
+    assert (run_dir / "metrics.json").is_file()
+
+
+def test_empty_rows_dropped_with_count(runner, tmp_path):
+    frame = pd_concat(make_texts(20), {"text": ["", " ", None], "label": ["tech"] * 3})
+    path = _csv(tmp_path, frame, "some-empty.csv")
+    result, _ = _run(runner, [str(path)], tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert "dropped 3 rows with empty text" in result.stderr
+
+
+def test_unwritable_run_dir(runner, tmp_path):
+    path = _csv(tmp_path, make_texts(20))
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    result = runner.invoke(app, ["tune", str(path), "--run-dir", str(blocker / "run"),
+                                 "--trials", "1", "--max-epochs", "1"])
+    assert result.exit_code == 2
+    assert "cannot write there" in result.stderr
+
+
+def test_resume_with_different_preparation_is_refused(runner, tmp_path):
+    path = _csv(tmp_path, make_texts(20))
+    first, run_dir = _run(runner, [str(path)], tmp_path)
+    assert first.exit_code == 0, first.stderr
+    second, _ = _run(runner, [str(path), "--max-len", "5"], tmp_path)
+    assert second.exit_code == 2
+    assert "prepared with max_len=None, this command asks for max_len=5" in second.stderr

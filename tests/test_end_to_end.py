@@ -1,0 +1,115 @@
+"""The whole CLI on real data (a small sample of BBC News), resume, and predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from grutune.bundle import load_bundle
+from grutune.cli import app
+
+pytestmark = pytest.mark.realdata
+
+
+def test_quick_bbc_run_writes_everything_and_predict_reproduces(runner, tmp_path):
+    run_dir = tmp_path / "bbc"
+    result = runner.invoke(app, ["tune", "--trials", "2", "--max-epochs", "1", "--sample",
+                                 "300", "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
+                "confusion_matrix", "per_class", "log_loss", "pr_auc"):
+        assert key in metrics
+    assert len(metrics["confusion_matrix"]) == 5
+    assert sum(map(sum, metrics["confusion_matrix"])) == metrics["n"]
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 2 and {"number", "state", "value", "epochs", "seconds"} <= set(trials)
+    split = json.loads((run_dir / "split.json").read_text())["split"]
+    assert len(split["test"]) == metrics["n"]
+    bundle = load_bundle(run_dir / "model")
+    assert bundle.state["labels"] == ["business", "entertainment", "politics", "sports", "tech"]
+
+    # predict on the saved test rows reproduces the test predictions exactly
+    saved = pd.read_csv(run_dir / "test_predictions.csv")
+    rows = tmp_path / "rows.csv"
+    saved[["text"]].to_csv(rows, index=False)
+    out = tmp_path / "preds.csv"
+    result = runner.invoke(app, ["predict", str(run_dir / "model"), str(rows), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    preds = pd.read_csv(out)
+    assert preds["prediction"].tolist() == saved["prediction"].tolist()
+    prob_cols = [c for c in preds if c.startswith("prob_")]
+    assert (preds[prob_cols].to_numpy() == saved[prob_cols].to_numpy()).all()
+    accuracy = (saved["prediction"] == saved["topic"]).mean()
+    assert accuracy == pytest.approx(metrics["accuracy"])
+
+
+def _trials_done(db: Path) -> int:
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+
+def test_killed_run_resumes_with_trials_and_split_intact(tmp_path):
+    run_dir = tmp_path / "kill"
+    cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
+           "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 240
+    while _trials_done(run_dir / "study.db") < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the next trial
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _trials_done(run_dir / "study.db")
+    assert done_before >= 1
+    split_before = (run_dir / "split.json").read_text()
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Resuming: " in result.stderr
+    assert (run_dir / "split.json").read_text() == split_before
+    trials = pd.read_csv(run_dir / "trials.csv")
+    complete = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
+    assert len(complete) >= 4
+    assert _trials_done(run_dir / "study.db") >= done_before
+
+
+def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
+    from .conftest import make_texts
+
+    data = tmp_path / "texts.csv"
+    make_texts(150).to_csv(data, index=False)
+    run_dir = tmp_path / "sigint"
+    cmd = [sys.executable, "-m", "grutune", "tune", str(data), "--trials", "50",
+           "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            text=True)
+    deadline = time.time() + 120
+    while _trials_done(run_dir / "study.db") < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    assert "stopping after this epoch" in stderr
+    trials = pd.read_csv(run_dir / "trials.csv")
+    stopped = trials[trials["fail_reason"].fillna("").str.startswith("interrupted after epoch")]
+    assert len(stopped) == 1 and stopped.iloc[0]["state"] == "FAIL"
+    # the finished trials' best model was still evaluated and saved
+    assert (run_dir / "metrics.json").is_file() and (run_dir / "model" / "bundle.json").is_file()

@@ -1,0 +1,109 @@
+"""Text preparation: cleaning, tokens, vocabulary from train only, splits that never leak."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from grutune.config import DataConfig
+from grutune.exceptions import DataError
+from grutune.tasks import get_task
+from grutune.tasks.text_classification import build_vocab, clean_text, encode_docs, tokenize
+
+from .conftest import make_texts
+
+
+def test_clean_and_tokenize():
+    assert clean_text("<b>Not</b>&amp; <i>GOOD</i>\n\tat all") == "not & good at all"
+    assert tokenize("it's not good", stop_words=False) == ["it's", "not", "good"]
+    assert tokenize("it is not good at all", stop_words=True) == ["good"]
+
+
+def test_encode_truncates_and_maps_unknown():
+    vocab = ["<pad>", "<unk>", "a", "b"]
+    x, lengths = encode_docs([["a", "b", "zzz", "a"], [], ["b"]], vocab, max_len=3)
+    assert x.tolist() == [[2, 3, 1], [1, 0, 0], [3, 0, 0]]
+    assert lengths.tolist() == [3, 1, 1]
+
+
+def test_vocab_tie_order_is_deterministic():
+    assert build_vocab([["z", "y"], ["y", "z"]], 1, 10) == ["<pad>", "<unk>", "y", "z"]
+    assert build_vocab([["a"] * 3 + ["b"] * 2 + ["c"]], 1, 2)[2:] == ["a", "b"]
+
+
+def _prepare(tmp_path, frame, **kw):
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    return get_task("text").prepare(DataConfig(path=str(path), **kw))
+
+
+def test_split_is_stratified_70_15_15_and_disjoint(tmp_path):
+    prep = _prepare(tmp_path, make_texts(40))
+    split = prep.split
+    assert [len(split[k]) for k in ("train", "val", "test")] == [84, 18, 18]
+    assert not set(split["train"]) & set(split["test"])
+    assert not set(split["val"]) & set(split["test"])
+    assert not set(split["train"]) & set(split["val"])
+    for part in ("val", "test"):  # 6 of each of the 3 classes
+        assert sorted(prep.summary["class_counts"][part].values()) == [6, 6, 6]
+
+
+def test_vocabulary_comes_from_training_split_only(tmp_path):
+    frame = make_texts(40)
+    prep = _prepare(tmp_path, frame, min_count=1)
+    by_id = dict(zip(prep.split["test"], prep.test_frame["text"], strict=True))
+    test_only = set()
+    train_tokens = {t for t in prep.state["vocab"]}
+    for text in by_id.values():
+        test_only |= set(tokenize(clean_text(text), False)) - train_tokens
+    # the random number ending each document is unique: test documents' numbers are unseen
+    assert test_only, "test documents must contain tokens unseen in training"
+    assert not test_only & set(prep.state["vocab"])
+
+
+def test_duplicates_and_empty_texts_are_dropped(tmp_path, caplog):
+    frame = make_texts(20)
+    frame = pd.concat([frame, frame.iloc[:5], pd.DataFrame({"text": ["", "  "],
+                                                             "label": ["tech", "food"]})])
+    prep = _prepare(tmp_path, frame)
+    assert prep.summary["duplicates_removed"] == 5
+    assert prep.summary["empty_removed"] == 2
+    assert sum(prep.summary["rows"].values()) == 60
+
+
+def test_saved_split_is_reused_even_when_rows_are_reordered(tmp_path):
+    frame = make_texts(30)
+    first = _prepare(tmp_path, frame)
+    path = tmp_path / "shuffled.csv"
+    frame.sample(frac=1, random_state=3).to_csv(path, index=False)
+    again = get_task("text").prepare(DataConfig(path=str(path)), saved_split=first.split)
+    assert again.split == first.split
+    assert again.test.x.tolist() == first.test.x.tolist()
+
+
+def test_saved_split_with_missing_rows_is_an_error(tmp_path):
+    frame = make_texts(30)
+    first = _prepare(tmp_path, frame)
+    path = tmp_path / "fewer.csv"
+    frame.iloc[:60].to_csv(path, index=False)
+    with pytest.raises(DataError, match="no longer matches"):
+        get_task("text").prepare(DataConfig(path=str(path)), saved_split=first.split)
+
+
+def test_user_test_file_is_the_test_split(tmp_path):
+    frame = make_texts(40)
+    train, test = frame.iloc[:90], frame.iloc[90:]
+    test.to_csv(tmp_path / "test.csv", index=False)
+    prep = _prepare(tmp_path, train, test_path=str(tmp_path / "test.csv"))
+    assert len(prep.split["test"]) == len(test)
+    assert len(prep.split["val"]) == round(0.15 * 90)
+
+
+def test_integer_labels_keep_their_type(tmp_path):
+    frame = make_texts(20)
+    frame["label"] = frame["label"].map({"sport": 10, "tech": 2, "food": 7})
+    prep = _prepare(tmp_path, frame)
+    assert prep.state["labels"] == ["2", "7", "10"]
+    table = get_task("text").decode(prep.test.x.new_zeros(3, 3).float(), prep.state)
+    assert table["prediction"].tolist() == [2, 2, 2]
+    assert list(table.columns) == ["prediction", "prob_2", "prob_7", "prob_10"]
