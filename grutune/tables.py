@@ -76,7 +76,8 @@ def metrics_table(metrics: dict) -> Group:
     members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
     what = (f"ensemble of trials {', '.join(map(str, members))}" if len(members) > 1
             else f"trial {members[0]}")
-    main = Table(title=f"Test metrics (n={metrics.get('n')}, {what})")
+    main = Table(title="Test metrics", caption=f"{metrics.get('n')} test rows, {what}",
+                 min_width=40)
     main.add_column("metric")
     main.add_column("value", justify="right")
     for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
