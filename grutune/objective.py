@@ -25,7 +25,7 @@ from .model import SequenceModel, count_parameters
 from .progress import Progress
 from .search_space import Space, train_config
 from .tasks import Prepared, Task
-from .trainer import EpochLog, fit, seed_everything
+from .trainer import EpochLog, fit, predict, seed_everything
 
 log = logging.getLogger("grutune")
 
@@ -35,8 +35,16 @@ def trial_seed(study_seed: int, number: int) -> int:
     return (study_seed * 1_000_003 + number) % 2**31
 
 
-def checkpoint_path(run_dir: Path, number: int) -> Path:
-    return run_dir / "checkpoints" / f"trial-{number}.safetensors"
+def checkpoint_path(run_dir: Path, number: int, fold: int | None = None) -> Path:
+    """Where a trial's weights go (one file per fold under cross-validation)."""
+    suffix = "" if fold is None else f"-fold-{fold}"
+    return run_dir / "checkpoints" / f"trial-{number}{suffix}.safetensors"
+
+
+def checkpoint_paths(run_dir: Path, number: int, folds: int) -> list[Path]:
+    if folds <= 1:
+        return [checkpoint_path(run_dir, number)]
+    return [checkpoint_path(run_dir, number, i) for i in range(folds)]
 
 
 def build_model(task: Task, params: dict, state: dict, seed: int) -> SequenceModel:
@@ -69,21 +77,56 @@ class Objective:
         trial.set_user_attr("seed", seed)
         if self.progress:
             self.progress.trial_started(trial.number)
-        model = build_model(self.task, params, self.prepared.state, seed)
-        trial.set_user_attr("n_params", count_parameters(model))
+        pairs = self.prepared.fold_pairs()
         cfg = train_config(params, self.max_epochs, seed)
+        start = time.perf_counter()
+        models, results, outputs = [], [], []
+        for fold, (train, val) in enumerate(pairs):
+            model = build_model(self.task, params, self.prepared.state, seed + fold)
+            result = self._fit(trial, model, train, val, cfg, start, per_epoch=len(pairs) == 1)
+            models.append(model)
+            results.append(result)
+            if result.stopped in ("callback", "interrupted"):
+                break
+            if len(pairs) > 1:  # the pooled out-of-fold metric so far, after each fold
+                outputs.append(predict(model, val))
+                seen = torch.cat([v.y for _, v in pairs[: fold + 1]])
+                trial.report(self.task.val_metric(torch.cat(outputs), seen), fold)
+                if fold < len(pairs) - 1 and trial.should_prune():
+                    self._record(trial, results, start)
+                    raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+        self._record(trial, results, start)
+        last = results[-1]
+        if last.stopped == "callback":
+            raise optuna.TrialPruned(f"pruned after epoch {len(last.history)}")
+        if last.stopped == "interrupted":
+            trial.set_user_attr("fail_reason", f"interrupted after epoch {len(last.history)}")
+            raise Interrupted()
+        if len(pairs) == 1:
+            value = last.best_metric
+        else:
+            value = self.task.val_metric(torch.cat(outputs), torch.cat([v.y for _, v in pairs]))
+            trial.set_user_attr("fold_values", [r.best_metric for r in results])
+        self._checkpoint_if_best(trial, models, value)
+        return value
+
+    def _fit(self, trial: optuna.Trial, model: SequenceModel, train, val, cfg, start: float,
+             per_epoch: bool):
+        """fit() with pruning by epoch (holdout) or progress only (a cross-validation fold)."""
+        trial.set_user_attr("n_params", count_parameters(model))
 
         def on_epoch(epoch_log: EpochLog) -> bool:
-            if math.isfinite(epoch_log.val_metric):
-                trial.report(epoch_log.val_metric, epoch_log.epoch)
             if self.progress:
                 self.progress.epoch(epoch_log, self.max_epochs)
+            if not per_epoch:
+                return False
+            if math.isfinite(epoch_log.val_metric):
+                trial.report(epoch_log.val_metric, epoch_log.epoch)
             return trial.should_prune()
 
-        start = time.perf_counter()
         try:
-            result = fit(model, self.prepared.train, self.prepared.val, cfg, self.task,
-                         on_epoch=on_epoch, should_stop=self.should_stop)
+            return fit(model, train, val, cfg, self.task, on_epoch=on_epoch,
+                       should_stop=self.should_stop)
         except TrialFailure as err:
             self._record_failure(trial, str(err), start)
             raise
@@ -92,25 +135,23 @@ class Objective:
                 raise
             self._record_failure(trial, f"out of memory: {str(err).splitlines()[0]}", start)
             raise TrialFailure(str(err)) from err
-        trial.set_user_attr("epochs", len(result.history))
-        trial.set_user_attr("best_epoch", result.best_epoch)
+
+    def _record(self, trial: optuna.Trial, results: list, start: float) -> None:
+        """Epochs, timing and curves (of the first fold under cross-validation)."""
+        trial.set_user_attr("epochs", sum(len(r.history) for r in results))
+        trial.set_user_attr("best_epoch", results[0].best_epoch)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
-        trial.set_user_attr("stopped", result.stopped)
-        trial.set_user_attr("history", result.history_dicts())
-        if result.stopped == "callback":
-            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
-        if result.stopped == "interrupted":
-            trial.set_user_attr("fail_reason", f"interrupted after epoch {len(result.history)}")
-            raise Interrupted()
-        self._checkpoint_if_best(trial, model, result.best_metric)
-        return result.best_metric
+        trial.set_user_attr("stopped", results[-1].stopped)
+        trial.set_user_attr("history", results[0].history_dicts())
+        if len(results) > 1 or len(self.prepared.fold_pairs()) > 1:
+            trial.set_user_attr("folds", len(self.prepared.fold_pairs()))
 
     def _record_failure(self, trial: optuna.Trial, reason: str, start: float) -> None:
         trial.set_user_attr("fail_reason", reason)
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
         log.warning("trial %d failed: %s", trial.number, reason)
 
-    def _checkpoint_if_best(self, trial: optuna.Trial, model: torch.nn.Module,
+    def _checkpoint_if_best(self, trial: optuna.Trial, models: list[torch.nn.Module],
                             value: float) -> None:
         """Keep the weights when this trial ranks among the ``keep`` best finished ones."""
         study = trial.study
@@ -120,4 +161,6 @@ class Objective:
         ranked = sorted(values, reverse=maximize)
         if len(ranked) < self.keep or (value >= ranked[self.keep - 1] if maximize
                                        else value <= ranked[self.keep - 1]):
-            save_weights(model, checkpoint_path(self.run_dir, trial.number))
+            for model, path in zip(models, checkpoint_paths(self.run_dir, trial.number,
+                                                            len(models)), strict=True):
+                save_weights(model, path)

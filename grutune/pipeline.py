@@ -32,9 +32,9 @@ from .config import DataConfig, StudyConfig, to_dict
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
 from .exceptions import ConfigError, Interrupted, TrialFailure
 from .files import atomic_path, write_json
+from .folds import make_folds, resolve_folds
 from .objective import Objective
 from .progress import Progress, format_seconds
-from .readers import read_table
 from .search_space import Space, load_space
 from .study import make_pruner, make_sampler, make_storage, open_study, storage_url
 from .tables import metrics_table, plan_text, trials_frame
@@ -45,7 +45,8 @@ log = logging.getLogger("grutune")
 
 SPLIT_FORMAT = 1
 # DataConfig fields that change the prepared data; a resumed study must repeat them.
-_PREP_FIELDS = ("dataset", "task", "text_column", "target_column", "sample", "seed",
+_PREP_FIELDS = ("dataset", "task", "text_column", "target_column", "id_column",
+                "time_column", "sample", "seed",
                 "stop_words", "min_count", "max_vocab", "max_len", "len_percentile",
                 "val_fraction", "test_fraction")
 
@@ -137,10 +138,15 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
     """Every check, then the run directory, split.json and the study. (prepared, study, new)."""
     run_dir = Path(study_cfg.run_dir)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
-    pruner = make_pruner(study_cfg.pruner, study_cfg.max_epochs)
     saved = _read_saved_split(run_dir, data_cfg)
     with console.status("preparing data"):
         prepared = task.prepare(data_cfg, saved["split"] if saved else None)
+    folds = resolve_folds(study_cfg.folds, len(prepared.train) + len(prepared.val))
+    if folds > 1:
+        prepared.folds = make_folds(prepared.train, prepared.val, folds, data_cfg.seed)
+    prepared.summary["folds"] = folds
+    # under cross-validation the pruner's steps are folds, not epochs
+    pruner = make_pruner(study_cfg.pruner, folds if folds > 1 else study_cfg.max_epochs)
     state_fp = fingerprint(prepared.state)
     if saved and saved.get("state_fingerprint") != state_fp:
         raise ConfigError(f"{run_dir}: the prepared data (vocabulary, labels or maximum "
@@ -215,19 +221,26 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     with console.status(f"evaluating trials {numbers} on the test split"):
         model = final_model(members, task, prepared, run_dir, study_cfg.max_epochs)
         metrics, outputs = evaluate_test(model, task, prepared)
-        val_value = task.val_metric(predict(model, prepared.val), prepared.val.y)
+        folds = len(prepared.fold_pairs())
+        if folds > 1:  # every fold model saw most of val: report out-of-fold values
+            validation = {"scheme": f"{folds}-fold cross-validation on train + validation",
+                          task.metric: float(sum(t.value for t in members) / len(members))}
+        else:
+            validation = {"scheme": "holdout validation split",
+                          task.metric: task.val_metric(predict(model, prepared.val),
+                                                       prepared.val.y)}
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
-               "model": {"kind": "ensemble" if len(members) > 1 else "single",
-                         "members": numbers,
+               "model": {"kind": "ensemble" if len(model.members) > 1 else "single",
+                         "members": numbers, "folds": folds,
                          "member_validation": [t.value for t in members]},
-               "validation": {task.metric: val_value}, **metrics}
+               "validation": validation, **metrics}
     write_json(run_dir / "metrics.json", metrics)
     with atomic_path(run_dir / "test_predictions.csv") as tmp:
         test_predictions(task, prepared, outputs).to_csv(tmp, index=False)
     save_bundle(run_dir / "model", model, prepared.state, metrics,
                 extra={"trials": numbers, "params": [t.user_attrs["config"] for t in members],
                        "study": study.study_name})
-    prune_checkpoints(run_dir, numbers)
+    prune_checkpoints(run_dir, numbers, folds)
     console.print(metrics_table(metrics))
     console.print(f"run directory: {run_dir}  (model/, metrics.json, trials.csv, split.json)")
     if interrupted:
@@ -287,7 +300,7 @@ def predict_file(bundle_dir: str | Path, path: str | Path,
     if task_name not in TASKS:
         raise ConfigError(f"{bundle_dir}: bundle of unknown task {task_name!r}")
     task = TASKS[task_name]()
-    frame = read_table(path)
+    frame = task.read_rows(str(path), state)
     data = task.encode(frame, state, str(path))
     return task.decode(predict(bundle.model, data), state)
 

@@ -276,11 +276,43 @@ def _override(p: Param, spec: Any, source: str) -> Param:
     return replace(p, kind="fixed", default=value, choices=(value,), low=None, high=None)
 
 
+def _series_params() -> list[Param]:
+    """Architecture factors for a series classifier: small inputs, a normalization choice."""
+    return [
+        _x("cell", "gru", allowed=CELLS),
+        _c("series_norm", [True, False], True, allowed=(False, True)),
+        _c("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
+        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
+        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
+        _c("bidirectional", [False, True], True, allowed=(False, True)),
+        _f("layer_dropout", 0.0, 0.5, 0.2, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
+           bounds=_UNIT),
+        _c("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
+        _f("dropout", 0.0, 0.5, 0.1, bounds=_UNIT),
+        _c("init", list(INITS), "xavier", allowed=INITS),
+    ]
+
+
+def _with(params: list[Param], **changes: Param) -> list[Param]:
+    """``params`` with some replaced by name."""
+    return [changes.get(p.name, p) for p in params]
+
+
 def default_space(task: str) -> Space:
-    """The default space of a task (today: "text")."""
-    if task != "text":
-        raise ConfigError(f"no default search space for task {task!r}")
-    return Space(_model_params() + _common_params())
+    """The default space of a task: "text" or "series".
+
+    >>> default_space("series")["batch_size"].choices
+    (8, 16, 32)
+    """
+    if task == "text":
+        return Space(_model_params() + _common_params())
+    if task == "series":
+        # Archives of 40-300 training series: small batches, patient early stopping.
+        common = _with(_common_params(),
+                       batch_size=_c("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
+                       patience=_i("patience", 5, 20, 15))
+        return Space(_series_params() + common)
+    raise ConfigError(f"no default search space for task {task!r}")
 
 
 def load_space(task: str, path: str | None) -> Space:

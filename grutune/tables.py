@@ -33,13 +33,32 @@ def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
         limits.append(f"{format_seconds(cfg.budget_s)} of search")
     limit = " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
     resumed = f"Resuming: {done} finished trials kept. " if done else ""
+    folds = summary.get("folds", 1)
     ensemble = (f"ensemble of the {cfg.ensemble} best trials is" if cfg.ensemble > 1
                 else "best trial is")
+    scoring = ""
+    if folds > 1:
+        pool = sum(v for k, v in rows.items() if k != "test")
+        scoring = (f"Each trial is scored by {folds}-fold cross-validation on the {pool} "
+                   "train + validation rows (too few for one validation split).\n")
+        ensemble = (f"ensemble of the {cfg.ensemble} best trials' {folds} fold models each is"
+                    if cfg.ensemble > 1 else f"ensemble of the best trial's {folds} fold "
+                    "models is")
+    if "vocab_size" in summary:
+        inputs = (f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}")
+    else:
+        lengths = (f"length {summary.get('min_length')}"
+                   if summary.get("min_length") == summary.get("max_length")
+                   else f"lengths {summary.get('min_length')}-{summary.get('max_length')}")
+        inputs = f"{summary.get('channels')} channel(s), {lengths}"
+        if summary.get("interpolated"):
+            dropped.append(f"{summary['interpolated']} missing values interpolated")
     return (
         f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
         f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
-        f"vocabulary {summary.get('vocab_size', 0):,}, max length {summary.get('max_len')}.\n"
-        f"{resumed}Search: {limit} with the {cfg.sampler} sampler and {cfg.pruner} pruning, "
+        f"{inputs}.\n"
+        f"{scoring}{resumed}Search: {limit} with the {cfg.sampler} sampler and "
+        f"{cfg.pruner} pruning, "
         f"up to {cfg.max_epochs} epochs per trial; then the {ensemble} evaluated on the "
         f"untouched test split and saved to {run_dir}/model."
     )
@@ -74,7 +93,9 @@ def _fmt(value: object) -> str:
 def metrics_table(metrics: dict) -> Group:
     """The test metrics, per-class scores and confusion matrix as rich tables."""
     members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
-    what = (f"ensemble of trials {', '.join(map(str, members))}" if len(members) > 1
+    folds = metrics.get("model", {}).get("folds", 1)
+    what = (f"ensemble of trials {', '.join(map(str, members))}"
+            + (f" x {folds} folds" if folds > 1 else "") if len(members) > 1 or folds > 1
             else f"trial {members[0]}")
     main = Table(title="Test metrics", caption=f"{metrics.get('n')} test rows, {what}",
                  min_width=40)

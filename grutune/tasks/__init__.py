@@ -9,9 +9,10 @@ from __future__ import annotations
 from ..exceptions import ConfigError
 from ..metrics import SCORES
 from .base import ClassificationTask, Prepared, Task
+from .series_classification import SeriesClassification
 from .text_classification import TextClassification
 
-TASKS: dict[str, type[Task]] = {"text": TextClassification}
+TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClassification}
 
 
 def get_task(name: str, metric: str = "accuracy") -> Task:

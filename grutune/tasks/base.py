@@ -23,6 +23,7 @@ from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..exceptions import DataError
 from ..metrics import SCORES, classification_metrics
+from ..readers import read_table
 
 
 @dataclass
@@ -36,6 +37,11 @@ class Prepared:
     split: dict  # {"train": [row ids], "val": [...], "test": [...], ...} -> split.json
     summary: dict = field(default_factory=dict)  # counts for the log and the report
     test_frame: pd.DataFrame | None = None  # raw test rows (for predictions.csv)
+    folds: list[tuple[SequenceData, SequenceData]] | None = None  # cross-validation pairs
+
+    def fold_pairs(self) -> list[tuple[SequenceData, SequenceData]]:
+        """The (train, held-out) pairs a trial is scored on: the folds, or train/val."""
+        return self.folds or [(self.train, self.val)]
 
 
 class Task(ABC):
@@ -44,6 +50,11 @@ class Task(ABC):
     name: ClassVar[str]
     direction: str = "maximize"
     combine: ClassVar[str] = "mean"  # how an Ensemble averages members' outputs
+    default_max_epochs: ClassVar[int] = 20
+
+    def read_rows(self, path: str, state: dict) -> pd.DataFrame:
+        """The rows of a file to predict (``encode`` turns them into inputs)."""
+        return read_table(path)
 
     @abstractmethod
     def prepare(self, cfg: DataConfig, saved_split: dict | None = None) -> Prepared:
