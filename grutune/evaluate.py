@@ -69,11 +69,16 @@ def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared
 
 
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``k`` best complete trials, best first (fewer if fewer completed)."""
+    """The ``k`` best complete trials, best first (fewer if fewer completed).
+
+    Equal values (common with small validation data: many trials score 100%) are
+    ranked by the validation loss recorded with them, lower first.
+    """
     best_trial(study)  # raises with the reason when there is none
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return sorted(complete, key=lambda t: t.value, reverse=maximize)[:k]
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    return sorted(complete, key=lambda t: (sign * t.value,
+                                           t.user_attrs.get("val_loss", float("inf"))))[:k]
 
 
 def final_model(trials: list[optuna.trial.FrozenTrial], task: Task, prepared: Prepared,

@@ -104,9 +104,13 @@ class Objective:
             raise Interrupted()
         if len(pairs) == 1:
             value = last.best_metric
+            loss = last.history[last.best_epoch - 1].val_loss
         else:
-            value = self.task.val_metric(torch.cat(outputs), torch.cat([v.y for _, v in pairs]))
+            pooled, truth = torch.cat(outputs), torch.cat([v.y for _, v in pairs])
+            value = self.task.val_metric(pooled, truth)
+            loss = float(self.task.loss(pooled, truth))
             trial.set_user_attr("fold_values", [r.best_metric for r in results])
+        trial.set_user_attr("val_loss", loss)  # breaks ties between equal values
         self._checkpoint_if_best(trial, models, value)
         return value
 

@@ -112,7 +112,7 @@ def metrics_table(metrics: dict) -> Group:
     for name, m in metrics.get("per_class", {}).items():
         per_class.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
                           str(m["support"]))
-    confusion = Table(title="Confusion matrix (rows: true, columns: predicted)")
+    confusion = Table(title="Confusion matrix", caption="rows: true, columns: predicted")
     confusion.add_column("")
     for name in labels:
         confusion.add_column(name, justify="right")

@@ -59,7 +59,8 @@ def test_rerun_resumes_and_adds_only_missing_trials(data_path, tmp_path):
     assert len(pd.read_csv(tmp_path / "r" / "trials.csv")) == 3
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/r/study.db")
-    assert metrics["best_trial"] == study.best_trial.number
+    best = study.trials[metrics["best_trial"]]
+    assert best.value == study.best_value  # ties are broken by validation loss
 
 
 def test_journal_storage(data_path, tmp_path):
@@ -79,3 +80,13 @@ def test_trials_csv_blanks_parameters_that_did_not_apply(data_path, tmp_path):
     row = pd.read_csv(tmp_path / "b" / "trials.csv").iloc[0]
     assert row["param_optimizer"] == "adamw" and pd.isna(row["param_momentum"])
     assert row["param_cell"] == "gru"
+
+
+def test_top_trials_break_ties_by_validation_loss():
+    from grutune.evaluate import top_trials
+
+    study = optuna.create_study(direction="maximize")
+    for value, loss in [(0.9, 0.5), (1.0, 0.3), (1.0, 0.1), (0.95, 0.01)]:
+        trial = optuna.trial.create_trial(value=value, user_attrs={"val_loss": loss})
+        study.add_trial(trial)
+    assert [t.number for t in top_trials(study, 3)] == [2, 1, 3]
