@@ -31,7 +31,7 @@ from . import __version__
 from .config import ModelConfig, to_dict
 from .exceptions import BundleError, ConfigError
 from .files import atomic_path, write_json
-from .model import Ensemble, SequenceModel
+from .model import Ensemble, make_model
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -123,7 +123,7 @@ def load_bundle(directory: str | Path) -> Bundle:
                           "were changed or damaged")
     try:
         configs = [ModelConfig(**m["model_config"]) for m in manifest["members"]]
-        model = Ensemble([SequenceModel(c) for c in configs], manifest["combine"])
+        model = Ensemble([make_model(c) for c in configs], manifest["combine"])
     except (TypeError, KeyError, ValueError, ConfigError) as err:
         raise BundleError(f"{manifest_path}: invalid model description ({err})") from None
     load_weights(model, weights)

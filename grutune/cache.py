@@ -64,11 +64,14 @@ class SequenceData:
         idx = torch.as_tensor(index, device=self.x.device)
         return Batch(self.x[idx, :width], self.lengths[idx], self.y[idx])
 
-    def train_batches(self, batch_size: int, rng: np.random.Generator,
-                      jitter: float = 0.1) -> Iterator[Batch]:
-        """Length-bucketed batches in random order; every row once per epoch."""
-        keys = self._lengths_np * (1.0 + jitter * rng.random(len(self)))
-        order = np.argsort(keys, kind="stable")
+    def train_batches(self, batch_size: int, rng: np.random.Generator, jitter: float = 0.1,
+                      rows: int = 0) -> Iterator[Batch]:
+        """Length-bucketed batches in random order; every row once per epoch, or ``rows``
+        rows drawn at random without replacement (0: all)."""
+        chosen = (np.sort(rng.choice(len(self), rows, replace=False))
+                  if 0 < rows < len(self) else np.arange(len(self)))
+        keys = self._lengths_np[chosen] * (1.0 + jitter * rng.random(len(chosen)))
+        order = chosen[np.argsort(keys, kind="stable")]
         chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         for k in rng.permutation(len(chunks)):
             yield self.batch(chunks[k])

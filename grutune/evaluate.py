@@ -63,7 +63,8 @@ def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared
         else:
             log.warning("no checkpoint %s; retraining it from its parameters and seed",
                         path.name)
-            fit(model, train, val, train_config(params, max_epochs, seed), task)
+            fit(model, train, val, train_config(params, max_epochs, seed, task.epoch_rows),
+                task)
         models.append(model.eval())
     return models
 
@@ -82,24 +83,36 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def final_model(trials: list[optuna.trial.FrozenTrial], task: Task, prepared: Prepared,
-                run_dir: Path, max_epochs: int) -> Ensemble:
-    """The ensemble of ``trials``' models, in eval mode."""
-    members = [m for t in trials for m in trial_models(t, task, prepared, run_dir, max_epochs)]
-    return Ensemble(members, task.combine).eval()
+                run_dir: Path, max_epochs: int
+                ) -> tuple[Ensemble, list[optuna.trial.FrozenTrial]]:
+    """The ensemble of ``trials``' models, in eval mode, and the trials it holds.
+
+    Tasks with ``select_members`` (forecasts, whose trials' errors differ by multiples,
+    not by noise) keep the best-first prefix of ``trials`` whose ensemble scores best on
+    validation: a poor third member must not drag down a good first one. Otherwise, and
+    under cross-validation (no common held-out rows), all ``trials`` are kept.
+    """
+    models = [trial_models(t, task, prepared, run_dir, max_epochs) for t in trials]
+    keep = len(trials)
+    if task.select_members and len(trials) > 1 and not prepared.folds:
+        sign = 1.0 if task.direction == "maximize" else -1.0
+        scores = [sign * task.val_metric(
+            predict(Ensemble([m for ms in models[:k] for m in ms], task.combine),
+                    prepared.val), prepared.val.y) for k in range(1, len(trials) + 1)]
+        keep = max(range(len(scores)), key=lambda i: (scores[i], i)) + 1  # ties: more
+    members = [m for ms in models[:keep] for m in ms]
+    return Ensemble(members, task.combine).eval(), trials[:keep]
 
 
 def evaluate_test(model: torch.nn.Module, task: Task, prepared: Prepared) -> tuple[dict, Tensor]:
     """Test metrics and the raw outputs (row order of the test split)."""
     outputs = predict(model, prepared.test)
-    return task.evaluate(outputs, prepared.test.y, prepared.state), outputs
+    return task.evaluate(outputs, prepared.test, prepared.state), outputs
 
 
 def test_predictions(task: Task, prepared: Prepared, outputs: Tensor) -> pd.DataFrame:
-    """The test rows with their true label and the model's predictions."""
-    table = task.decode(outputs, prepared.state)
-    frame = prepared.test_frame.reset_index(drop=True) if prepared.test_frame is not None \
-        else pd.DataFrame(index=range(len(table)))
-    return pd.concat([frame, table], axis=1)
+    """The test rows with their true values and the model's predictions."""
+    return task.prediction_table(outputs, prepared)
 
 
 def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:

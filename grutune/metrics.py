@@ -112,3 +112,73 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, labels: list[str]) 
     out["confusion_matrix_normalized"] = [_rounded(row, 4) for row in normalized]
     out["labels"] = list(labels)
     return out
+
+
+# --- forecasts -------------------------------------------------------------------------
+
+MAPE_MIN_ABS = 1e-3  # MAPE is skipped when a target is this close to 0 (relative to its scale)
+
+
+def mase_scale(train: np.ndarray, season: int) -> np.ndarray:
+    """MASE denominators: the in-sample seasonal-naive MAE of each target on ``train``.
+
+    ``train``: [N, T] values of the training part -> [T].
+
+    >>> mase_scale(np.array([[1.0], [2.0], [4.0]]), season=1)
+    array([1.5])
+    """
+    m = season if len(train) > season else 1
+    scale = np.abs(train[m:] - train[:-m]).mean(0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def forecast_errors(y: np.ndarray, pred: np.ndarray, scale: np.ndarray) -> dict:
+    """MAE, RMSE, MAPE, sMAPE and MASE of forecasts, averaged over targets.
+
+    ``y``, ``pred``: [W, H, T] (windows, horizon steps, targets) in original units;
+    ``scale``: [T] MASE denominators. MAPE is None (with a note) where any target value
+    is near zero, since it would divide by ~0. sMAPE is in percent (0-200).
+
+    >>> y = np.ones((2, 3, 1)); errors = forecast_errors(y, y + 0.5, np.array([0.5]))
+    >>> errors["mae"], errors["mase"], round(errors["smape"], 3)
+    (0.5, 1.0, 40.0)
+    """
+    err = pred - y
+    mae_t = np.abs(err).mean((0, 1))  # [T]
+    out: dict = {
+        "mae": float(mae_t.mean()),
+        "rmse": float(np.sqrt((err**2).mean((0, 1))).mean()),
+        "mase": float((mae_t / scale).mean()),
+    }
+    denom = np.abs(y) + np.abs(pred)
+    ratio = np.divide(2 * np.abs(err), denom, out=np.zeros_like(err, dtype=float),
+                      where=denom > 0)
+    out["smape"] = float(100 * ratio.mean())
+    if (np.abs(y) < MAPE_MIN_ABS * np.maximum(np.abs(y).mean((0, 1)), 1e-12)).any() or \
+            (y == 0).any():
+        out["mape"] = None
+        out["mape_note"] = "skipped: some target values are (near) zero"
+    else:
+        out["mape"] = float(100 * np.abs(err / y).mean())
+    out["mae_by_step"] = [round(float(v), 6) for v in np.abs(err).mean((0, 2))]
+    return out
+
+
+def forecast_metrics(y: np.ndarray, pred: np.ndarray, baselines: dict[str, np.ndarray],
+                     scale: np.ndarray, targets: list[str]) -> dict:
+    """The model's errors, each baseline's on the same windows, and the skill score.
+
+    skill = 1 - model MASE / best baseline MASE (> 0: the model beats both baselines).
+    """
+    out = {"n_windows": int(y.shape[0]), "horizon": int(y.shape[1]), "targets": targets,
+           **forecast_errors(y, pred, scale)}
+    out["baselines"] = {name: forecast_errors(y, b, scale) for name, b in baselines.items()}
+    best_name = min(out["baselines"], key=lambda n: out["baselines"][n]["mase"])
+    best = out["baselines"][best_name]["mase"]
+    out["best_baseline"] = best_name
+    out["skill"] = float(1 - out["mase"] / best) if best > 0 else None
+    if len(targets) > 1:
+        out["per_target"] = {
+            name: forecast_errors(y[..., i:i + 1], pred[..., i:i + 1], scale[i:i + 1])
+            for i, name in enumerate(targets)}
+    return out

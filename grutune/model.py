@@ -102,6 +102,10 @@ class SequenceModel(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: [B, T] token ids or [B, T, F] values; lengths: [B] -> outputs [B, num_outputs]."""
+        return self.head(self.dropout(self.features(x, lengths)))  # [B, num_outputs]
+
+    def features(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """The pooled recurrent state: [B, T(, F)], [B] -> [B, W]."""
         steps = x.size(1)
         mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
         if self.config.series_norm:
@@ -112,8 +116,7 @@ class SequenceModel(nn.Module):
             if i > 0:
                 h = self.layer_dropout(h)
             h = layer(h, rev)  # [T, B, W]
-        pooled = self._pool(h, mask, lengths)  # [B, W]
-        return self.head(self.dropout(pooled))  # [B, num_outputs]
+        return self._pool(h, mask, lengths)  # [B, W]
 
     def _pool(self, h: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
         # h: [T, B, W], mask: [T, B] -> [B, W]
@@ -133,6 +136,69 @@ class SequenceModel(nn.Module):
         if not self.config.bidirectional:
             return last
         return torch.cat([last[:, :hidden], h[0, :, hidden:]], dim=-1)
+
+
+def baseline_forecast(past: Tensor, kind: str, horizon: int, season: int) -> Tensor:
+    """Naive (last value) or seasonal-naive (same step one season back) forecasts.
+
+    past: [B, L, T] -> [B, horizon, T]
+
+    >>> past = torch.arange(6.0).view(1, 6, 1)
+    >>> baseline_forecast(past, "seasonal", 3, 2).flatten().tolist()
+    [4.0, 5.0, 4.0]
+    """
+    steps = past.size(1)
+    if kind == "naive" or season <= 1:
+        return past[:, -1:].expand(-1, horizon, -1)
+    m = min(season, steps)
+    index = steps - m + torch.arange(horizon, device=past.device) % m  # [horizon]
+    return past[:, index]
+
+
+class ForecastModel(SequenceModel):
+    """A window of past values -> the next ``horizon`` values of each target at once.
+
+    Targets are the first ``targets`` input channels (covariates follow). Options, each a
+    hyperparameter: the GRU reads only the last ``lookback`` steps; ``window_norm``
+    standardizes each window's targets by their own mean and std (undone on the output,
+    so a level the training part never saw is no problem); ``baseline`` makes the head
+    predict the residual over the naive or seasonal-naive forecast. The head starts at
+    zero, so an untrained model *is* its baseline (or the window mean).
+
+    >>> cfg = ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=3, horizon=3,
+    ...                   targets=2, baseline="naive")
+    >>> x = torch.randn(5, 8, 2)
+    >>> torch.equal(ForecastModel(cfg)(x, torch.full((5,), 8)), x[:, -1:].expand(-1, 3, -1))
+    True
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """x: [B, L, F] windows (all of length L); lengths: [B] -> [B, horizon, targets]."""
+        c = self.config
+        past = x[..., : c.targets]  # [B, L, T]
+        if c.window_norm:
+            level = past.mean(1, keepdim=True)  # [B, 1, T]
+            spread = (past.var(1, unbiased=False, keepdim=True) + 1e-4).sqrt()  # [B, 1, T]
+            x = torch.cat([(past - level) / spread, x[..., c.targets:]], dim=-1)
+        else:
+            level, spread = torch.zeros_like(past[:, :1]), torch.ones_like(past[:, :1])
+        if c.lookback:
+            x = x[:, -c.lookback:]  # [B, lookback, F]
+        pooled = self.features(x, lengths.clamp(max=x.size(1)))  # [B, W]
+        out = self.head(self.dropout(pooled)).view(-1, c.horizon, c.targets)  # [B, H, T]
+        anchor = (baseline_forecast(past, c.baseline, c.horizon, c.season)
+                  if c.baseline != "none" else level)
+        return anchor + spread * out
+
+
+def make_model(config: ModelConfig) -> SequenceModel:
+    """A forecaster when the config has a horizon, else a classifier."""
+    return ForecastModel(config) if config.horizon > 0 else SequenceModel(config)
 
 
 class Ensemble(nn.Module):

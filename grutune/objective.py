@@ -21,7 +21,7 @@ import torch
 
 from .bundle import save_weights
 from .exceptions import Interrupted, TrialFailure
-from .model import SequenceModel, count_parameters
+from .model import SequenceModel, count_parameters, make_model
 from .progress import Progress
 from .search_space import Space, train_config
 from .tasks import Prepared, Task
@@ -50,7 +50,7 @@ def checkpoint_paths(run_dir: Path, number: int, folds: int) -> list[Path]:
 def build_model(task: Task, params: dict, state: dict, seed: int) -> SequenceModel:
     """The trial's model, initialized from its seed."""
     seed_everything(seed)
-    return SequenceModel(task.model_config(params, state))
+    return make_model(task.model_config(params, state))
 
 
 class Objective:
@@ -78,7 +78,7 @@ class Objective:
         if self.progress:
             self.progress.trial_started(trial.number)
         pairs = self.prepared.fold_pairs()
-        cfg = train_config(params, self.max_epochs, seed)
+        cfg = train_config(params, self.max_epochs, seed, self.task.epoch_rows)
         start = time.perf_counter()
         models, results, outputs = [], [], []
         for fold, (train, val) in enumerate(pairs):

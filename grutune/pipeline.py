@@ -46,7 +46,7 @@ log = logging.getLogger("grutune")
 SPLIT_FORMAT = 1
 # DataConfig fields that change the prepared data; a resumed study must repeat them.
 _PREP_FIELDS = ("dataset", "task", "text_column", "target_column", "id_column",
-                "time_column", "sample", "seed",
+                "time_column", "covariates", "horizon", "season", "scaling", "sample", "seed",
                 "stop_words", "min_count", "max_vocab", "max_len", "len_percentile",
                 "val_fraction", "test_fraction")
 
@@ -140,8 +140,12 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
     with console.status("preparing data"):
-        prepared = task.prepare(data_cfg, saved["split"] if saved else None)
-    folds = resolve_folds(study_cfg.folds, len(prepared.train) + len(prepared.val))
+        prepared = task.prepare(data_cfg, saved["split"] if saved else None, space)
+    if not task.uses_folds and (study_cfg.folds or 1) > 1:
+        raise ConfigError(f"--folds: a {task.name} study validates on the period after "
+                          "training (shuffled folds would train on the future); use --folds 1")
+    folds = resolve_folds(study_cfg.folds if task.uses_folds else 1,
+                          len(prepared.train) + len(prepared.val))
     if folds > 1:
         prepared.folds = make_folds(prepared.train, prepared.val, folds, data_cfg.seed)
     prepared.summary["folds"] = folds
@@ -177,7 +181,7 @@ def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str = "accuracy",
+def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None,
          console: Console | None = None) -> TuneResult:
     """Tune, evaluate on the test split, and save the bundle; see the module docstring.
 
@@ -189,7 +193,9 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str = "accuracy",
     console = console or Console(stderr=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task = get_task(data_cfg.task, metric)
-    space = load_space(task.name, study_cfg.space_path)
+    with console.status("reading data"):
+        context = task.space_context(data_cfg)
+    space = load_space(task.name, study_cfg.space_path, context)
     if study_cfg.sampler == "grid":
         space = space.for_grid()
     prepared, study, new = _setup(data_cfg, study_cfg, task, space, console)
@@ -216,10 +222,12 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
         interrupted = _search(task, prepared, study, space, study_cfg, console, run_dir,
                               remaining, done)
     write_trials_csv(study, run_dir / "trials.csv")
-    members = top_trials(study, study_cfg.ensemble)
-    numbers = [t.number for t in members]
-    with console.status(f"evaluating trials {numbers} on the test split"):
-        model = final_model(members, task, prepared, run_dir, study_cfg.max_epochs)
+    candidates = top_trials(study, study_cfg.ensemble)
+    with console.status(f"evaluating trials {[t.number for t in candidates]} on the test "
+                        "split"):
+        model, members = final_model(candidates, task, prepared, run_dir,
+                                     study_cfg.max_epochs)
+        numbers = [t.number for t in members]
         metrics, outputs = evaluate_test(model, task, prepared)
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
@@ -301,8 +309,7 @@ def predict_file(bundle_dir: str | Path, path: str | Path,
         raise ConfigError(f"{bundle_dir}: bundle of unknown task {task_name!r}")
     task = TASKS[task_name]()
     frame = task.read_rows(str(path), state)
-    data = task.encode(frame, state, str(path))
-    return task.decode(predict(bundle.model, data), state)
+    return task.predict_rows(bundle.model, frame, state, str(path))
 
 
 __all__ = ["TuneResult", "predict_file", "tune", "format_seconds"]

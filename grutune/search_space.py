@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from .config import CELLS, INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
+from .config import BASELINES, CELLS, INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
 from .exceptions import ConfigError
 
 REGULARIZATIONS = ("weight_decay", "l2_penalty")
@@ -293,17 +293,41 @@ def _series_params() -> list[Param]:
     ]
 
 
+def _forecast_params(lookbacks: list[int]) -> list[Param]:
+    """Architecture factors for a forecaster: how far back to look, what to predict over."""
+    return [
+        _x("cell", "gru", allowed=CELLS),
+        _c("lookback", lookbacks, lookbacks[min(2, len(lookbacks) - 1)], bounds=(1, math.inf)),
+        _c("baseline", list(BASELINES), "seasonal", allowed=BASELINES),
+        _c("window_norm", [True, False], True, allowed=(False, True)),
+        _c("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
+        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
+        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
+        _c("bidirectional", [False, True], False, allowed=(False, True)),
+        _f("layer_dropout", 0.0, 0.5, 0.1, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
+           bounds=_UNIT),
+        _c("pooling", list(POOLINGS), "last", allowed=POOLINGS),
+        _f("dropout", 0.0, 0.3, 0.0, bounds=_UNIT),
+        _c("init", list(INITS), "xavier", allowed=INITS),
+    ]
+
+
 def _with(params: list[Param], **changes: Param) -> list[Param]:
     """``params`` with some replaced by name."""
     return [changes.get(p.name, p) for p in params]
 
 
-def default_space(task: str) -> Space:
-    """The default space of a task: "text" or "series".
+def default_space(task: str, context: dict | None = None) -> Space:
+    """The default space of a task: "text", "series" or "forecast".
+
+    ``context`` holds data facts a space depends on: a forecaster's lookback choices.
 
     >>> default_space("series")["batch_size"].choices
     (8, 16, 32)
+    >>> default_space("forecast", {"lookback": [12, 24]})["lookback"].choices
+    (12, 24)
     """
+    context = context or {}
     if task == "text":
         return Space(_model_params() + _common_params())
     if task == "series":
@@ -312,12 +336,18 @@ def default_space(task: str) -> Space:
                        batch_size=_c("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
                        patience=_i("patience", 5, 20, 15))
         return Space(_series_params() + common)
+    if task == "forecast":
+        common = _with(_common_params(),
+                       lr=_f("lr", 1e-4, 1e-2, 2e-3, log=True, bounds=_POS),
+                       batch_size=_c("batch_size", [16, 32, 64, 128], 32, bounds=(1, math.inf)),
+                       patience=_i("patience", 4, 15, 8))
+        return Space(_forecast_params(context.get("lookback", [24, 48, 96])) + common)
     raise ConfigError(f"no default search space for task {task!r}")
 
 
-def load_space(task: str, path: str | None) -> Space:
+def load_space(task: str, path: str | None, context: dict | None = None) -> Space:
     """The task's default space with a YAML file's overrides applied (validated)."""
-    space = default_space(task)
+    space = default_space(task, context)
     if path is None:
         return space
     file = Path(path)
@@ -331,7 +361,7 @@ def load_space(task: str, path: str | None) -> Space:
     return space.apply(overrides or {}, source=path)
 
 
-def train_config(params: dict, max_epochs: int, seed: int) -> TrainConfig:
+def train_config(params: dict, max_epochs: int, seed: int, epoch_rows: int = 0) -> TrainConfig:
     """The TrainConfig for a full param dict (as returned by ``Space.sample``)."""
     schedule = params["schedule"]
     gamma = {"step": params["step_gamma"], "exponential": params["exp_gamma"]}.get(schedule, 1.0)
@@ -344,5 +374,5 @@ def train_config(params: dict, max_epochs: int, seed: int) -> TrainConfig:
         schedule=schedule, warmup_epochs=min(params["warmup_epochs"], max_epochs - 1),
         step_size=params["step_size"], gamma=gamma, batch_size=params["batch_size"],
         max_epochs=max_epochs, patience=params["patience"],
-        grad_clip=float(params["grad_clip"]), seed=seed,
+        grad_clip=float(params["grad_clip"]), seed=seed, epoch_rows=epoch_rows,
     )

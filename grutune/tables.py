@@ -53,6 +53,13 @@ def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
         inputs = f"{summary.get('channels')} channel(s), {lengths}"
         if summary.get("interpolated"):
             dropped.append(f"{summary['interpolated']} missing values interpolated")
+    if summary.get("kind") == "forecast":
+        return (f"Tuning a GRU forecaster on {summary.get('source')}: "
+                f"{summary['description']}.\n{resumed}Search: {limit} with the {cfg.sampler} "
+                f"sampler and {cfg.pruner} pruning, up to {cfg.max_epochs} epochs per trial, "
+                f"scored by validation {summary.get('metric', 'MASE')}; then the {ensemble} "
+                f"evaluated on the untouched test windows beside the naive and seasonal-naive "
+                f"forecasts, and saved to {run_dir}/model.")
     return (
         f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
         f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
@@ -90,8 +97,36 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
 
 
-def metrics_table(metrics: dict) -> Group:
+def _model_text(metrics: dict) -> str:
+    members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
+    folds = metrics.get("model", {}).get("folds", 1)
+    if len(members) > 1 or folds > 1:
+        return (f"ensemble of trials {', '.join(map(str, members))}"
+                + (f" x {folds} folds" if folds > 1 else ""))
+    return f"trial {members[0]}"
+
+
+def forecast_table(metrics: dict) -> Table:
+    """Model against the naive and seasonal-naive forecasts on the same test windows."""
+    table = Table(title="Test forecasts", min_width=60, caption=(
+        f"{metrics['n_windows']} test windows x horizon {metrics['horizon']} (rolling origin), "
+        f"season {metrics.get('season')}; {_model_text(metrics)}; skill = 1 - MASE / best "
+        f"baseline MASE = {_fmt(metrics.get('skill'))}"))
+    keys = ("mae", "rmse", "mape", "smape", "mase")
+    table.add_column("forecast")
+    for key in keys:
+        table.add_column(key.upper(), justify="right")
+    rows = {"GRU (grutune)": metrics, **{name.replace("_", " "): m
+                                         for name, m in metrics["baselines"].items()}}
+    for name, m in rows.items():
+        table.add_row(name, *(_fmt(m.get(k)) for k in keys))
+    return table
+
+
+def metrics_table(metrics: dict) -> Group | Table:
     """The test metrics, per-class scores and confusion matrix as rich tables."""
+    if metrics.get("task") == "forecast":
+        return forecast_table(metrics)
     members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
     folds = metrics.get("model", {}).get("folds", 1)
     what = (f"ensemble of trials {', '.join(map(str, members))}"

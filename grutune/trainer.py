@@ -180,7 +180,8 @@ def fit(
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    rows = min(cfg.epoch_rows or len(train), len(train))
+    steps_per_epoch = math.ceil(rows / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
     stopper = _EarlyStopping(scorer.direction, cfg.patience)
@@ -224,9 +225,11 @@ def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer:
     """One pass over the training split; returns the mean training loss."""
     model.train()
     total = torch.zeros((), device=data.x.device)
-    for batch in data.train_batches(cfg.batch_size, rng):
+    rows = 0
+    for batch in data.train_batches(cfg.batch_size, rng, rows=cfg.epoch_rows):
         loss = scorer.loss(model(batch.x, batch.lengths), batch.y)
         total += loss.detach() * batch.y.shape[0]
+        rows += batch.y.shape[0]
         optimizer.zero_grad(set_to_none=True)
         (loss + l2_term(model, cfg.l2_penalty)).backward()
         if cfg.grad_clip > 0:
@@ -234,4 +237,4 @@ def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer:
         decoupled_decay(optimizer, cfg)
         optimizer.step()
         schedule.step()
-    return float(total) / len(data)
+    return float(total) / rows

@@ -9,17 +9,21 @@ from __future__ import annotations
 from ..exceptions import ConfigError
 from ..metrics import SCORES
 from .base import ClassificationTask, Prepared, Task
+from .forecasting import Forecasting
 from .series_classification import SeriesClassification
 from .text_classification import TextClassification
 
-TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClassification}
+TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClassification,
+                                "forecast": Forecasting}
 
 
-def get_task(name: str, metric: str = "accuracy") -> Task:
-    """A task instance optimizing ``metric`` on validation."""
+def get_task(name: str, metric: str | None = None) -> Task:
+    """A task instance optimizing ``metric`` on validation (None: the task's default)."""
     if name not in TASKS:
         raise ConfigError(f"--task: must be one of {', '.join(TASKS)}; got {name!r}")
-    if metric not in SCORES:
+    if metric is None:
+        return TASKS[name]()
+    if issubclass(TASKS[name], ClassificationTask) and metric not in SCORES:
         raise ConfigError(f"--metric: must be one of {', '.join(SCORES)}; got {metric!r}")
     return TASKS[name](metric)
 

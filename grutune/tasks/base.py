@@ -24,6 +24,8 @@ from ..config import DataConfig, ModelConfig
 from ..exceptions import DataError
 from ..metrics import SCORES, classification_metrics
 from ..readers import read_table
+from ..search_space import Space
+from ..trainer import predict
 
 
 @dataclass
@@ -56,9 +58,22 @@ class Task(ABC):
         """The rows of a file to predict (``encode`` turns them into inputs)."""
         return read_table(path)
 
+    uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
+    select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
+    epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)
+
+    def space_context(self, cfg: DataConfig) -> dict:
+        """Data facts the default search space depends on (a forecaster's lookbacks)."""
+        return {}
+
     @abstractmethod
-    def prepare(self, cfg: DataConfig, saved_split: dict | None = None) -> Prepared:
-        """Read, clean, split (or reuse ``saved_split``), fit on train only, tensorize."""
+    def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
+                space: Space | None = None) -> Prepared:
+        """Read, clean, split (or reuse ``saved_split``), fit on train only, tensorize.
+
+        ``space`` is the study's search space, for data shapes that depend on it (the
+        longest lookback of a forecaster).
+        """
 
     @abstractmethod
     def model_config(self, params: dict, state: dict) -> ModelConfig:
@@ -71,8 +86,8 @@ class Task(ABC):
     def val_metric(self, outputs: Tensor, y: Tensor) -> float: ...
 
     @abstractmethod
-    def evaluate(self, outputs: Tensor, y: Tensor, state: dict) -> dict:
-        """Test-set metrics (JSON-able)."""
+    def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
+        """Test-set metrics (JSON-able) of ``outputs`` for the rows of ``data``."""
 
     @abstractmethod
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
@@ -81,6 +96,18 @@ class Task(ABC):
     @abstractmethod
     def decode(self, outputs: Tensor, state: dict) -> pd.DataFrame:
         """Outputs -> a prediction table, one row per input row."""
+
+    def prediction_table(self, outputs: Tensor, prepared: Prepared) -> pd.DataFrame:
+        """The test rows (``test_frame``) beside their predictions: test_predictions.csv."""
+        table = self.decode(outputs, prepared.state)
+        frame = (prepared.test_frame.reset_index(drop=True) if prepared.test_frame is not None
+                 else pd.DataFrame(index=range(len(table))))
+        return pd.concat([frame, table], axis=1)
+
+    def predict_rows(self, model: torch.nn.Module, frame: pd.DataFrame, state: dict,
+                     source: str) -> pd.DataFrame:
+        """Predictions of ``model`` for new raw rows (``grutune predict``)."""
+        return self.decode(predict(model, self.encode(frame, state, source)), state)
 
 
 class ClassificationTask(Task):
@@ -98,8 +125,9 @@ class ClassificationTask(Task):
     def val_metric(self, outputs: Tensor, y: Tensor) -> float:
         return self._score(y.cpu().numpy(), probabilities(outputs))
 
-    def evaluate(self, outputs: Tensor, y: Tensor, state: dict) -> dict:
-        return classification_metrics(y.cpu().numpy(), probabilities(outputs), state["labels"])
+    def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
+        return classification_metrics(data.y.cpu().numpy(), probabilities(outputs),
+                                      state["labels"])
 
     def decode(self, outputs: Tensor, state: dict) -> pd.DataFrame:
         proba = probabilities(outputs)

@@ -36,6 +36,7 @@ from ..config import DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
 from ..readers import read_table, require_columns
+from ..search_space import Space
 from ..ts_format import read_ts
 from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
 
@@ -211,7 +212,8 @@ class SeriesClassification(ClassificationTask):
         test = read_series(cfg.test_path, cfg, target) if cfg.test_path else None
         return _Source(pool, test, cfg.path, target)
 
-    def prepare(self, cfg: DataConfig, saved_split: dict | None = None) -> Prepared:
+    def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
+                space: Space | None = None) -> Prepared:
         src = self._load(cfg)
         summary: dict = {"source": src.name}
         pool = _clean(src.pool, src.name, src.target, summary)

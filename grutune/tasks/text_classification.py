@@ -32,6 +32,7 @@ from ..config import DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
 from ..readers import read_table, require_columns
+from ..search_space import Space
 from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
 
 log = logging.getLogger("grutune")
@@ -174,7 +175,8 @@ class TextClassification(ClassificationTask):
 
     name = "text"
 
-    def prepare(self, cfg: DataConfig, saved_split: dict | None = None) -> Prepared:
+    def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
+                space: Space | None = None) -> Prepared:
         src = _load(cfg)
         summary: dict = {"source": src.name, "raw_rows": len(src.pool) + (
             len(src.test) if src.test is not None else 0)}

@@ -1,0 +1,431 @@
+"""Forecasting: the next ``horizon`` values of one or more series, from a window of the past.
+
+Data flow (``prepare``):
+
+1. read the table (or a built-in series), clean it on a regular time grid
+   (``series_frame.clean_series``: sorted, unique times, gaps filled, values interpolated);
+2. split the time steps chronologically, 70/15/15: train, then validation, then test;
+3. fit the scaling (standard, min-max or robust, per column) on the training steps only;
+4. cut windows: ``window`` past steps as input (targets first, then covariates) and the
+   next ``horizon`` target values as output. A window's targets lie entirely in one part,
+   so no window straddles training and evaluation targets; validation and test inputs
+   reach back into earlier parts, which is the past, never the future. Validation
+   windows start at every step; test windows roll forward by ``horizon`` steps (rolling
+   origin) and end with the last observation.
+
+The window is as long as the longest ``lookback`` in the search space (and at least a
+season, so the seasonal-naive baseline is defined); each trial's GRU reads the last
+``lookback`` steps of it. Trials are scored by validation MASE (scaled units; the same
+ratio as in original units), with early stopping and pruning per epoch, never by
+shuffled folds. Test metrics are in original units, beside the naive and seasonal-naive
+forecasts of exactly the same windows.
+
+>>> windows(np.arange(10.0)[:, None], origins=np.array([4, 8]), window=3, horizon=2)[1][:, :, 0]
+array([[4., 5.],
+       [8., 9.]])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from ..cache import SequenceData
+from ..config import DataConfig, ModelConfig
+from ..datasets import get_dataset
+from ..exceptions import ConfigError, DataError
+from ..metrics import forecast_metrics, mase_scale
+from ..model import baseline_forecast
+from ..readers import read_table
+from ..search_space import Space
+from ..trainer import predict
+from .base import Prepared, Task
+from .series_frame import CleanSeries, clean_series, future_times
+
+log = logging.getLogger("grutune")
+
+MIN_TRAIN_WINDOWS = 20
+DEFAULT_HORIZON = 10  # without a season to go by
+LOOKBACK_FACTORS = (1, 2, 4, 8)  # default lookbacks: multiples of max(horizon, season)
+MAX_DEFAULT_LOOKBACK = 256
+
+
+@dataclass
+class _Spec:
+    """What the user asked for, resolved against the data."""
+
+    name: str  # file or dataset name, for messages
+    targets: list[str]
+    covariates: list[str]
+    time_column: str | None
+    series: CleanSeries
+    horizon: int
+    season: int
+
+
+def windows(values: np.ndarray, origins: np.ndarray, window: int,
+            horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs [W, window, F] = values[o - window: o] and outputs [W, horizon, F] from o."""
+    x = np.stack([values[o - window:o] for o in origins])
+    y = np.stack([values[o:o + horizon] for o in origins])
+    return x, y
+
+
+def split_bounds(n: int, cfg: DataConfig, horizon: int = 1) -> tuple[int, int]:
+    """(end of train, end of validation) as step counts: 70/15/15 by default.
+
+    The test part is a whole number of horizons (rolling origin, stride ``horizon``).
+
+    >>> split_bounds(476, DataConfig(dataset="gas"), horizon=12)
+    (333, 404)
+    """
+    n_test = horizon * max(1, int(round(n * cfg.test_fraction / horizon)))
+    n_val = int(round(n * cfg.val_fraction))
+    return n - n_val - n_test, n - n_test
+
+
+def default_lookbacks(horizon: int, season: int, train_steps: int | None = None) -> list[int]:
+    """Lookback choices: 1, 2, 4, 8 x max(horizon, season), up to 256 steps and the data.
+
+    >>> default_lookbacks(12, 12), default_lookbacks(48, 48)
+    ([12, 24, 48, 96], [48, 96, 192])
+    """
+    base = max(horizon, season)
+    limit = max(MAX_DEFAULT_LOOKBACK, base)
+    if train_steps is not None:  # leave room for MIN_TRAIN_WINDOWS training windows
+        limit = min(limit, max(train_steps - horizon - MIN_TRAIN_WINDOWS + 1, base))
+    return [base * k for k in LOOKBACK_FACTORS if base * k <= limit] or [base]
+
+
+class Forecasting(Task):
+    """A series -> its next ``horizon`` values (all at once: a direct multi-step head)."""
+
+    name = "forecast"
+    direction = "minimize"
+    combine = "mean"
+    uses_folds = False
+    select_members = True
+    # Windows at every step overlap almost entirely; an epoch of 1,024 random windows
+    # (a fresh draw each epoch) learns as much per step as all 2,500 of taylor's.
+    epoch_rows = 1024
+    default_max_epochs = 60
+
+    def __init__(self, metric: str = "mase"):
+        if metric not in FORECAST_SCORES:
+            raise ConfigError(f"--metric: a forecast is scored by one of "
+                              f"{', '.join(FORECAST_SCORES)}; got {metric!r}")
+        self.metric = metric
+        self._spec: tuple[DataConfig, _Spec] | None = None
+        self._scale = torch.ones(1)  # validation MASE denominators (scaled units)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def _read(self, cfg: DataConfig) -> _Spec:
+        if self._spec is not None and self._spec[0] == cfg:
+            return self._spec[1]
+        if cfg.path is None:
+            ds = get_dataset(cfg.dataset)
+            if ds.task != self.name:
+                raise DataError(f"--dataset {ds.name}: a {ds.task} dataset, not {self.name}")
+            frame, _ = ds.loader()
+            name, time_col, default_target = ds.name, ds.text_column, ds.target_column
+            defaults = ds.defaults
+        else:
+            if cfg.test_path:
+                raise ConfigError("--test: a forecast is tested on the last 15% of the series "
+                                  "itself; put all history in one file")
+            frame, name, defaults = read_table(cfg.path), cfg.path, {}
+            time_col, default_target = cfg.time_column, None
+        targets = _columns(cfg.target_column) or ([default_target] if default_target else
+                                                  _only_numeric(frame, time_col, name))
+        covariates = [c for c in _columns(cfg.covariates) if c not in targets]
+        series = clean_series(frame, time_col, targets + covariates, name)
+        if cfg.sample:  # a quick look: the most recent steps
+            series.values = series.values.iloc[-cfg.sample:]
+        season = cfg.season or defaults.get("season") or series.season
+        horizon = cfg.horizon or defaults.get("horizon") or (
+            season if 2 <= season <= 96 else DEFAULT_HORIZON)
+        spec = _Spec(name, targets, covariates, time_col, series, horizon, season)
+        self._spec = (cfg, spec)
+        return spec
+
+    def space_context(self, cfg: DataConfig) -> dict:
+        spec = self._read(cfg)
+        train_end, _ = split_bounds(len(spec.series.values), cfg, spec.horizon)
+        return {"lookback": default_lookbacks(spec.horizon, spec.season, train_end)}
+
+    # --- preparing ---------------------------------------------------------------------
+
+    def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
+                space: Space | None = None) -> Prepared:
+        spec = self._read(cfg)
+        values = spec.series.values
+        n, horizon = len(values), spec.horizon
+        lookbacks = _lookbacks(space) or default_lookbacks(horizon, spec.season)
+        window = max(max(lookbacks), spec.season)
+        train_end, val_end = split_bounds(n, cfg, horizon)
+        if saved_split is not None:
+            train_end, val_end = _saved_bounds(saved_split, values.index, spec.name)
+        _check_length(n, train_end, val_end, window, horizon, spec, cfg)
+        columns = spec.targets + spec.covariates
+        raw = values[columns].to_numpy(np.float64)  # [N, F]
+        center, scale = fit_scaling(raw[:train_end], cfg.scaling)
+        scaled = ((raw - center) / scale).astype(np.float32)
+        targets = len(spec.targets)
+        origins = {
+            "train": np.arange(window, train_end - horizon + 1),
+            "val": np.arange(max(train_end, window), val_end - horizon + 1),
+            "test": np.arange(n - horizon * ((n - val_end) // horizon), n - horizon + 1,
+                              horizon),
+        }
+        data = {}
+        for part, o in origins.items():
+            x, y = windows(scaled, o, window, horizon)
+            data[part] = SequenceData(torch.from_numpy(x), torch.full((len(o),), window),
+                                      torch.from_numpy(np.ascontiguousarray(y[..., :targets])))
+        raw_scale = mase_scale(raw[:train_end, :targets], spec.season)
+        self._scale = torch.tensor(raw_scale / scale[:targets], dtype=torch.float32)
+        state = {
+            "task": self.name, "targets": spec.targets, "covariates": spec.covariates,
+            "time_column": spec.time_column, "time_kind": spec.series.time_kind,
+            "freq": spec.series.freq, "horizon": horizon, "season": spec.season,
+            "window": window, "scaling": cfg.scaling, "center": center.tolist(),
+            "scale": scale.tolist(), "mase_scale": raw_scale.tolist(),
+        }
+        index = values.index
+        split = {"steps": n, "first": str(index[0]), "last": str(index[-1]),
+                 **{part: [str(index[a]), str(index[b - 1])] for part, (a, b) in
+                    {"train": (0, train_end), "val": (train_end, val_end),
+                     "test": (val_end, n)}.items()}}
+        summary = self._summary(spec, window, lookbacks, origins, train_end, val_end)
+        test_frame = pd.DataFrame({"window": range(len(origins["test"])),
+                                   "times": [list(index[o:o + horizon])
+                                             for o in origins["test"]]})
+        return Prepared(data["train"], data["val"], data["test"], state, split, summary,
+                        test_frame)
+
+    def _summary(self, spec: _Spec, window: int, lookbacks: list[int], origins: dict,
+                 train_end: int, val_end: int) -> dict:
+        n = len(spec.series.values)
+        freq = spec.series.freq or "row order"
+        filled = spec.series.filled
+        notes = [f"{spec.series.gaps} missing time steps inserted"] if spec.series.gaps else []
+        if filled:
+            notes.append(f"{filled} missing values interpolated")
+            log.warning("%s: interpolated %d missing values (%d missing time steps)",
+                        spec.name, filled, spec.series.gaps)
+        covariates = f" with covariates {', '.join(spec.covariates)}" if spec.covariates else ""
+        return {
+            "source": spec.name, "kind": "forecast",
+            "rows": {part: len(o) for part, o in origins.items()},
+            "steps": {"train": train_end, "val": val_end - train_end, "test": n - val_end},
+            "horizon": spec.horizon, "season": spec.season, "freq": spec.series.freq,
+            "window": window, "lookbacks": lookbacks, "interpolated": filled,
+            "gaps_filled": spec.series.gaps,
+            "description": (
+                f"{n:,} steps ({freq}) of {', '.join(spec.targets)}{covariates}"
+                f"{' (' + ', '.join(notes) + ')' if notes else ''}; forecasting {spec.horizon} "
+                f"steps at once, season {spec.season}, lookback {'/'.join(map(str, lookbacks))}"
+                f". Chronological split: train {train_end:,} / validation "
+                f"{val_end - train_end:,} / test {n - val_end:,} steps = "
+                f"{len(origins['train']):,} / {len(origins['val']):,} / "
+                f"{len(origins['test'])} windows (test: rolling origin, stride {spec.horizon})"),
+        }
+
+    def model_config(self, params: dict, state: dict) -> ModelConfig:
+        targets = len(state["targets"])
+        return ModelConfig(
+            num_outputs=state["horizon"] * targets, vocab_size=0,
+            input_dim=targets + len(state["covariates"]), embed_dim=params["embed_dim"],
+            cell=params["cell"], hidden_size=params["hidden_size"],
+            num_layers=params["num_layers"], bidirectional=params["bidirectional"],
+            layer_dropout=params.get("layer_dropout", 0.0), pooling=params["pooling"],
+            dropout=params["dropout"], init=params["init"], horizon=state["horizon"],
+            targets=targets, lookback=min(params["lookback"], state["window"]),
+            season=state["season"], baseline=params["baseline"],
+            window_norm=params["window_norm"])
+
+    # --- scoring -----------------------------------------------------------------------
+
+    def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
+        return torch.nn.functional.l1_loss(outputs, y)  # what MAE and MASE measure
+
+    def val_metric(self, outputs: Tensor, y: Tensor) -> float:
+        return FORECAST_SCORES[self.metric](outputs.detach(), y, self._scale.to(y.device))
+
+    def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
+        targets = len(state["targets"])
+        past = data.x[..., :targets]  # [W, window, T] scaled
+        baselines = {"naive": baseline_forecast(past, "naive", state["horizon"], 1),
+                     "seasonal_naive": baseline_forecast(past, "seasonal", state["horizon"],
+                                                         state["season"])}
+        original = {k: unscale(v, state) for k, v in baselines.items()}
+        out = forecast_metrics(unscale(data.y, state), unscale(outputs, state), original,
+                               np.asarray(state["mase_scale"]), state["targets"])
+        out["season"] = state["season"]
+        return out
+
+    # --- predictions -------------------------------------------------------------------
+
+    def decode(self, outputs: Tensor, state: dict) -> pd.DataFrame:
+        """[W, H, T] -> one row per window and step: window, step, <target>..."""
+        values = unscale(outputs, state)  # [W, H, T]
+        w, h, _ = values.shape
+        table = pd.DataFrame({"window": np.repeat(np.arange(w), h),
+                              "step": np.tile(np.arange(1, h + 1), w)})
+        for i, name in enumerate(state["targets"]):
+            table[name] = values[..., i].reshape(-1)
+        return table
+
+    def prediction_table(self, outputs: Tensor, prepared: Prepared) -> pd.DataFrame:
+        """Per test window and step: time, actual, forecast, naive, seasonal naive."""
+        state, data = prepared.state, prepared.test
+        targets, horizon = len(state["targets"]), state["horizon"]
+        past = data.x[..., :targets]
+        columns = {"forecast": unscale(outputs, state), "actual": unscale(data.y, state),
+                   "naive": unscale(baseline_forecast(past, "naive", horizon, 1), state),
+                   "seasonal_naive": unscale(baseline_forecast(past, "seasonal", horizon,
+                                                               state["season"]), state)}
+        times = [t for ts in prepared.test_frame["times"] for t in ts]
+        rows = []
+        for i, name in enumerate(state["targets"]):
+            part = self.decode(outputs, state)[["window", "step"]]
+            part.insert(2, "time", times)
+            part.insert(3, "target", name)
+            for key, values in columns.items():
+                part[key] = values[..., i].reshape(-1)
+            rows.append(part)
+        return pd.concat(rows, ignore_index=True)
+
+    def read_rows(self, path: str, state: dict) -> pd.DataFrame:
+        """The history to forecast from, cleaned like the training series."""
+        columns = state["targets"] + state["covariates"]
+        series = clean_series(read_table(path), state["time_column"], columns, path)
+        if series.freq != state["freq"] and state["time_kind"] != "row":
+            raise DataError(f"{path}: the times have frequency {series.freq!r}; the model was "
+                            f"trained on {state['freq']!r}")
+        return series.values
+
+    def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
+        """The last ``window`` steps of the history -> one input window."""
+        window = state["window"]
+        if len(frame) < window:
+            raise DataError(f"{source}: {len(frame)} time steps of history; the model reads "
+                            f"the last {window}, so give at least that many")
+        raw = frame[state["targets"] + state["covariates"]].to_numpy(np.float64)[-window:]
+        x = (raw - np.asarray(state["center"])) / np.asarray(state["scale"])
+        y = torch.zeros((1, state["horizon"], len(state["targets"])))
+        return SequenceData(torch.tensor(x[None], dtype=torch.float32),
+                            torch.tensor([window]), y)
+
+    def predict_rows(self, model: torch.nn.Module, frame: pd.DataFrame, state: dict,
+                     source: str) -> pd.DataFrame:
+        """The next ``horizon`` steps after the history, with their times."""
+        table = self.decode(predict(model, self.encode(frame, state, source)), state)
+        table = table.drop(columns="window")
+        last = frame.index[-1]
+        if state["time_kind"] == "row":
+            last = len(frame) - 1
+        times = future_times(last, state["freq"], state["time_kind"], state["horizon"])
+        table.insert(1, state["time_column"] or "row", times)
+        return table
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def _mase(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
+    return float(((outputs - y).abs().mean((0, 1)) / scale).mean())
+
+
+def _mae(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
+    return float((outputs - y).abs().mean())
+
+
+def _rmse(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
+    return float(((outputs - y) ** 2).mean((0, 1)).sqrt().mean())
+
+
+# validation scores (scaled units; MASE is unit-free), all minimized
+FORECAST_SCORES = {"mase": _mase, "mae": _mae, "rmse": _rmse}
+
+
+def fit_scaling(train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column (center, scale) from the training steps: standard, minmax or robust.
+
+    >>> fit_scaling(np.array([[0.0], [2.0], [4.0]]), "minmax")
+    (array([0.]), array([4.]))
+    """
+    if kind == "standard":
+        center, scale = train.mean(0), train.std(0)
+    elif kind == "minmax":
+        center, scale = train.min(0), train.max(0) - train.min(0)
+    elif kind == "robust":
+        q1, median, q3 = np.percentile(train, [25, 50, 75], axis=0)
+        center, scale = median, q3 - q1
+    else:
+        raise ConfigError(f"--scaling: must be standard, minmax or robust; got {kind!r}")
+    return center, np.where(scale > 1e-12, scale, 1.0)
+
+
+def unscale(values: Tensor, state: dict) -> np.ndarray:
+    """Scaled target values [..., T] -> original units (float64 NumPy)."""
+    t = len(state["targets"])
+    center = np.asarray(state["center"][:t])
+    scale = np.asarray(state["scale"][:t])
+    return values.detach().double().cpu().numpy() * scale + center
+
+
+def _columns(text: str | None) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+
+
+def _only_numeric(frame: pd.DataFrame, time_column: str | None, source: str) -> list[str]:
+    """The target when none is named: the one numeric column besides the time."""
+    numeric = [c for c in frame.columns if c != time_column
+               and pd.api.types.is_numeric_dtype(frame[c])]
+    if len(numeric) != 1:
+        raise DataError(f"{source}: name the column(s) to forecast with --target COL[,COL]; "
+                        f"the columns are: {', '.join(map(str, frame.columns))}")
+    return numeric
+
+
+def _lookbacks(space: Space | None) -> list[int]:
+    """Every lookback the space can sample (the window must hold the longest)."""
+    if space is None or "lookback" not in space.params:
+        return []
+    p = space["lookback"]
+    if p.kind in ("int", "float"):
+        return [int(p.low), int(p.high)]
+    return [int(v) for v in p.choices]
+
+
+def _check_length(n: int, train_end: int, val_end: int, window: int, horizon: int,
+                  spec: _Spec, cfg: DataConfig) -> None:
+    """Enough steps for training windows and for validation and test windows."""
+    train_windows = train_end - window - horizon + 1
+    if train_windows >= MIN_TRAIN_WINDOWS and val_end - train_end >= horizon and \
+            n - val_end >= horizon:
+        return
+    train_share = 1 - cfg.val_fraction - cfg.test_fraction
+    need = max(math.ceil((window + horizon + MIN_TRAIN_WINDOWS - 1) / train_share),
+               math.ceil(horizon / min(cfg.val_fraction, cfg.test_fraction)))
+    raise DataError(f"{spec.name}: the series has {n} time steps; lookback {window} + horizon "
+                    f"{horizon} + validation and test windows need at least {need} (use a "
+                    "shorter --horizon or smaller lookback choices in --space)")
+
+
+def _saved_bounds(saved: dict, index: pd.Index, name: str) -> tuple[int, int]:
+    """The study's split boundaries, checked against the data's time steps."""
+    if saved.get("steps") != len(index) or saved.get("first") != str(index[0]) or \
+            saved.get("last") != str(index[-1]):
+        raise DataError(f"{name}: the data no longer matches the study's split.json "
+                        f"({saved.get('steps')} steps from {saved.get('first')} to "
+                        f"{saved.get('last')}); use a new --study or --run-dir")
+    labels = [str(t) for t in index]
+    return labels.index(saved["val"][0]), labels.index(saved["test"][0])
