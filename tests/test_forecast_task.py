@@ -202,6 +202,9 @@ def test_cli_tune_and_predict_the_next_horizon(runner, tmp_path):
     assert set(metrics["baselines"]) == {"naive", "seasonal_naive"}
     assert metrics["skill"] == pytest.approx(
         1 - metrics["mase"] / min(b["mase"] for b in metrics["baselines"].values()))
+    # the ensemble is the best-first prefix of the top trials that scores best on validation
+    chosen = metrics["model"]["member_validation"]
+    assert chosen == sorted(chosen) and metrics["validation"]["mase"] <= chosen[0] + 1e-9
     saved = pd.read_csv(run_dir / "test_predictions.csv")
     assert len(saved) == metrics["n_windows"] * 7
     # predicting from the history up to the last test origin repeats that window's forecast
@@ -260,3 +263,19 @@ def test_builtin_forecast_datasets_prepare(name, steps, horizon, season):
     assert prep.split["steps"] == steps
     assert (prep.state["horizon"], prep.state["season"]) == (horizon, season)
     assert prep.summary["interpolated"] == 0 and len(prep.test) >= 5
+
+
+def test_several_targets_are_forecast_together(tmp_path):
+    path = tmp_path / "two.csv"
+    make_series(200).to_csv(path, index=False)
+    task = get_task("forecast")
+    cfg = DataConfig(path=str(path), task="forecast", time_column="date",
+                     target_column="load,temp", horizon=5)
+    prep = task.prepare(cfg, None, load_space("forecast", None, task.space_context(cfg)))
+    assert prep.test.y.shape[1:] == (5, 2) and prep.state["targets"] == ["load", "temp"]
+    naive = baseline_forecast(prep.test.x, "naive", 5, 1)  # a "model" that repeats the last
+    metrics = task.evaluate(naive, prep.test, prep.state)
+    assert set(metrics["per_target"]) == {"load", "temp"}
+    assert metrics["mase"] == pytest.approx(metrics["baselines"]["naive"]["mase"])
+    assert metrics["mase"] == pytest.approx(
+        np.mean([m["mase"] for m in metrics["per_target"].values()]))

@@ -136,3 +136,14 @@ def test_train_batches_cover_every_row_once_and_group_lengths():
         widths.append(batch.x.shape[1] == int(batch.lengths.max()))
     assert len(seen) == 100 and all(widths)
     assert math.isclose(sum(seen), int(data.y.sum()))
+
+
+def test_epoch_rows_draws_a_fresh_subset_each_epoch():
+    data = SequenceData(torch.arange(40).view(20, 2), torch.full((20,), 2), torch.arange(20))
+    rng = np.random.default_rng(0)
+    epochs = [torch.cat([b.y for b in data.train_batches(3, rng, rows=7)]) for _ in range(2)]
+    for rows in epochs:
+        assert len(rows) == 7 and len(set(rows.tolist())) == 7  # without replacement
+    assert set(epochs[0].tolist()) != set(epochs[1].tolist())
+    everything = torch.cat([b.y for b in data.train_batches(3, rng, rows=0)])
+    assert sorted(everything.tolist()) == list(range(20))
