@@ -276,11 +276,9 @@ def _override(p: Param, spec: Any, source: str) -> Param:
     return replace(p, kind="fixed", default=value, choices=(value,), low=None, high=None)
 
 
-def _series_params() -> list[Param]:
-    """Architecture factors for a series classifier: small inputs, a normalization choice."""
+def _numeric_params() -> list[Param]:
+    """Recurrent factors for numeric inputs (series, forecasts): small input projections."""
     return [
-        _x("cell", "gru", allowed=CELLS),
-        _c("series_norm", [True, False], True, allowed=(False, True)),
         _c("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
         _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
         _c("num_layers", [1, 2], 1, bounds=(1, 8)),
@@ -293,23 +291,27 @@ def _series_params() -> list[Param]:
     ]
 
 
+def _series_params() -> list[Param]:
+    """Architecture factors for a series classifier: small inputs, a normalization choice."""
+    return [_x("cell", "gru", allowed=CELLS),
+            _c("series_norm", [True, False], True, allowed=(False, True)),
+            *_numeric_params()]
+
+
 def _forecast_params(lookbacks: list[int]) -> list[Param]:
     """Architecture factors for a forecaster: how far back to look, what to predict over."""
-    return [
-        _x("cell", "gru", allowed=CELLS),
-        _c("lookback", lookbacks, lookbacks[min(2, len(lookbacks) - 1)], bounds=(1, math.inf)),
-        _c("baseline", list(BASELINES), "seasonal", allowed=BASELINES),
-        _c("window_norm", [True, False], True, allowed=(False, True)),
-        _c("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
-        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
-        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
-        _c("bidirectional", [False, True], False, allowed=(False, True)),
-        _f("layer_dropout", 0.0, 0.5, 0.1, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
-           bounds=_UNIT),
-        _c("pooling", list(POOLINGS), "last", allowed=POOLINGS),
-        _f("dropout", 0.0, 0.3, 0.0, bounds=_UNIT),
-        _c("init", list(INITS), "xavier", allowed=INITS),
-    ]
+    numeric = _with(
+        _numeric_params(),
+        bidirectional=_c("bidirectional", [False, True], False, allowed=(False, True)),
+        layer_dropout=_f("layer_dropout", 0.0, 0.5, 0.1,
+                         when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),), bounds=_UNIT),
+        pooling=_c("pooling", list(POOLINGS), "last", allowed=POOLINGS),
+        dropout=_f("dropout", 0.0, 0.3, 0.0, bounds=_UNIT))
+    return [_x("cell", "gru", allowed=CELLS),
+            _c("lookback", lookbacks, lookbacks[min(2, len(lookbacks) - 1)], bounds=(1, math.inf)),
+            _c("baseline", list(BASELINES), "seasonal", allowed=BASELINES),
+            _c("window_norm", [True, False], True, allowed=(False, True)),
+            *numeric]
 
 
 def _with(params: list[Param], **changes: Param) -> list[Param]:
