@@ -93,6 +93,8 @@ def tune(
     seed: int = typer.Option(0, help="Seed of the split, sampler and trials."),
     sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
     pruner: str = typer.Option("median", help="median, percentile, asha, hyperband or none."),
+    workers: int | None = typer.Option(None, help="Trial worker processes on this machine, "
+                                       "one thread each (default 1; 0: one per core)."),
     ensemble: int = typer.Option(3, help="The final model averages the K best trials "
                                  "(1: the best trial alone)."),
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
@@ -138,10 +140,21 @@ def tune(
             budget_s=parse_duration(budget) if budget else None,
             max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
-            ensemble=ensemble, folds=folds)
+            ensemble=ensemble, folds=folds, workers=_workers(workers))
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _workers(requested: int | None) -> int:
+    """--workers: None -> 1, 0 -> one per core."""
+    from .workers import default_workers
+
+    if requested is None:
+        return 1
+    if requested < 0:
+        raise GrutuneError(f"--workers: must be >= 0 (0: one per core); got {requested}")
+    return requested or default_workers()
 
 
 @app.command("predict")

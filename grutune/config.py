@@ -188,6 +188,7 @@ class StudyConfig:
     seed: int = 0
     ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
     folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
+    workers: int = 1  # trial worker processes on this machine, one thread each when > 1
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
@@ -200,6 +201,7 @@ class StudyConfig:
                "give --trials or --budget (or both): the search needs an end")
         _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
+        _check(self.workers >= 1, f"--workers: must be >= 1; got {self.workers}")
         _check(self.folds is None or self.folds >= 1,
                f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
         _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),

@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +27,11 @@ from .bundle import load_bundle, save_bundle
 from .cache import fingerprint
 from .config import DataConfig, StudyConfig, to_dict
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
-from .exceptions import ConfigError, Interrupted, TrialFailure
+from .exceptions import ConfigError
 from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
-from .objective import Objective
-from .progress import Progress, format_seconds
+from .progress import format_seconds
+from .search import search
 from .search_space import Space, load_space
 from .study import make_pruner, make_sampler, make_storage, open_study, storage_url
 from .tables import metrics_table, plan_text, trials_frame
@@ -58,32 +55,6 @@ class TuneResult:
     best_params: dict
     metrics: dict
     interrupted: bool
-
-
-class _StopFlag:
-    """First Ctrl-C/SIGTERM: stop after the current epoch. Second: stop now."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.reason: str | None = None
-        self._previous: dict = {}
-
-    def __enter__(self) -> _StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.reason is not None:
-            raise KeyboardInterrupt
-        self.reason = "interrupted"
-        self.console.print("[yellow]stopping after this epoch (press Ctrl-C again to stop "
-                           "now); the study stays resumable[/yellow]")
 
 
 def _check_resume(saved: dict, data_cfg: DataConfig, run_dir: Path) -> None:
@@ -158,7 +129,7 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
                           "or use a new --study")
     created = _make_run_dir(run_dir)
     try:
-        storage = make_storage(storage_url(run_dir, study_cfg.storage))
+        storage = make_storage(storage_url(run_dir, study_cfg.storage, study_cfg.workers))
         study = open_study(study_cfg.study_name, storage, task.direction, sampler, pruner)
     except Exception:
         if created:
@@ -219,7 +190,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
     interrupted = False
     if remaining != 0:
-        interrupted = _search(task, prepared, study, space, study_cfg, console, run_dir,
+        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir,
                               remaining, done)
     write_trials_csv(study, run_dir / "trials.csv")
     candidates = top_trials(study, study_cfg.ensemble)
@@ -256,35 +227,6 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                       "continue it[/yellow]")
     return TuneResult(run_dir, float(members[0].value), members[0].user_attrs["config"], metrics,
                       interrupted)
-
-
-def _search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
-            study_cfg: StudyConfig, console: Console, run_dir: Path, remaining: int | None,
-            done: int) -> bool:
-    """Run trials until the count or the budget is reached; True if interrupted."""
-    start = time.monotonic()
-    deadline = start + study_cfg.budget_s if study_cfg.budget_s else None
-    callbacks = []
-    if study_cfg.trials is not None:
-        callbacks.append(optuna.study.MaxTrialsCallback(
-            study_cfg.trials, states=(optuna.trial.TrialState.COMPLETE,
-                                      optuna.trial.TrialState.PRUNED)))
-    with _StopFlag(console) as flag, Progress(console, task.metric, study_cfg.trials,
-                                              study_cfg.budget_s, done) as progress:
-        def should_stop() -> str | None:
-            if flag.reason:
-                return flag.reason
-            return "budget" if deadline and time.monotonic() > deadline else None
-
-        objective = Objective(task, prepared, space, study_cfg.max_epochs, study_cfg.seed,
-                              run_dir, progress, should_stop, keep=study_cfg.ensemble)
-        try:
-            study.optimize(objective, n_trials=remaining, timeout=study_cfg.budget_s,
-                           callbacks=[progress.trial_finished, *callbacks],
-                           catch=(TrialFailure,))
-        except Interrupted:
-            return True
-    return flag.reason is not None
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:

@@ -53,6 +53,13 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(*exc)
 
+    def running(self, numbers: list[int], workers: int) -> None:
+        """Parallel workers: which trials are running now."""
+        self.trial = None
+        self.epoch_text = (f"{workers} workers · running trials "
+                           f"{', '.join(map(str, numbers)) or '-'}")
+        self._refresh()
+
     def trial_started(self, number: int) -> None:
         self.trial, self.epoch_text = number, "starting"
         self._refresh()

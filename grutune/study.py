@@ -4,6 +4,8 @@
 'MedianPruner'
 >>> storage_url("runs/demo", None)
 'sqlite:///runs/demo/study.db'
+>>> storage_url("runs/demo", None, workers=2)
+'journal:runs/demo/study.journal'
 """
 
 from __future__ import annotations
@@ -69,9 +71,20 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     raise ConfigError(f"--pruner: must be one of {', '.join(PRUNERS)}; got {name!r}")
 
 
-def storage_url(run_dir: str | Path, storage: str | None) -> str:
-    """The storage URL: the user's, or an SQLite file in the run directory."""
-    return storage or f"sqlite:///{Path(run_dir).as_posix()}/study.db"
+def storage_url(run_dir: str | Path, storage: str | None, workers: int = 1) -> str:
+    """The storage URL: the user's, else a file in the run directory.
+
+    One worker: SQLite (``study.db``). Several local workers: Optuna's journal file
+    (``study.journal``), made for several processes on one machine. A run directory
+    that already holds one of them keeps it, so a study resumes whatever ``--workers``.
+    """
+    if storage:
+        return storage
+    run_dir = Path(run_dir)
+    sqlite, journal = run_dir / "study.db", run_dir / "study.journal"
+    if journal.exists() or (workers > 1 and not sqlite.exists()):
+        return f"journal:{journal.as_posix()}"
+    return f"sqlite:///{sqlite.as_posix()}"
 
 
 def make_storage(url: str) -> optuna.storages.BaseStorage:
