@@ -144,7 +144,19 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
         "optuna_version": optuna.__version__, "python": sys.version.split()[0],
         "command": sys.argv, "data": to_dict(data_cfg), "study": to_dict(study_cfg),
         "metric": getattr(task, "metric", None), "space": space.describe()})
+    if study_cfg.storage is None:
+        fail_left_running(study)
     return prepared, study, not study.trials
+
+
+def fail_left_running(study: optuna.Study) -> None:
+    """Mark trials a killed earlier run left RUNNING as failed (the run directory's own
+    storage only: nothing else works on it; shared storages rely on heartbeats)."""
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
+                                           "left running by a killed run")
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        log.warning("trial %d was left running by a killed run; marked failed", t.number)
 
 
 def _finished(study: optuna.Study) -> int:

@@ -7,6 +7,7 @@ True
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import threading
@@ -108,14 +109,32 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
                                   None, _stopper(flag, cfg.budget_s,
                                                  lambda: parent_alive(parent)),
                                   keep=cfg.ensemble)
+            deadline = time.monotonic() + cfg.budget_s if cfg.budget_s else None
             try:
-                mine.optimize(objective, timeout=cfg.budget_s, callbacks=_callbacks(cfg),
-                              catch=(TrialFailure,))
+                while not flag.reason and _room(mine, cfg.trials, started) and (
+                        deadline is None or time.monotonic() < deadline):
+                    mine.optimize(objective, n_trials=1, catch=(TrialFailure,))
             except (Interrupted, KeyboardInterrupt):
                 return 130
         return 130 if flag.reason else 0
 
+    started = datetime.datetime.now()
     return work
+
+
+def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> bool:
+    """Whether another trial fits the count: finished ones plus those running now.
+
+    Checked before each trial (not after, as ``MaxTrialsCallback`` does), so N workers
+    do not finish N - 1 trials too many. Trials left RUNNING by a killed earlier run
+    (started before this one) do not count.
+    """
+    if trials is None:
+        return True
+    taken = sum(1 for t in study.get_trials(deepcopy=False)
+                if t.state in FINISHED or (t.state == optuna.trial.TrialState.RUNNING
+                                           and t.datetime_start and t.datetime_start >= started))
+    return taken < trials
 
 
 def _search_parallel(task: Task, prepared: Prepared, study: optuna.Study, space: Space,

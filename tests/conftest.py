@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -45,3 +46,23 @@ def texts_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+def finished_trials(run_dir: Path) -> int:
+    """Complete or pruned trials in a run directory's own study (SQLite or journal file)."""
+    if (run_dir / "study.journal").exists():
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal")))
+    elif (run_dir / "study.db").exists():
+        storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
+    else:
+        return 0
+    try:
+        names = optuna.study.get_all_study_names(storage)
+        if not names:
+            return 0
+        study = optuna.load_study(study_name=names[0], storage=storage)
+        return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,
+                                            optuna.trial.TrialState.PRUNED)))
+    except Exception:  # a storage being created right now
+        return 0

@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from grutune.bundle import load_bundle
 from grutune.cli import app
+
+from .conftest import finished_trials
 
 pytestmark = pytest.mark.realdata
 
@@ -52,31 +53,19 @@ def test_quick_bbc_run_writes_everything_and_predict_reproduces(runner, tmp_path
     assert accuracy == pytest.approx(metrics["accuracy"])
 
 
-def _trials_done(db: Path) -> int:
-    import sqlite3
-
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as con:
-        try:
-            return con.execute("select count(*) from trials where state='COMPLETE'").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
-
-
 def test_killed_run_resumes_with_trials_and_split_intact(tmp_path):
     run_dir = tmp_path / "kill"
     cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
-           "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m"]
+           "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 240
-    while _trials_done(run_dir / "study.db") < 1 and time.time() < deadline:
+    while finished_trials(run_dir) < 1 and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)  # into the next trial
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = _trials_done(run_dir / "study.db")
+    done_before = finished_trials(run_dir)
     assert done_before >= 1
     split_before = (run_dir / "split.json").read_text()
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
@@ -86,7 +75,10 @@ def test_killed_run_resumes_with_trials_and_split_intact(tmp_path):
     trials = pd.read_csv(run_dir / "trials.csv")
     complete = trials[trials["state"].isin(["COMPLETE", "PRUNED"])]
     assert len(complete) >= 4
-    assert _trials_done(run_dir / "study.db") >= done_before
+    assert finished_trials(run_dir) >= done_before
+    # the trials the killed run's workers were running are failed, not left RUNNING
+    assert not (trials["state"] == "RUNNING").any()
+    assert "left running by a killed run" in result.stderr
 
 
 def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
@@ -96,12 +88,12 @@ def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
     make_texts(150).to_csv(data, index=False)
     run_dir = tmp_path / "sigint"
     cmd = [sys.executable, "-m", "grutune", "tune", str(data), "--trials", "50",
-           "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m"]
+           "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             text=True)
     deadline = time.time() + 120
-    while _trials_done(run_dir / "study.db") < 1 and time.time() < deadline:
+    while finished_trials(run_dir) < 1 and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
