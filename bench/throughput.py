@@ -23,6 +23,10 @@ line is a JSON object.
     python bench/throughput.py            # ~4.5 minutes on a 2-core CPU (3 seeds)
     python bench/throughput.py --stop-words   # shorter sequences
     python bench/throughput.py --epochs 3 --sample 600 --repeats 1   # a quick look
+
+It also prints the GRU's training FLOP/s (multiply-adds of the valid steps, forward and
+backward) for both, and ``flops_fraction``: grutune's FLOP/s over this machine's float32
+matrix-multiply peak, measured in the same run.
 """
 
 from __future__ import annotations
@@ -105,6 +109,31 @@ def train_reference(model: Reference, prep, cfg: TrainConfig,
     return seconds, accuracies
 
 
+def gru_training_flops(tokens: int, embed: int, hidden: int) -> float:
+    """Floating-point operations of training a 1-layer GRU over ``tokens`` valid steps.
+
+    Per step: the input projection (3H x E multiply-adds) and the recurrent product
+    (3H x H); 2 FLOPs per multiply-add; backward costs twice the forward (gradients for
+    inputs and for weights). Gate arithmetic, the embedding lookup and the head are left
+    out (a few percent), so the figure is a slight undercount of useful work.
+
+    >>> gru_training_flops(1, 2, 1)
+    54.0
+    """
+    macs = 3 * hidden * embed + 3 * hidden * hidden
+    return float(tokens) * macs * 2 * 3
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's float32 matrix-multiply rate (FLOP/s) with the current threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
@@ -155,6 +184,10 @@ def main() -> None:
 
     sequences = n_train * args.epochs * args.repeats
     ours_rate, ref_rate = sequences / ours_seconds, sequences / ref_seconds
+    flops = gru_training_flops(int(prep.train.lengths.sum()) * args.epochs * args.repeats,
+                               cfg.embed_dim, cfg.hidden_size)
+    peak = matmul_peak()
+    ours_flops, ref_flops = flops / ours_seconds, flops / ref_seconds
     ours_acc, ref_acc = float(np.mean(ours_accs)), float(np.mean(ref_accs))
     print(f"grutune trainer : {ours_rate:8.1f} sequences/s  ({ours_seconds:.1f} s training), "
           f"validation accuracy after {args.epochs} epochs {ours_acc:.4f} (mean of "
@@ -164,11 +197,19 @@ def main() -> None:
           f"{args.repeats})")
     print(f"ratio           : {ours_rate / ref_rate:.2f}x; accuracy difference "
           f"{100 * (ours_acc - ref_acc):+.1f} points")
+    print(f"GRU training FLOP/s (valid steps, forward + backward): grutune "
+          f"{ours_flops / 1e9:.1f} GFLOP/s, reference {ref_flops / 1e9:.1f} GFLOP/s; this "
+          f"machine's float32 matmul peak {peak / 1e9:.1f} GFLOP/s -> flops_fraction "
+          f"{ours_flops / peak:.3f} (reference {ref_flops / peak:.3f})")
     print(json.dumps({"grutune_seq_per_s": round(ours_rate, 2),
                       "reference_seq_per_s": round(ref_rate, 2),
                       "ratio": round(ours_rate / ref_rate, 3),
                       "grutune_val_accuracy": round(ours_acc, 4),
                       "reference_val_accuracy": round(ref_acc, 4),
+                      "grutune_gflops": round(ours_flops / 1e9, 2),
+                      "reference_gflops": round(ref_flops / 1e9, 2),
+                      "matmul_peak_gflops": round(peak / 1e9, 2),
+                      "flops_fraction": round(ours_flops / peak, 4),
                       "epochs": args.epochs, "repeats": args.repeats,
                       "threads": torch.get_num_threads(),
                       "stop_words_removed": args.stop_words}))
