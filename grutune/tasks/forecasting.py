@@ -222,7 +222,7 @@ class Forecasting(Task):
                         spec.name, filled, spec.series.gaps)
         covariates = f" with covariates {', '.join(spec.covariates)}" if spec.covariates else ""
         return {
-            "source": spec.name, "kind": "forecast",
+            "source": spec.name, "kind": "forecast", "metric": self.metric.upper(),
             "rows": {part: len(o) for part, o in origins.items()},
             "steps": {"train": train_end, "val": val_end - train_end, "test": n - val_end},
             "horizon": spec.horizon, "season": spec.season, "freq": spec.series.freq,
