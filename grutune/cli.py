@@ -193,7 +193,9 @@ def datasets() -> None:
         table.add_column(col)
     for d in DATASETS.values():
         table.add_row(d.name, d.task, d.size, d.classes, d.source)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 140)  # a pipe or narrow terminal: keep rows whole
+    console.print(table)
 
 
 def main() -> None:
