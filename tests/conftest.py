@@ -6,7 +6,11 @@ made on real data (tests marked ``realdata``/``slow`` and the closing notes).
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import optuna
@@ -66,3 +70,17 @@ def finished_trials(run_dir: Path) -> int:
                                             optuna.trial.TrialState.PRUNED)))
     except Exception:  # a storage being created right now
         return 0
+
+
+def interrupt_after_first_trial(cmd: list[str], run_dir: Path) -> tuple[int, str, pd.DataFrame]:
+    """Run ``cmd``, send SIGINT once a trial has finished; (exit code, stderr, trials.csv)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            text=True)
+    deadline = time.time() + 120
+    while finished_trials(run_dir) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.4)  # into the next trial
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    return proc.returncode, stderr, pd.read_csv(run_dir / "trials.csv")

@@ -15,7 +15,7 @@ import pytest
 from grutune.bundle import load_bundle
 from grutune.cli import app
 
-from .conftest import finished_trials
+from .conftest import finished_trials, interrupt_after_first_trial
 
 pytestmark = pytest.mark.realdata
 
@@ -89,18 +89,9 @@ def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
     run_dir = tmp_path / "sigint"
     cmd = [sys.executable, "-m", "grutune", "tune", str(data), "--trials", "50",
            "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "1"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                            text=True)
-    deadline = time.time() + 120
-    while finished_trials(run_dir) < 1 and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, stderr
+    code, stderr, trials = interrupt_after_first_trial(cmd, run_dir)
+    assert code == 130, stderr
     assert "stopping after this epoch" in stderr
-    trials = pd.read_csv(run_dir / "trials.csv")
     stopped = trials[trials["fail_reason"].fillna("").str.startswith("interrupted after epoch")]
     assert len(stopped) == 1 and stopped.iloc[0]["state"] == "FAIL"
     # the finished trials' best model was still evaluated and saved

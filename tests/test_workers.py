@@ -13,7 +13,7 @@ import pandas as pd
 
 from grutune.study import storage_url
 
-from .conftest import finished_trials, make_texts
+from .conftest import finished_trials, interrupt_after_first_trial, make_texts
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
@@ -53,16 +53,10 @@ def test_ctrl_c_stops_every_worker_and_the_study_resumes(tmp_path):
     data = tmp_path / "texts.csv"
     make_texts(150).to_csv(data, index=False)
     run_dir = tmp_path / "sigint"
-    cmd = _cmd(data, run_dir, 12, 40) + ["--study", "sigint"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV,
-                            text=True)
-    _wait_for(run_dir, 1, proc)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 130, stderr
+    code, stderr, trials = interrupt_after_first_trial(
+        _cmd(data, run_dir, 12, 40) + ["--study", "sigint"], run_dir)
+    assert code == 130, stderr
     assert "stopping every worker after its current epoch" in stderr
-    trials = pd.read_csv(run_dir / "trials.csv")
     stopped = trials[trials["fail_reason"].fillna("").str.startswith("interrupted after epoch")]
     assert 1 <= len(stopped) <= 2 and set(stopped["state"]) == {"FAIL"}
     assert not (trials["state"] == "RUNNING").any()  # every worker recorded its trial
