@@ -30,6 +30,7 @@ from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predic
 from .exceptions import ConfigError
 from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
+from .lint import lint
 from .progress import format_seconds
 from .search import search
 from .search_space import Space, load_space
@@ -199,6 +200,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     done = _finished(study)
     remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
     console.print(plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
+    for warning in lint(space, study_cfg, prepared.summary):
+        log.warning("search space: %s", warning)
     log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
     interrupted = False
     if remaining != 0:
