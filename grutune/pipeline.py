@@ -205,8 +205,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
     interrupted = False
     if remaining != 0:
-        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir,
-                              remaining, done)
+        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
     write_trials_csv(study, run_dir / "trials.csv")
     candidates = top_trials(study, study_cfg.ensemble)
     with console.status(f"evaluating trials {[t.number for t in candidates]} on the test "

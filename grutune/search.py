@@ -57,12 +57,6 @@ class StopFlag:
                            "now); the study stays resumable[/yellow]")
 
 
-def _callbacks(cfg: StudyConfig) -> list:
-    if cfg.trials is None:
-        return []
-    return [optuna.study.MaxTrialsCallback(cfg.trials, states=FINISHED)]
-
-
 def _stopper(flag: StopFlag, budget_s: float | None,
              alive: Callable[[], bool] = lambda: True) -> Callable[[], str | None]:
     deadline = time.monotonic() + budget_s if budget_s else None
@@ -75,27 +69,40 @@ def _stopper(flag: StopFlag, budget_s: float | None,
     return should_stop
 
 
+def _run_trials(study: optuna.Study, objective: Objective, should_stop: Callable[[], str | None],
+                trials: int | None, started: datetime.datetime, callbacks: tuple = ()) -> None:
+    """Trials one at a time until ``should_stop`` gives a reason or the count is reached.
+
+    The one loop of both the single-process search and every worker. A trial stopped by
+    a signal raises ``Interrupted`` out of it.
+    """
+    while should_stop() is None and _room(study, trials, started):
+        study.optimize(objective, n_trials=1, callbacks=list(callbacks), catch=(TrialFailure,))
+
+
 def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
-           cfg: StudyConfig, console: Console, run_dir: Path, remaining: int | None,
-           done: int) -> bool:
+           cfg: StudyConfig, console: Console, run_dir: Path, done: int) -> bool:
     """Run trials until the count or the budget is reached; True if interrupted."""
+    started = datetime.datetime.now()
     if cfg.workers > 1:
-        return _search_parallel(task, prepared, study, space, cfg, console, run_dir, done)
+        return _search_parallel(task, prepared, study, space, cfg, console, run_dir, done,
+                                started)
     with StopFlag(console) as flag, Progress(console, task.metric, cfg.trials, cfg.budget_s,
                                              done) as progress:
+        should_stop = _stopper(flag, cfg.budget_s)
         objective = Objective(task, prepared, space, cfg.max_epochs, cfg.seed, run_dir,
-                              progress, _stopper(flag, cfg.budget_s), keep=cfg.ensemble)
+                              progress, should_stop, keep=cfg.ensemble)
         try:
-            study.optimize(objective, n_trials=remaining, timeout=cfg.budget_s,
-                           callbacks=[progress.trial_finished, *_callbacks(cfg)],
-                           catch=(TrialFailure,))
+            _run_trials(study, objective, should_stop, cfg.trials, started,
+                        (progress.trial_finished,))
         except Interrupted:
             return True
     return flag.reason is not None
 
 
 def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
-            cfg: StudyConfig, run_dir: Path, parent: int) -> Callable[[int], int]:
+            cfg: StudyConfig, run_dir: Path, parent: int,
+            started: datetime.datetime) -> Callable[[int], int]:
     """The body of worker ``index`` (runs in a forked process): 0 done, 130 stopped."""
 
     def work(index: int) -> int:
@@ -105,43 +112,41 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
         mine = optuna.load_study(study_name=study.study_name, storage=storage,
                                  sampler=sampler, pruner=study.pruner)
         with StopFlag(Console(quiet=True), signals=(signal.SIGTERM,)) as flag:
+            should_stop = _stopper(flag, cfg.budget_s, lambda: parent_alive(parent))
             objective = Objective(task, prepared, space, cfg.max_epochs, cfg.seed, run_dir,
-                                  None, _stopper(flag, cfg.budget_s,
-                                                 lambda: parent_alive(parent)),
-                                  keep=cfg.ensemble)
-            deadline = time.monotonic() + cfg.budget_s if cfg.budget_s else None
+                                  None, should_stop, keep=cfg.ensemble)
             try:
-                while not flag.reason and _room(mine, cfg.trials, started) and (
-                        deadline is None or time.monotonic() < deadline):
-                    mine.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                _run_trials(mine, objective, should_stop, cfg.trials, started)
             except (Interrupted, KeyboardInterrupt):
                 return 130
         return 130 if flag.reason else 0
 
-    started = datetime.datetime.now()
     return work
 
 
 def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> bool:
-    """Whether another trial fits the count: finished ones plus those running now.
+    """Whether another trial fits the count ``--trials``.
 
-    Checked before each trial (not after, as ``MaxTrialsCallback`` does), so N workers
-    do not finish N - 1 trials too many. Trials left RUNNING by a killed earlier run
-    (started before this one) do not count.
+    Finished trials count, and so do this run's running and failed ones: checked before
+    each trial (not after, as ``MaxTrialsCallback`` does), N workers do not finish N - 1
+    trials too many, and a run whose trials keep failing ends after ``trials`` attempts.
+    Trials an earlier run left RUNNING or failed do not count.
     """
     if trials is None:
         return True
+    attempted = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL)
     taken = sum(1 for t in study.get_trials(deepcopy=False)
-                if t.state in FINISHED or (t.state == optuna.trial.TrialState.RUNNING
-                                           and t.datetime_start and t.datetime_start >= started))
+                if t.state in FINISHED or (t.state in attempted and t.datetime_start
+                                           and t.datetime_start >= started))
     return taken < trials
 
 
 def _search_parallel(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
-                     cfg: StudyConfig, console: Console, run_dir: Path, done: int) -> bool:
+                     cfg: StudyConfig, console: Console, run_dir: Path, done: int,
+                     started: datetime.datetime) -> bool:
     """``cfg.workers`` forked workers on the study; the parent shows their progress."""
     shown: set[int] = set()
-    work = _worker(task, prepared, study, space, cfg, run_dir, os.getpid())
+    work = _worker(task, prepared, study, space, cfg, run_dir, os.getpid(), started)
     with Progress(console, task.metric, cfg.trials, cfg.budget_s, done) as progress:
         def poll() -> None:
             trials = study.get_trials(deepcopy=False)
