@@ -17,6 +17,7 @@ import io
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .exceptions import DataError
@@ -114,3 +115,14 @@ def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> Non
         if column not in frame.columns:
             existing = ", ".join(map(str, frame.columns))
             raise DataError(f"{source}: no column {column!r}; the columns are: {existing}")
+
+
+def non_numeric(column: pd.Series) -> np.ndarray:
+    """Mask of values that are present, not blank and not numbers (``"twelve"``, not NaN).
+
+    >>> non_numeric(pd.Series(["1.5", None, " ", "x"])).tolist()
+    [False, False, False, True]
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    text = column.astype(str).str.strip()
+    return (numbers.isna() & column.notna() & (text != "")).to_numpy()

@@ -127,12 +127,8 @@ def metrics_table(metrics: dict) -> Group | Table:
     """The test metrics, per-class scores and confusion matrix as rich tables."""
     if metrics.get("task") == "forecast":
         return forecast_table(metrics)
-    members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
-    folds = metrics.get("model", {}).get("folds", 1)
-    what = (f"ensemble of trials {', '.join(map(str, members))}"
-            + (f" x {folds} folds" if folds > 1 else "") if len(members) > 1 or folds > 1
-            else f"trial {members[0]}")
-    main = Table(title="Test metrics", caption=f"{metrics.get('n')} test rows, {what}",
+    main = Table(title="Test metrics",
+                 caption=f"{metrics.get('n')} test rows, {_model_text(metrics)}",
                  min_width=40)
     main.add_column("metric")
     main.add_column("value", justify="right")

@@ -90,6 +90,11 @@ def lr_factor(cfg: TrainConfig, epoch: float) -> float:
     return 1.0
 
 
+def epoch_size(cfg: TrainConfig, rows: int) -> int:
+    """Training rows one epoch visits: all, or ``cfg.epoch_rows`` drawn at random."""
+    return min(cfg.epoch_rows or rows, rows)
+
+
 def _param_groups(model: nn.Module) -> tuple[list[Tensor], list[Tensor]]:
     """(matrices that L2 applies to, vectors that it does not: biases)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -180,8 +185,7 @@ def fit(
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     optimizer = make_optimizer(model, cfg)
-    rows = min(cfg.epoch_rows or len(train), len(train))
-    steps_per_epoch = math.ceil(rows / cfg.batch_size)
+    steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
     stopper = _EarlyStopping(scorer.direction, cfg.patience)
@@ -225,11 +229,9 @@ def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer:
     """One pass over the training split; returns the mean training loss."""
     model.train()
     total = torch.zeros((), device=data.x.device)
-    rows = 0
     for batch in data.train_batches(cfg.batch_size, rng, rows=cfg.epoch_rows):
         loss = scorer.loss(model(batch.x, batch.lengths), batch.y)
         total += loss.detach() * batch.y.shape[0]
-        rows += batch.y.shape[0]
         optimizer.zero_grad(set_to_none=True)
         (loss + l2_term(model, cfg.l2_penalty)).backward()
         if cfg.grad_clip > 0:
@@ -237,4 +239,4 @@ def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer:
         decoupled_decay(optimizer, cfg)
         optimizer.step()
         schedule.step()
-    return float(total) / rows
+    return float(total) / epoch_size(cfg, len(data))

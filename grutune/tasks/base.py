@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 from ..metrics import SCORES, classification_metrics
 from ..readers import read_table
 from ..search_space import Space
@@ -116,6 +116,8 @@ class ClassificationTask(Task):
     combine = "probability"
 
     def __init__(self, metric: str = "accuracy"):
+        if metric not in SCORES:
+            raise ConfigError(f"--metric: must be one of {', '.join(SCORES)}; got {metric!r}")
         self.metric = metric
         self._score, self.direction = SCORES[metric]
 

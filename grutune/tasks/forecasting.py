@@ -260,14 +260,9 @@ class Forecasting(Task):
         return FORECAST_SCORES[self.metric](outputs.detach(), y, self._scale.to(y.device))
 
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
-        targets = len(state["targets"])
-        past = data.x[..., :targets]  # [W, window, T] scaled
-        baselines = {"naive": baseline_forecast(past, "naive", state["horizon"], 1),
-                     "seasonal_naive": baseline_forecast(past, "seasonal", state["horizon"],
-                                                         state["season"])}
-        original = {k: unscale(v, state) for k, v in baselines.items()}
-        out = forecast_metrics(unscale(data.y, state), unscale(outputs, state), original,
-                               np.asarray(state["mase_scale"]), state["targets"])
+        out = forecast_metrics(unscale(data.y, state), unscale(outputs, state),
+                               baselines(data, state), np.asarray(state["mase_scale"]),
+                               state["targets"])
         out["season"] = state["season"]
         return out
 
@@ -286,16 +281,13 @@ class Forecasting(Task):
     def prediction_table(self, outputs: Tensor, prepared: Prepared) -> pd.DataFrame:
         """Per test window and step: time, actual, forecast, naive, seasonal naive."""
         state, data = prepared.state, prepared.test
-        targets, horizon = len(state["targets"]), state["horizon"]
-        past = data.x[..., :targets]
         columns = {"forecast": unscale(outputs, state), "actual": unscale(data.y, state),
-                   "naive": unscale(baseline_forecast(past, "naive", horizon, 1), state),
-                   "seasonal_naive": unscale(baseline_forecast(past, "seasonal", horizon,
-                                                               state["season"]), state)}
+                   **baselines(data, state)}
         times = [t for ts in prepared.test_frame["times"] for t in ts]
+        index = self.decode(outputs, state)[["window", "step"]]
         rows = []
         for i, name in enumerate(state["targets"]):
-            part = self.decode(outputs, state)[["window", "step"]]
+            part = index.copy()
             part.insert(2, "time", times)
             part.insert(3, "target", name)
             for key, values in columns.items():
@@ -353,6 +345,15 @@ def _rmse(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
 
 # validation scores (scaled units; MASE is unit-free), all minimized
 FORECAST_SCORES = {"mase": _mase, "mae": _mae, "rmse": _rmse}
+
+
+def baselines(data: SequenceData, state: dict) -> dict[str, np.ndarray]:
+    """The naive and seasonal-naive forecasts of ``data``'s windows, in original units."""
+    past = data.x[..., : len(state["targets"])]  # [W, window, T] scaled
+    horizon, season = state["horizon"], state["season"]
+    return {"naive": unscale(baseline_forecast(past, "naive", horizon, 1), state),
+            "seasonal_naive": unscale(baseline_forecast(past, "seasonal", horizon, season),
+                                      state)}
 
 
 def fit_scaling(train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

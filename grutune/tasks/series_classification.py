@@ -35,7 +35,7 @@ from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
-from ..readers import read_table, require_columns
+from ..readers import non_numeric, read_table, require_columns
 from ..search_space import Space
 from ..ts_format import read_ts
 from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
@@ -67,11 +67,9 @@ def read_series(path: str, cfg: DataConfig, target: str) -> pd.DataFrame:
 def _numeric(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
     """The columns as float32, or a DataError naming the first non-numeric value."""
     for column in columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna() & (frame[column].astype(str).str.strip()
-                                                       != "")
+        bad = non_numeric(frame[column])
         if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+            row = int(np.flatnonzero(bad)[0])
             raise DataError(f"{source}: column {column!r} has the non-numeric value "
                             f"{frame[column].iloc[row]!r} (data row {row + 1}); series values "
                             "must be numbers")

@@ -26,7 +26,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from ..exceptions import DataError
-from ..readers import require_columns
+from ..readers import non_numeric, require_columns
 
 MAX_MISSING = 0.2  # share of missing (or gap) values above which the series is refused
 
@@ -43,17 +43,17 @@ class CleanSeries:
 
 def _label_like(column: pd.Series, name: str, source: str) -> None:
     """Refuse text labels and two-valued columns as a forecast target."""
-    numbers = pd.to_numeric(column, errors="coerce")
-    text = column.notna() & numbers.isna() & (column.astype(str).str.strip() != "")
+    text = non_numeric(column)
     if text.any():
-        row = int(np.flatnonzero(text.to_numpy())[0])
+        row = int(np.flatnonzero(text)[0])
         share = text.mean()
         what = ("holds labels, not numbers" if share > 0.5 else
                 f"has the non-numeric value {column.iloc[row]!r} (data row {row + 1})")
         raise DataError(f"{source}: forecast column {name!r} {what}; forecasting needs a "
                         "numeric series (to classify labelled series use --task series)")
-    distinct = numbers.dropna().unique()
-    if 0 < len(distinct) <= 2 and len(numbers.dropna()) > 10:
+    numbers = pd.to_numeric(column, errors="coerce").dropna()
+    distinct = numbers.unique()
+    if 0 < len(distinct) <= 2 and len(numbers) > 10:
         raise DataError(f"{source}: forecast target {name!r} only takes the values "
                         f"{sorted(distinct.tolist())}, like a class label; forecasting needs "
                         "a numeric series (to classify labelled series use --task series)")
