@@ -53,10 +53,12 @@ def test_quick_bbc_run_writes_everything_and_predict_reproduces(runner, tmp_path
     assert accuracy == pytest.approx(metrics["accuracy"])
 
 
-def test_killed_run_resumes_with_trials_and_split_intact(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # SQLite, one process; journal, two workers
+def test_killed_run_resumes_with_trials_and_split_intact(tmp_path, workers):
     run_dir = tmp_path / "kill"
     cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
-           "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "2"]
+           "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers",
+           str(workers)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 240
