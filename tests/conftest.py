@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -54,13 +55,18 @@ def runner() -> CliRunner:
 
 def finished_trials(run_dir: Path) -> int:
     """Complete or pruned trials in a run directory's own study (SQLite or journal file)."""
-    if (run_dir / "study.journal").exists():
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal")))
-    elif (run_dir / "study.db").exists():
-        storage = optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'study.db'}")
-    else:
+    if (run_dir / "study.db").exists():
+        # read-only SQL: an RDBStorage here would create the schema while the run does
+        with sqlite3.connect(f"file:{run_dir / 'study.db'}?mode=ro", uri=True) as con:
+            try:
+                return con.execute("select count(*) from trials where state in "
+                                   "('COMPLETE', 'PRUNED')").fetchone()[0]
+            except sqlite3.OperationalError:  # no tables yet
+                return 0
+    if not (run_dir / "study.journal").exists():
         return 0
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run_dir / "study.journal")))
     try:
         names = optuna.study.get_all_study_names(storage)
         if not names:
