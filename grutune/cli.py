@@ -94,7 +94,8 @@ def tune(
     sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
     pruner: str = typer.Option("median", help="median, percentile, asha, hyperband or none."),
     workers: int | None = typer.Option(None, help="Trial worker processes on this machine, "
-                                       "one thread each (default 1; 0: one per core)."),
+                                       "one thread each (default: one per core on a CPU, "
+                                       "1 on a GPU)."),
     ensemble: int = typer.Option(3, help="The final model averages the K best trials "
                                  "(1: the best trial alone)."),
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
@@ -147,11 +148,11 @@ def tune(
 
 
 def _workers(requested: int | None) -> int:
-    """--workers: None -> 1, 0 -> one per core."""
+    """--workers: None or 0 -> one per core (1 with a GPU), else as given."""
     from .workers import default_workers
 
     if requested is None:
-        return 1
+        requested = 0
     if requested < 0:
         raise GrutuneError(f"--workers: must be >= 0 (0: one per core); got {requested}")
     return requested or default_workers()

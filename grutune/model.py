@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
+from .recurrence import FastGRU
 
 
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:
@@ -48,7 +49,7 @@ class RecurrentLayer(nn.Module):
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, bidirectional: bool):
         super().__init__()
-        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        rnn = FastGRU if cell == "gru" else nn.LSTM
         self.fwd = rnn(input_size, hidden_size)
         self.bwd = rnn(input_size, hidden_size) if bidirectional else None
 

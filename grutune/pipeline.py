@@ -32,6 +32,7 @@ from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
 from .lint import lint
 from .progress import format_seconds
+from .recurrence import cpu_kernel
 from .search import search
 from .search_space import Space, load_space
 from .study import make_pruner, make_sampler, make_storage, open_study, storage_url
@@ -205,6 +206,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
     interrupted = False
     if remaining != 0:
+        with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
+            cpu_kernel()  # once, before workers fork, so they share the loaded library
         interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
     write_trials_csv(study, run_dir / "trials.csv")
     candidates = top_trials(study, study_cfg.ensemble)

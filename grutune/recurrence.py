@@ -1,0 +1,163 @@
+"""The GRU recurrence for K stacked members, with our own forward and backward.
+
+``gru_recurrence(gi, w_hh, b_hh)`` runs the recurrence over precomputed input
+projections ``gi = x @ W_ih^T + b_ih`` for K members at once:
+
+    gi [K, T, B, 3H], w_hh [K, 3H, H], b_hh [K, 3H]  ->  h [K, T, B, H]
+
+with nn.GRU's equations and gate order (r, z, n) and a zero initial state. The
+single-trial GRU (``FastGRU``, K = 1) and the population (``population.py``, K members)
+both call it.
+
+Why our own: on the CPU, ``nn.GRU``'s backward is autograd over a dozen small operators
+per time step, each with its dispatch and allocation. Here the forward keeps the four
+gate tensors; the backward runs only the hidden-state recursion step by step (one
+batched [B, 3H] x [3H, H] product and one fused gate loop per step) and computes the
+recurrent weight gradient with a single product over all steps, as cuDNN does. The
+step loops are C++ (``csrc/gru_cpu.cpp``), compiled on first use with PyTorch's
+extension builder and cached; where that is not possible (no compiler, or tensors on a
+GPU) a plain PyTorch loop with autograd computes the same values.
+
+>>> import torch
+>>> gi, w, b = torch.randn(2, 5, 3, 12), torch.randn(2, 12, 4), torch.randn(2, 12)
+>>> h = gru_recurrence(gi, w, b)
+>>> h.shape
+torch.Size([2, 5, 3, 4])
+>>> torch.allclose(h, reference_recurrence(gi, w, b), atol=1e-5)
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger("grutune")
+
+_SOURCE = Path(__file__).parent / "csrc" / "gru_cpu.cpp"
+_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+_lock = threading.Lock()
+_state: dict[str, ModuleType | None] = {}
+
+
+def cpu_kernel() -> ModuleType | None:
+    """The compiled C++ step loops, built on first call (about 20 s) and cached on disk.
+
+    None when they cannot be built (no C++ compiler) or ``GRUTUNE_NO_KERNEL=1`` is set;
+    callers then use ``reference_recurrence``.
+    """
+    with _lock:
+        if "kernel" not in _state:
+            _state["kernel"] = _build()
+        return _state["kernel"]
+
+
+def _build() -> ModuleType | None:
+    if os.environ.get("GRUTUNE_NO_KERNEL") == "1":
+        return None
+    try:
+        from torch.utils.cpp_extension import load
+
+        return load(name=f"grutune_gru_cpu_{_cpu_tag()}", sources=[str(_SOURCE)],
+                    extra_cflags=_FLAGS, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - any build failure means: use the fallback
+        log.warning("the C++ GRU kernel could not be built (%s); using the slower plain "
+                    "PyTorch recurrence", str(exc).splitlines()[0] if str(exc) else exc)
+        return None
+
+
+def _cpu_tag() -> str:
+    """A short hash of this CPU's instruction-set flags: the build uses ``-march=native``,
+    so a cache shared between different machines must not hand one's binary to another."""
+    flags = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags += line
+                break
+    except OSError:
+        pass
+    return hashlib.sha256(flags.encode()).hexdigest()[:8]
+
+
+class _Recurrence(torch.autograd.Function):
+    """Autograd wrapper around the C++ forward/backward."""
+
+    @staticmethod
+    def forward(ctx, gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+        kernel = cpu_kernel()
+        out, saved = kernel.forward(gi.contiguous(), w_hh.contiguous(), b_hh.contiguous())
+        ctx.save_for_backward(out, saved, w_hh)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out, saved, w_hh = ctx.saved_tensors
+        d_gi, d_w, d_b = cpu_kernel().backward(grad_out, out, saved, w_hh)
+        return d_gi, d_w, d_b
+
+
+def reference_recurrence(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    """The same recurrence in plain PyTorch (any device; autograd does the backward).
+
+    Steps come from ``unbind`` (indexing ``gi[:, t]`` would make autograd write a
+    full-size zero gradient for every step).
+    """
+    k, _, b, h3 = gi.shape
+    hidden = h3 // 3
+    h = gi.new_zeros(k, b, hidden)  # [K, B, H]
+    w_t = w_hh.transpose(1, 2)  # [K, H, 3H]
+    outs = []
+    for gi_t in gi.unbind(1):  # [K, B, 3H]
+        gh = torch.baddbmm(b_hh.unsqueeze(1), h, w_t)  # [K, B, 3H]
+        i_r, i_z, i_n = gi_t.chunk(3, dim=-1)
+        h_r, h_z, h_n = gh.chunk(3, dim=-1)
+        r = torch.sigmoid(i_r + h_r)
+        z = torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        h = n + z * (h - n)
+        outs.append(h)
+    return torch.stack(outs, dim=1)  # [K, T, B, H]
+
+
+def gru_recurrence(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+    """h [K, T, B, H] from gi [K, T, B, 3H], w_hh [K, 3H, H], b_hh [K, 3H]."""
+    if (gi.device.type == "cpu" and gi.dtype in (torch.float32, torch.float64)
+            and cpu_kernel() is not None):
+        return _Recurrence.apply(gi, w_hh, b_hh)
+    return reference_recurrence(gi, w_hh, b_hh)
+
+
+class FastGRU(nn.GRU):
+    """``nn.GRU`` (one layer, one direction, zero initial state) with our recurrence on
+    the CPU; same parameters and state-dict keys, so it loads and saves like ``nn.GRU``.
+
+    Input and output are time-major: [T, B, E] -> ([T, B, H], None). On a GPU it is
+    ``nn.GRU`` itself (cuDNN).
+
+    >>> gru = FastGRU(4, 3)
+    >>> x = torch.randn(6, 2, 4)
+    >>> torch.allclose(gru(x)[0], nn.GRU.forward(gru, x)[0], atol=1e-5)
+    True
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size)
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        if x.device.type != "cpu" or hx is not None or cpu_kernel() is None:
+            return super().forward(x, hx)
+        t, b, _ = x.shape
+        # all steps' input projections in one product: [T*B, E] x [E, 3H]
+        gi = torch.addmm(self.bias_ih_l0, x.reshape(t * b, -1), self.weight_ih_l0.t())
+        h = gru_recurrence(gi.view(1, t, b, -1), self.weight_hh_l0.unsqueeze(0),
+                           self.bias_hh_l0.unsqueeze(0))  # [1, T, B, H]
+        return h[0], None

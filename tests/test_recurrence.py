@@ -1,0 +1,102 @@
+"""Numerics of our GRU recurrence (C++ kernel and plain-PyTorch fallback) against nn.GRU."""
+
+import pytest
+import torch
+from torch import nn
+
+from grutune.recurrence import (
+    FastGRU,
+    _Recurrence,
+    cpu_kernel,
+    gru_recurrence,
+    reference_recurrence,
+)
+
+needs_kernel = pytest.mark.skipif(cpu_kernel() is None, reason="no C++ compiler here")
+
+
+def _loss_weights(out: torch.Tensor) -> torch.Tensor:
+    """Random output gradients scaled like a mean loss over steps and rows (so weight
+    gradients are O(1), as in training, and 1e-5 is a meaningful float32 tolerance)."""
+    steps_rows = out.shape[-3] * out.shape[-2]
+    return torch.randn(out.shape, generator=torch.Generator().manual_seed(0),
+                       dtype=out.dtype) / steps_rows
+
+
+def _grads(out: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(out, inputs, _loss_weights(out)))
+
+
+@pytest.mark.parametrize("steps,batch", [(1, 1), (7, 3), (40, 33), (120, 64)])
+def test_fast_gru_matches_nn_gru_float32(steps, batch):
+    torch.manual_seed(steps)
+    gru = FastGRU(12, 16)
+    x = torch.randn(steps, batch, 12, requires_grad=True)
+    ours = gru(x)[0]
+    theirs = nn.GRU.forward(gru, x)[0]
+    assert ours.shape == (steps, batch, 16)
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    params = [x, *gru.parameters()]
+    for a, b in zip(_grads(ours, params), _grads(theirs, params), strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (a - b).abs().max()
+
+
+@needs_kernel
+def test_kernel_is_exact_in_float64():
+    torch.manual_seed(0)
+    k, t, b, h = 3, 9, 5, 4
+    gi = torch.randn(k, t, b, 3 * h, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(k, 3 * h, h, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(k, 3 * h, dtype=torch.float64, requires_grad=True)
+    ours = _Recurrence.apply(gi, w, bias)
+    theirs = reference_recurrence(gi, w, bias)
+    assert torch.allclose(ours, theirs, atol=1e-12)
+    for a, b_ in zip(_grads(ours, [gi, w, bias]), _grads(theirs, [gi, w, bias]), strict=True):
+        assert torch.allclose(a, b_, atol=1e-12)
+
+
+@needs_kernel
+def test_gradcheck_in_float64():
+    torch.manual_seed(1)
+    gi = torch.randn(2, 4, 3, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 6, 2, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_Recurrence.apply, (gi, w, bias))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_member_matches_its_own_nn_gru(threads):
+    """K members in one call == K separate nn.GRUs with the same weights (1e-5, float32),
+    whatever the number of threads the rows are split over."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(2)
+        k, t, b, e, h = 4, 30, 17, 6, 8
+        grus = [nn.GRU(e, h) for _ in range(k)]
+        x = torch.randn(k, t, b, e, requires_grad=True)
+        w_ih = torch.stack([g.weight_ih_l0 for g in grus]).detach().requires_grad_()
+        b_ih = torch.stack([g.bias_ih_l0 for g in grus]).detach().requires_grad_()
+        w_hh = torch.stack([g.weight_hh_l0 for g in grus]).detach().requires_grad_()
+        b_hh = torch.stack([g.bias_hh_l0 for g in grus]).detach().requires_grad_()
+        gi = torch.baddbmm(b_ih.unsqueeze(1), x.reshape(k, t * b, e), w_ih.transpose(1, 2))
+        ours = gru_recurrence(gi.view(k, t, b, 3 * h), w_hh, b_hh)  # [K, T, B, H]
+        g_ours = _grads(ours, [x, w_ih, w_hh, b_ih, b_hh])  # nn.GRU's parameter order
+        for i, gru in enumerate(grus):
+            xi = x[i].detach().requires_grad_()
+            theirs = gru(xi)[0]
+            assert torch.allclose(ours[i], theirs, atol=1e-5)
+            weights = _loss_weights(ours)[i]
+            g_theirs = torch.autograd.grad(theirs, [xi, *gru.parameters()], weights)
+            mine = [g_ours[0][i], g_ours[1][i], g_ours[2][i], g_ours[3][i], g_ours[4][i]]
+            for a, b_ in zip(mine, g_theirs, strict=True):
+                assert torch.allclose(a, b_, atol=1e-5, rtol=1e-5), (a - b_).abs().max()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fast_gru_state_dict_is_nn_grus():
+    gru = FastGRU(3, 2)
+    plain = nn.GRU(3, 2)
+    plain.load_state_dict(gru.state_dict())
+    assert set(gru.state_dict()) == set(plain.state_dict())
