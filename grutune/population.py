@@ -48,7 +48,7 @@ from .trainer import EpochLog, FitResult, Scorer, epoch_size, lr_factor
 SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_size",
                 "num_layers", "bidirectional", "pooling", "cell", "series_norm", "horizon")
 # TrainConfig fields that fix the batches and the optimizer's kind.
-SHARED_TRAIN = ("batch_size", "max_epochs", "patience", "epoch_rows")
+SHARED_TRAIN = ("batch_size", "max_epochs", "epoch_rows")
 OPTIMIZERS = ("adam", "adamw")  # both decoupled-decay Adam in grutune (see trainer)
 
 
@@ -115,8 +115,11 @@ class Population(nn.Module):
         mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
         if c.series_norm:
             x = znormalize(x, mask.t())
-        if c.vocab_size > 0:
-            h = self.p("embed.weight")[:, x.t()]  # [K, T, B, E]
+        if c.vocab_size > 0:  # member k's rows of the [K * V, E] table: ids + k * V
+            table = self.p("embed.weight")  # [K, V, E]
+            offsets = torch.arange(k, device=x.device).view(k, 1, 1) * c.vocab_size
+            h = nn.functional.embedding(x.t().unsqueeze(0) + offsets,
+                                        table.view(k * c.vocab_size, -1))  # [K, T, B, E]
         else:
             flat = x.transpose(0, 1).reshape(1, steps * batch, -1).expand(k, -1, -1)
             h = torch.baddbmm(self.p("embed.bias").unsqueeze(1), flat,
@@ -175,11 +178,13 @@ def _gather_time(h: Tensor, index: Tensor) -> Tensor:
 
 
 class PopulationAdam:
-    """Adam with decoupled weight decay (torch's AdamW update, step for step), with each
-    member's own learning rate, weight decay and gradient clipping.
+    """Adam with decoupled weight decay, each member with its own learning rate, weight
+    decay and gradient clipping.
 
-    Weight decay and the L2 penalty apply to matrices only (stacked dim >= 3), as in the
-    single-trial trainer.
+    The update is PyTorch's own fused AdamW kernel, called once per member on that
+    member's slices of the stacked tensors (contiguous views), so a member's step is
+    exactly the single-trial trainer's. Weight decay applies to matrices only (stacked
+    dim >= 3), as there.
     """
 
     def __init__(self, params: nn.ParameterList, cfgs: Sequence[TrainConfig],
@@ -187,7 +192,7 @@ class PopulationAdam:
         self.params = params
         self.cfgs = list(cfgs)
         self.betas, self.eps = betas, eps
-        self.step_count = 0
+        self.steps = torch.zeros(())  # one shared step count (the kernel reads it)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
 
@@ -197,33 +202,30 @@ class PopulationAdam:
         self.exp_avg = [m[idx].clone() for m in self.exp_avg]
         self.exp_avg_sq = [v[idx].clone() for v in self.exp_avg_sq]
 
-    def _member(self, values: list[float], like: Tensor) -> Tensor:
-        return torch.tensor(values, dtype=like.dtype, device=like.device)
-
     @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
         """One update; ``lrs``: each member's learning rate for this step."""
-        self.step_count += 1
-        beta1, beta2 = self.betas
-        ref = self.params[0]
-        lr = self._member(lrs, ref)  # [K]
-        clip = self._member([c.grad_clip for c in self.cfgs], ref)
-        decay = 1 - lr * self._member([c.weight_decay for c in self.cfgs], ref)
         grads = [p.grad for p in self.params]
+        clip = torch.tensor([c.grad_clip for c in self.cfgs])
         if bool((clip > 0).any()):  # per-member global norm, as clip_grad_norm_ computes it
             norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
             scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0),
                                 torch.ones_like(clip))
-            grads = [g * _per_member(scale, g) for g in grads]
-        bias1 = 1 - beta1**self.step_count
-        bias2_sqrt = math.sqrt(1 - beta2**self.step_count)
-        for p, g, m, v in zip(self.params, grads, self.exp_avg, self.exp_avg_sq, strict=True):
-            if p.dim() >= 3:
-                p.mul_(_per_member(decay, p))
-            m.lerp_(g, 1 - beta1)
-            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom * _per_member(bias1 / lr, p), value=-1.0)
+            for g in grads:
+                g.mul_(_per_member(scale.to(g.dtype), g))
+        self.steps += 1
+        beta1, beta2 = self.betas
+        for k, cfg in enumerate(self.cfgs):
+            for matrices in (True, False):
+                chosen = [i for i, p in enumerate(self.params) if (p.dim() >= 3) == matrices]
+                if not chosen:
+                    continue
+                torch._fused_adamw_(
+                    [self.params[i][k] for i in chosen], [grads[i][k] for i in chosen],
+                    [self.exp_avg[i][k] for i in chosen], [self.exp_avg_sq[i][k] for i in chosen],
+                    [], [self.steps] * len(chosen), lr=lrs[k], beta1=beta1, beta2=beta2,
+                    weight_decay=cfg.weight_decay if matrices else 0.0, eps=self.eps,
+                    amsgrad=False, maximize=False)
 
 
 def _per_member(values: Tensor, like: Tensor) -> Tensor:
@@ -257,7 +259,7 @@ def fit_population(
     """Train ``models`` together; on return each holds the weights of its best epoch.
 
     Like ``trainer.fit`` for every member: ``on_epoch[k]`` returning True stops member k
-    (a pruner's verdict), patience runs out per member, ``should_stop`` stops them all.
+    (a pruner's verdict), each member's own patience runs out, ``should_stop`` stops them all.
     The batches (order and rows) come from the first member's seed and are the same for
     all. A member whose loss becomes NaN or infinite leaves with a ``TrialFailure``.
     """
@@ -315,7 +317,7 @@ def fit_population(
                 member.best_state = pop.member_state(pos)
             if member.on_epoch is not None and member.on_epoch(log):
                 member.stopped = "callback"
-            elif epoch - member.best_epoch >= shared.patience:
+            elif epoch - member.best_epoch >= member.cfg.patience:
                 member.stopped = "early_stopping"
             if member.stopped:
                 leaving.append(pos)

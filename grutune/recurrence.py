@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -60,7 +61,29 @@ def cpu_kernel() -> ModuleType | None:
         return _state["kernel"]
 
 
+# glibc mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc reuse freed memory instead of returning it to the system at once.
+
+    A training step allocates tens to hundreds of MB of activations (gates, projections)
+    and frees them; by default glibc serves large blocks with fresh ``mmap`` pages and
+    trims the heap after each free, so every step pays a page fault per 4 KB touched —
+    measured here as half the recurrence's time (16.0 -> 7.2 ms forward for 316 steps x
+    64 rows). Here every block comes from the heap and freed memory stays for reuse. The
+    cost: the process keeps its peak memory. False where this is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def _build() -> ModuleType | None:
+    keep_freed_memory()
     if os.environ.get("GRUTUNE_NO_KERNEL") == "1":
         return None
     try:
