@@ -96,6 +96,10 @@ def tune(
     workers: int | None = typer.Option(None, help="Trial worker processes on this machine, "
                                        "one thread each (default: one per core on a CPU, "
                                        "1 on a GPU)."),
+    population: int = typer.Option(1, help="Train K trials that share an architecture "
+                                   "together as one stacked model (GRU classifiers; "
+                                   "1: one at a time, the CPU default - see "
+                                   "bench/population.py)."),
     ensemble: int = typer.Option(3, help="The final model averages the K best trials "
                                  "(1: the best trial alone)."),
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
@@ -141,7 +145,8 @@ def tune(
             budget_s=parse_duration(budget) if budget else None,
             max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
-            ensemble=ensemble, folds=folds, workers=_workers(workers))
+            ensemble=ensemble, folds=folds, workers=_workers(workers),
+            population=population)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)

@@ -189,6 +189,7 @@ class StudyConfig:
     ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
     folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
     workers: int = 1  # trial worker processes on this machine, one thread each when > 1
+    population: int = 1  # trials trained together as one stacked model (1: one at a time)
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
@@ -202,6 +203,7 @@ class StudyConfig:
         _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
         _check(self.workers >= 1, f"--workers: must be >= 1; got {self.workers}")
+        _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
         _check(self.folds is None or self.folds >= 1,
                f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
         _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),

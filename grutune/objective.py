@@ -22,10 +22,11 @@ import torch
 from .bundle import save_weights
 from .exceptions import Interrupted, TrialFailure
 from .model import SequenceModel, count_parameters, make_model
+from .population import fit_population, population_key
 from .progress import Progress
 from .search_space import Space, train_config
 from .tasks import Prepared, Task
-from .trainer import EpochLog, fit, predict, seed_everything
+from .trainer import EpochLog, FitResult, fit, predict, seed_everything
 
 log = logging.getLogger("grutune")
 
@@ -69,12 +70,17 @@ class Objective:
         self.should_stop = should_stop
         self.keep = keep  # checkpoint trials that rank among the `keep` best so far
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def _start(self, trial: optuna.Trial) -> tuple[dict, int]:
+        """Sample the trial's parameters and record them; (params, seed)."""
         params = self.space.sample(trial)
         seed = trial_seed(self.seed, trial.number)
         trial.set_user_attr("config", params)
         trial.set_user_attr("inactive", self.space.inactive(params))
         trial.set_user_attr("seed", seed)
+        return params, seed
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params, seed = self._start(trial)
         if self.progress:
             self.progress.trial_started(trial.number)
         pairs = self.prepared.fold_pairs()
@@ -114,19 +120,101 @@ class Objective:
         self._checkpoint_if_best(trial, models, value)
         return value
 
+    def population(self, trials: list[optuna.Trial]) -> list[float | BaseException]:
+        """Train ``trials`` together where they share an architecture (``population.py``),
+        the rest one by one; each trial's value, or the exception that ended it
+        (``optuna.TrialPruned``, ``TrialFailure``, ``Interrupted``).
+
+        Every trial is recorded exactly as a single trial is (parameters, seed, curves,
+        epochs, checkpoint), plus ``population``: the trial numbers trained with it.
+        """
+        groups: dict[tuple, list[tuple[optuna.Trial, dict, int]]] = {}
+        alone = []
+        for trial in trials:
+            params, seed = self._start(trial)
+            key = population_key(self.task.model_config(params, self.prepared.state),
+                                 train_config(params, self.max_epochs, seed,
+                                              self.task.epoch_rows))
+            if key is None or len(self.prepared.fold_pairs()) > 1:
+                alone.append(trial)
+            else:
+                groups.setdefault(key, []).append((trial, params, seed))
+        outcomes: dict[int, float | BaseException] = {}
+        for group in groups.values():
+            if len(group) == 1:
+                alone.append(group[0][0])
+            else:
+                outcomes.update(self._fit_group(group))
+        for trial in alone:
+            outcomes[trial.number] = _outcome(lambda t=trial: self(t))
+        return [outcomes[t.number] for t in trials]
+
+    def _fit_group(self, group: list[tuple[optuna.Trial, dict, int]]
+                   ) -> dict[int, float | BaseException]:
+        """One population; see ``population``."""
+        train, val = self.prepared.fold_pairs()[0]
+        numbers = [t.number for t, _, _ in group]
+        models, cfgs, callbacks = [], [], []
+        for trial, params, seed in group:
+            trial.set_user_attr("population", numbers)
+            models.append(build_model(self.task, params, self.prepared.state, seed))
+            cfgs.append(train_config(params, self.max_epochs, seed, self.task.epoch_rows))
+            trial.set_user_attr("n_params", count_parameters(models[-1]))
+            callbacks.append(self._reporter(trial, show=trial is group[0][0]))
+        if self.progress:
+            self.progress.trial_started(numbers[0])
+        start = time.perf_counter()
+        try:
+            results = fit_population(models, cfgs, train, val, self.task, callbacks,
+                                     self.should_stop)
+        except RuntimeError as err:  # out of memory: every member fails, the study goes on
+            if "out of memory" not in str(err).lower():
+                raise
+            results = [TrialFailure(f"out of memory (population of {len(group)}): "
+                                    f"{str(err).splitlines()[0]}")] * len(group)
+        outcomes: dict[int, float | BaseException] = {}
+        for (trial, _, _), model, result in zip(group, models, results, strict=True):
+            outcomes[trial.number] = _outcome(
+                lambda t=trial, m=model, r=result: self._finish(t, m, r, start))
+        return outcomes
+
+    def _reporter(self, trial: optuna.Trial, show: bool) -> Callable[[EpochLog], bool]:
+        def on_epoch(epoch_log: EpochLog) -> bool:
+            if show and self.progress:
+                self.progress.epoch(epoch_log, self.max_epochs)
+            if math.isfinite(epoch_log.val_metric):
+                trial.report(epoch_log.val_metric, epoch_log.epoch)
+            return trial.should_prune()
+        return on_epoch
+
+    def _finish(self, trial: optuna.Trial, model: SequenceModel,
+                result: FitResult | TrialFailure, start: float) -> float:
+        """Record a population member like a single trial; its value or the exception."""
+        if isinstance(result, TrialFailure):
+            self._record_failure(trial, str(result), start)
+            raise result
+        self._record(trial, [result], start)
+        if result.stopped == "callback":
+            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
+        if result.stopped == "interrupted":
+            trial.set_user_attr("fail_reason", f"interrupted after epoch {len(result.history)}")
+            raise Interrupted()
+        trial.set_user_attr("val_loss", result.history[result.best_epoch - 1].val_loss)
+        self._checkpoint_if_best(trial, [model], result.best_metric)
+        return result.best_metric
+
     def _fit(self, trial: optuna.Trial, model: SequenceModel, train, val, cfg, start: float,
              per_epoch: bool):
         """fit() with pruning by epoch (holdout) or progress only (a cross-validation fold)."""
         trial.set_user_attr("n_params", count_parameters(model))
+        report = self._reporter(trial, show=True)
 
         def on_epoch(epoch_log: EpochLog) -> bool:
-            if self.progress:
-                self.progress.epoch(epoch_log, self.max_epochs)
             if not per_epoch:
+                if self.progress:
+                    self.progress.epoch(epoch_log, self.max_epochs)
                 return False
-            if math.isfinite(epoch_log.val_metric):
-                trial.report(epoch_log.val_metric, epoch_log.epoch)
-            return trial.should_prune()
+            return report(epoch_log)
 
         try:
             return fit(model, train, val, cfg, self.task, on_epoch=on_epoch,
@@ -168,3 +256,11 @@ class Objective:
             for model, path in zip(models, checkpoint_paths(self.run_dir, trial.number,
                                                             len(models)), strict=True):
                 save_weights(model, path)
+
+
+def _outcome(run: Callable[[], float]) -> float | BaseException:
+    """``run()``'s value, or the trial-ending exception it raised."""
+    try:
+        return run()
+    except (optuna.TrialPruned, TrialFailure, Interrupted) as err:
+        return err

@@ -50,6 +50,9 @@ SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_s
 # TrainConfig fields that fix the batches and the optimizer's kind.
 SHARED_TRAIN = ("batch_size", "max_epochs", "epoch_rows")
 OPTIMIZERS = ("adam", "adamw")  # both decoupled-decay Adam in grutune (see trainer)
+# Search-space parameters that decide the above: fixed across one population's trials.
+POPULATION_PARAMS = ("cell", "embed_dim", "hidden_size", "num_layers", "bidirectional",
+                     "pooling", "batch_size", "optimizer")
 
 
 def population_key(model: ModelConfig, train: TrainConfig) -> tuple | None:

@@ -7,20 +7,24 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from rich.console import Console
 
 from .config import StudyConfig
 from .exceptions import GrutuneError, Interrupted, TrialFailure
 from .objective import Objective
+from .population import POPULATION_PARAMS
 from .progress import Progress
 from .search_space import Space
 from .study import make_sampler, make_storage, storage_url
@@ -70,14 +74,62 @@ def _stopper(flag: StopFlag, budget_s: float | None,
 
 
 def _run_trials(study: optuna.Study, objective: Objective, should_stop: Callable[[], str | None],
-                trials: int | None, started: datetime.datetime, callbacks: tuple = ()) -> None:
-    """Trials one at a time until ``should_stop`` gives a reason or the count is reached.
+                trials: int | None, started: datetime.datetime, callbacks: tuple = (),
+                population: int = 1) -> None:
+    """Trials until ``should_stop`` gives a reason or the count is reached: one at a time,
+    or ``population`` at a time trained together.
 
     The one loop of both the single-process search and every worker. A trial stopped by
     a signal raises ``Interrupted`` out of it.
     """
-    while should_stop() is None and _room(study, trials, started):
-        study.optimize(objective, n_trials=1, callbacks=list(callbacks), catch=(TrialFailure,))
+    while should_stop() is None and (room := _room(study, trials, started)):
+        if population > 1 and room > 1:
+            _population_round(study, objective, min(population, room), callbacks)
+        else:
+            study.optimize(objective, n_trials=1, callbacks=list(callbacks),
+                           catch=(TrialFailure,))
+
+
+def _population_round(study: optuna.Study, objective: Objective, size: int,
+                      callbacks: tuple) -> None:
+    """Ask ``size`` trials that share the first one's architecture, train them together,
+    tell each its own result.
+
+    The sampler chooses the first trial freely; the others are enqueued with its shared
+    parameters fixed (``POPULATION_PARAMS``), so the sampler chooses only their training
+    factors. Should another worker take one of the enqueued trials, the trials that
+    still share an architecture train together and the rest alone.
+    """
+    beating = is_heartbeat_enabled(study._storage)
+    if beating:  # what study.optimize does before each trial
+        optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize":
+        warnings.simplefilter("ignore", UserWarning)  # we run the heartbeats ourselves
+        first = study.ask()
+        shared = {name: value for name, value in objective.space.sample(first).items()
+                  if name in POPULATION_PARAMS and objective.space[name].kind != "fixed"}
+        trials = [first]
+        for _ in range(size - 1):
+            study.enqueue_trial(shared, skip_if_exists=False)
+            trials.append(study.ask())
+    with contextlib.ExitStack() as beats:
+        if beating:  # each member's heartbeat, as study.optimize keeps one per trial
+            for trial in trials:
+                beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        outcomes = objective.population(trials)
+    interrupted = False
+    for trial, outcome in zip(trials, outcomes, strict=True):
+        if isinstance(outcome, optuna.TrialPruned):
+            frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        elif isinstance(outcome, BaseException):
+            interrupted = interrupted or isinstance(outcome, Interrupted)
+            frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            frozen = study.tell(trial, outcome)
+        for callback in callbacks:
+            callback(study, frozen)
+    if interrupted:
+        raise Interrupted()
 
 
 def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
@@ -94,7 +146,7 @@ def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
                               progress, should_stop, keep=cfg.ensemble)
         try:
             _run_trials(study, objective, should_stop, cfg.trials, started,
-                        (progress.trial_finished,))
+                        (progress.trial_finished,), population=cfg.population)
         except Interrupted:
             return True
     return flag.reason is not None
@@ -116,7 +168,8 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
             objective = Objective(task, prepared, space, cfg.max_epochs, cfg.seed, run_dir,
                                   None, should_stop, keep=cfg.ensemble)
             try:
-                _run_trials(mine, objective, should_stop, cfg.trials, started)
+                _run_trials(mine, objective, should_stop, cfg.trials, started,
+                            population=cfg.population)
             except (Interrupted, KeyboardInterrupt):
                 return 130
         return 130 if flag.reason else 0
@@ -124,8 +177,8 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
     return work
 
 
-def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> bool:
-    """Whether another trial fits the count ``--trials``.
+def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> int:
+    """How many more trials fit the count ``--trials`` (a large number without one).
 
     Finished trials count, and so do this run's running and failed ones: checked before
     each trial (not after, as ``MaxTrialsCallback`` does), N workers do not finish N - 1
@@ -133,12 +186,12 @@ def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -
     Trials an earlier run left RUNNING or failed do not count.
     """
     if trials is None:
-        return True
+        return 2**31
     attempted = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL)
     taken = sum(1 for t in study.get_trials(deepcopy=False)
                 if t.state in FINISHED or (t.state in attempted and t.datetime_start
                                            and t.datetime_start >= started))
-    return taken < trials
+    return max(trials - taken, 0)
 
 
 def _search_parallel(task: Task, prepared: Prepared, study: optuna.Study, space: Space,

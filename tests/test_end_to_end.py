@@ -98,3 +98,38 @@ def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
     assert len(stopped) == 1 and stopped.iloc[0]["state"] == "FAIL"
     # the finished trials' best model was still evaluated and saved
     assert (run_dir / "metrics.json").is_file() and (run_dir / "model" / "bundle.json").is_file()
+
+
+def test_population_run_records_trials_like_single_ones(runner, tmp_path):
+    """--population 3: trials trained together appear in the study and trials.csv exactly
+    as single trials do (one row each, own parameters, curves and value), share the
+    architecture, and the final model is built from them."""
+    import optuna
+
+    from grutune.population import POPULATION_PARAMS
+
+    run_dir = tmp_path / "pop"
+    result = runner.invoke(app, ["tune", "--trials", "6", "--max-epochs", "2", "--sample",
+                                 "300", "--population", "3", "--workers", "1",
+                                 "--folds", "1", "--pruner", "none", "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.stderr
+    study = optuna.load_study(study_name="bbc-news-sample300",
+                              storage=f"sqlite:///{run_dir / 'study.db'}")
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(6))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    groups = {tuple(t.user_attrs["population"]) for t in trials if "population" in t.user_attrs}
+    assert groups, "no trials were trained as a population"
+    for group in groups:
+        members = [trials[n] for n in group]
+        for name in POPULATION_PARAMS:
+            assert len({str(m.user_attrs["config"][name]) for m in members}) == 1, name
+        # each member has its own curve, epochs and value
+        for m in members:
+            assert len(m.user_attrs["history"]) == m.user_attrs["epochs"] == 2
+            assert m.value == max(e["val_metric"] for e in m.user_attrs["history"])
+    table = pd.read_csv(run_dir / "trials.csv")
+    assert table["number"].tolist() == list(range(6))
+    assert table["value"].tolist() == pytest.approx([t.value for t in trials])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert trials[metrics["best_trial"]].value == study.best_value
