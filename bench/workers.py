@@ -14,6 +14,11 @@ line is a JSON object.
 
     python bench/workers.py                          # bbc-news, 2 x 4 minutes
     python bench/workers.py --dataset gas --budget 2m
+    python bench/workers.py --trials 12              # wall time for a fixed 12 trials
+
+With ``--trials N`` both runs finish the same N trials (no budget) and the figure is
+their wall time, start to end of the command (data preparation and the final
+evaluation included).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from grutune.config import parse_duration
 from grutune.workers import default_workers
 
 
-def run(dataset: str, workers: int, budget: str, seed: int, root: Path) -> dict:
+def run(dataset: str, workers: int, budget: str, seed: int, root: Path,
+        trials: int | None = None) -> dict:
     run_dir = root / f"workers-{workers}"
     cmd = [sys.executable, "-m", "grutune", "tune", "--dataset", dataset, "--workers",
-           str(workers), "--budget", budget, "--trials", "100000", "--seed", str(seed),
-           "--run-dir", str(run_dir), "--ensemble", "1"]
+           str(workers), "--budget", budget if trials is None else "24h", "--trials",
+           str(trials or 100000), "--seed", str(seed), "--run-dir", str(run_dir),
+           "--ensemble", "1"]
     start = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - start
@@ -56,10 +63,21 @@ def main() -> None:
     parser.add_argument("--budget", default="4m")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--trials", type=int, default=None,
+                        help="finish this many trials in each run and compare wall times")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        one = run(args.dataset, 1, args.budget, args.seed, Path(tmp))
-        many = run(args.dataset, args.workers, args.budget, args.seed, Path(tmp))
+        one = run(args.dataset, 1, args.budget, args.seed, Path(tmp), args.trials)
+        many = run(args.dataset, args.workers, args.budget, args.seed, Path(tmp), args.trials)
+    if args.trials:
+        for r in (one, many):
+            print(f"--workers {r['workers']}: {r['finished_trials']} trials, {r['epochs']} "
+                  f"epochs in {r['wall_s']} s (best validation {r['best_value']:.4f})")
+        ratio = round(one["wall_s"] / many["wall_s"], 2)
+        print(f"ratio ({args.workers} workers / 1): {ratio}x faster to {args.trials} trials")
+        print(json.dumps({"dataset": args.dataset, "trials": args.trials, "one": one,
+                          "many": many, "wall_ratio": ratio}))
+        return
     for r in (one, many):
         print(f"--workers {r['workers']}: {r['finished_trials']} trials, {r['epochs']} epochs "
               f"in {args.budget} -> {r['trials_per_hour']} trials/h, "

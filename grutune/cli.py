@@ -189,6 +189,22 @@ def predict_cmd(
             err_console.print(f"wrote {len(table):,} predictions to {out}")
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
+) -> None:
+    """(Re)build RUN_DIR/report.html from the run's study and files; works while the
+    study is still running."""
+    from .report import build_report
+
+    _setup_logging()
+    with _fatal_errors():
+        if not (run_dir / "config.json").exists():
+            raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+        path = build_report(run_dir)
+    err_console.print(f"wrote {path}")
+
+
 @app.command()
 def datasets() -> None:
     """List the built-in real datasets."""

@@ -238,12 +238,26 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                        "study": study.study_name})
     prune_checkpoints(run_dir, numbers, folds)
     console.print(metrics_table(metrics))
-    console.print(f"run directory: {run_dir}  (model/, metrics.json, trials.csv, split.json)")
+    with console.status("writing report.html"):
+        _write_report(run_dir)
+    console.print(f"run directory: {run_dir}  (report.html, model/, metrics.json, trials.csv, "
+                  "split.json)")
     if interrupted:
         console.print("[yellow]the search was interrupted; run the same command again to "
                       "continue it[/yellow]")
     return TuneResult(run_dir, float(members[0].value), members[0].user_attrs["config"], metrics,
                       interrupted)
+
+
+def _write_report(run_dir: Path) -> None:
+    """The report; a failure to draw it is a warning, never a failed run."""
+    from .report import build_report
+
+    try:
+        build_report(run_dir)
+    except Exception as err:  # noqa: BLE001 - the model and metrics are already saved
+        log.warning("report.html not written (%s: %s); `grutune report %s` retries",
+                    type(err).__name__, err, run_dir)
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:

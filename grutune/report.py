@@ -1,0 +1,337 @@
+"""report.html: one self-contained page that shows the run and which factors mattered.
+
+``build_report(run_dir)`` reads the run directory (the study from its storage, so it
+also works while a study still runs; metrics and predictions once written), computes
+each figure's data with ``report_data`` and draws it with plotly (Optuna's own plots for
+parallel coordinates, contour and timeline). plotly's JavaScript is embedded once, so
+the file works offline and requests nothing.
+
+>>> callable(build_report)
+True
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from pathlib import Path
+
+import optuna
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from . import report_data as rd
+from .files import atomic_path
+from .progress import format_seconds
+
+TOP_FACTORS = 4  # slice plots for this many of the most important factors
+COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "fail": "#d62728", "running": "#7f7f7f"}
+STYLE = """
+body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 0 auto;
+       max-width: 1100px; padding: 0 18px 40px; color: #222; }
+h1 { font-size: 1.6em; margin: 18px 0 4px; } h2 { margin-top: 32px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 0.92em; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+th { background: #f4f4f4; } .note { color: #555; } .figure { margin: 10px 0 18px; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
+"""
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """Write ``run_dir/report.html`` (atomically) and return its path."""
+    run = rd.read_run(run_dir)
+    parts = [f"<h1>grutune report: {html.escape(_dataset(run))}</h1>",
+             f"<p class='note'>{html.escape(str(run.run_dir))} · written "
+             f"{datetime.datetime.now():%Y-%m-%d %H:%M}</p>"]
+    figures: list[go.Figure] = []
+
+    def figure(fig: go.Figure, height: int = 380) -> str:
+        fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=40),
+                          template="plotly_white")
+        figures.append(fig)
+        div = fig.to_html(full_html=False, include_plotlyjs=False,
+                          div_id=f"fig{len(figures)}", config={"displaylogo": False})
+        return f"<div class='figure'>{div}</div>"
+
+    parts += _summary(run)
+    if run.study is not None:
+        parts += _factors(run.study, figure)
+        parts += _search(run.study, figure)
+        parts += _best_model(run.study, figure)
+    if run.metrics and run.metrics.get("task") == "forecast" and run.predictions is not None:
+        parts += _forecast(run, figure)
+    elif run.metrics and "confusion_matrix" in run.metrics:
+        parts += _classification(run, figure)
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>grutune report: {html.escape(_dataset(run))}</title>"
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    path = Path(run_dir) / "report.html"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return path
+
+
+def _dataset(run: rd.RunFiles) -> str:
+    data = run.config.get("data", {})
+    return data.get("dataset") or Path(data.get("path") or run.run_dir.name).name
+
+
+def _table(rows: list[tuple], header: tuple | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header) if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row)
+                   + "</tr>" for row in rows)
+    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+# --- summary -------------------------------------------------------------------------
+
+def _summary(run: rd.RunFiles) -> list[str]:
+    data, study_cfg = run.config.get("data", {}), run.config.get("study", {})
+    rows = [("task", run.metrics.get("task") if run.metrics else data.get("task", "?")),
+            ("dataset", _dataset(run))]
+    sizes = run.summary.get("rows") or {}
+    if sizes:
+        rows.append(("split rows (train / validation / test)",
+                     " / ".join(str(sizes.get(k, "?")) for k in ("train", "val", "test"))))
+    if run.summary.get("description"):
+        rows.append(("series", run.summary["description"]))
+    if run.study is not None:
+        counts = rd.trial_counts(run.study)
+        rows.append(("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v)))
+        used = _search_seconds(run.study)
+        budget = study_cfg.get("budget_s")
+        rows.append(("search time", format_seconds(used) + (
+            f" (budget {format_seconds(budget)}, cap {study_cfg.get('trials')} trials)"
+            if budget else "")))
+    out = ["<h2>Summary</h2>", _table(rows)]
+    balance = (run.summary.get("class_counts") or {})
+    if balance:
+        labels = sorted({c for part in balance.values() for c in part})
+        out.append("<p>Class balance:</p>" + _table(
+            [(part, *[balance[part].get(c, 0) for c in labels]) for part in balance],
+            ("split", *labels)))
+    best = _best_trial(run.study) if run.study is not None else None
+    if best is not None:
+        config = best.user_attrs.get("config", best.params)
+        inactive = set(best.user_attrs.get("inactive", []))
+        shown = [(k, v) for k, v in config.items() if k not in inactive]
+        out.append(f"<p>Best configuration (trial {best.number}, validation "
+                   f"{_cell(best.value)}):</p>" + _table(shown, ("parameter", "value")))
+    if run.metrics:
+        out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
+                   + _metrics_table(run.metrics))
+    else:
+        out.append("<p class='note'>No test metrics yet: the study is still running.</p>")
+    return out
+
+
+def _search_seconds(study: optuna.Study) -> float:
+    times = [(t.datetime_start, t.datetime_complete) for t in study.get_trials(deepcopy=False)
+             if t.datetime_start is not None]
+    if not times:
+        return 0.0
+    end = max((c or datetime.datetime.now()) for _, c in times)
+    return (end - min(s for s, _ in times)).total_seconds()
+
+
+def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _metrics_table(metrics: dict) -> str:
+    if metrics.get("task") == "forecast":
+        names = ("mae", "rmse", "smape", "mase")
+        rows = [("model", *[metrics.get(n) for n in names])]
+        for base, values in (metrics.get("baselines") or {}).items():
+            rows.append((base, *[values.get(n) for n in names]))
+        return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE"))
+                + f"<p>skill (1 - MASE / best baseline's): {_cell(metrics.get('skill'))}</p>")
+    names = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "pr_auc",
+             "log_loss")
+    return _table([(n, metrics[n]) for n in names if metrics.get(n) is not None],
+                  ("metric", "value"))
+
+
+# --- key factors ---------------------------------------------------------------------
+
+def _factors(study: optuna.Study, figure) -> list[str]:
+    out = ["<h2>Key factors</h2>"]
+    scores = rd.importances(study)
+    if not scores:
+        return out + ["<p class='note'>Importances need at least three complete trials.</p>"]
+    names = list(scores)[::-1]
+    out.append(figure(go.Figure(go.Bar(x=[scores[n] for n in names], y=names,
+                                       orientation="h")).update_layout(
+        title="Hyperparameter importance (fANOVA, share of the validation metric's "
+              "variance)"), height=max(300, 22 * len(names))))
+    higher = rd.maximize(study)
+    for name in list(scores)[:TOP_FACTORS]:
+        points = rd.slice_points(study, name)
+        if points.empty:
+            continue
+        text = rd.best_range_text(name, list(zip(points["value"], points["score"],
+                                                  strict=True)), higher)
+        fig = go.Figure()
+        for state, group in points.groupby("state"):
+            fig.add_trace(go.Scatter(
+                x=group["value"], y=group["score"], mode="markers", name=state,
+                marker=dict(color=COLORS.get(state), symbol="x" if state == "pruned"
+                            else "circle"), text=[f"trial {n}" for n in group["number"]]))
+        dist = study.best_trial.distributions.get(name) if _best_trial(study) else None
+        if isinstance(dist, optuna.distributions.FloatDistribution) and dist.log:
+            fig.update_xaxes(type="log")
+        fig.update_layout(title=f"{name} (importance {scores[name]:.2f})", xaxis_title=name,
+                          yaxis_title="validation")
+        out.append(figure(fig, 320) + f"<p>{html.escape(text)}.</p>")
+    return out
+
+
+# --- the search ----------------------------------------------------------------------
+
+def _search(study: optuna.Study, figure) -> list[str]:
+    out = ["<h2>Search</h2>"]
+    hist = rd.history(study)
+    if hist.empty:
+        return out + ["<p class='note'>No finished trials yet.</p>"]
+    fig = go.Figure()
+    for state, group in hist.groupby("state"):
+        fig.add_trace(go.Scatter(x=group["number"], y=group["score"], mode="markers",
+                                 name=state, marker=dict(color=COLORS.get(state))))
+    fig.add_trace(go.Scatter(x=hist["number"], y=hist["best"], mode="lines",
+                             name="best so far", line=dict(shape="hv")))
+    fig.update_layout(title="Optimization history", xaxis_title="trial",
+                      yaxis_title="validation")
+    out.append(figure(fig))
+    top = list(rd.importances(study))[:6]
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) >= 2:
+        fig = optuna.visualization.plot_parallel_coordinate(study, params=top or None)
+        out.append(figure(fig.update_layout(title="Parallel coordinates (complete trials)"),
+                          420))
+    if len(top) >= 2 and len(complete) >= 3:
+        fig = optuna.visualization.plot_contour(study, params=top[:2])
+        out.append(figure(fig.update_layout(title=f"Contour: {top[0]} x {top[1]}"), 420))
+    fig = go.Figure()
+    for curve in rd.intermediate(study):
+        pruned = curve["state"] == "pruned"
+        fig.add_trace(go.Scatter(x=curve["steps"], y=curve["values"], mode="lines",
+                                 name=f"trial {curve['number']}", showlegend=False,
+                                 line=dict(color=COLORS["pruned"] if pruned
+                                           else COLORS["complete"], dash="dot" if pruned
+                                           else "solid", width=1)))
+    fig.update_layout(title="Validation curve of every trial (pruned: dotted orange)",
+                      xaxis_title="epoch (fold under cross-validation)",
+                      yaxis_title="validation")
+    out.append(figure(fig))
+    fig = optuna.visualization.plot_timeline(study)
+    out.append(figure(fig.update_layout(title="Timeline of trials"), 360))
+    return out
+
+
+def _best_model(study: optuna.Study, figure) -> list[str]:
+    best = _best_trial(study)
+    if best is None:
+        return []
+    frame = rd.curves(best)
+    out = [f"<h2>Best model (trial {best.number})</h2>",
+           _table([("parameters", f"{best.user_attrs.get('n_params', '?'):,}"
+                    if isinstance(best.user_attrs.get("n_params"), int) else "?"),
+                   ("training time", format_seconds(best.user_attrs.get("seconds", 0))),
+                   ("epochs (best)", f"{best.user_attrs.get('epochs', '?')} "
+                    f"({best.user_attrs.get('best_epoch', '?')})"),
+                   ("stopped by", best.user_attrs.get("stopped", "?"))])]
+    if frame.empty:
+        return out
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["train_loss"], name="training loss"))
+    fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["val_loss"], name="validation loss"))
+    fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["val_metric"], name="validation metric",
+                             yaxis="y2"))
+    fig.update_layout(title="Loss and validation metric per epoch", xaxis_title="epoch",
+                      yaxis=dict(title="loss"), yaxis2=dict(title="metric", overlaying="y",
+                                                            side="right"))
+    out.append("<div class='grid'>" + figure(fig, 340))
+    fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["lr"], mode="lines+markers"))
+    fig.update_layout(title="Learning rate at the end of each epoch", xaxis_title="epoch",
+                      yaxis_title="learning rate")
+    out.append(figure(fig, 340) + "</div>")
+    return out
+
+
+# --- task sections -------------------------------------------------------------------
+
+def _classification(run: rd.RunFiles, figure) -> list[str]:
+    metrics = run.metrics
+    labels = [str(label) for label in metrics["labels"]]
+    out = ["<h2>Classification</h2>"]
+    curves = rd.roc(metrics)
+    if curves:
+        fig = go.Figure()
+        for name, c in curves.items():
+            fig.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], mode="lines",
+                                     name=f"{name} (AUC {c['auc']:.3f})",
+                                     line=dict(dash="dash" if name == "macro" else "solid")))
+        fig.update_layout(title="ROC curves (one-vs-rest)", xaxis_title="false positive rate",
+                          yaxis_title="true positive rate")
+        out.append("<div class='grid'>" + figure(fig, 380))
+        pr = {}
+        if run.predictions is not None and "prediction" in run.predictions:
+            target = run.predictions.columns[run.predictions.columns.get_loc("prediction") - 1]
+            pr = rd.precision_recall(run.predictions, target, labels)
+        fig = go.Figure()
+        for name, c in pr.items():
+            fig.add_trace(go.Scatter(x=c["recall"], y=c["precision"], mode="lines", name=name))
+        fig.update_layout(title=f"Precision-recall curves (PR-AUC {metrics.get('pr_auc', 0):.3f})",
+                          xaxis_title="recall", yaxis_title="precision")
+        out.append(figure(fig, 380) + "</div>")
+    out.append("<div class='grid'>")
+    for key, title in (("confusion_matrix", "Confusion matrix (counts)"),
+                       ("confusion_matrix_normalized", "Confusion matrix (row-normalized)")):
+        fig = go.Figure(go.Heatmap(z=metrics[key], x=labels, y=labels, colorscale="Blues",
+                                   text=[[_cell(v) for v in row] for row in metrics[key]],
+                                   texttemplate="%{text}"))
+        fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
+                          yaxis=dict(autorange="reversed"))
+        out.append(figure(fig, 380))
+    out.append("</div>")
+    per_class = metrics.get("per_class", {})
+    out.append(_table([(name, v["precision"], v["recall"], v["f1"], v["support"])
+                       for name, v in per_class.items()],
+                      ("class", "precision", "recall", "F1", "support")))
+    return out
+
+
+def _forecast(run: rd.RunFiles, figure) -> list[str]:
+    metrics = run.metrics
+    frame = rd.forecast_frame(run.predictions)
+    out = ["<h2>Forecast</h2>"]
+    for target, group in frame.groupby("target", sort=False):
+        fig = go.Figure()
+        for column, style in (("actual", dict(color="black")), ("forecast", dict(color="#1f77b4")),
+                              ("naive", dict(color="#aaaaaa", dash="dot")),
+                              ("seasonal_naive", dict(color="#ff7f0e", dash="dot"))):
+            fig.add_trace(go.Scatter(x=group["time"],  # plotly reads date strings
+                                     y=group[column], mode="lines", name=column, line=style))
+        fig.update_layout(title=f"{target}: test actuals, forecasts and baselines",
+                          xaxis_title="time")
+        out.append(figure(fig, 400))
+    steps = rd.horizon_errors(metrics)
+    fig = go.Figure()
+    for column in steps.columns[1:]:
+        fig.add_trace(go.Scatter(x=steps["step"], y=steps[column], mode="lines+markers",
+                                 name=column))
+    fig.update_layout(title="MAE by horizon step", xaxis_title="steps ahead",
+                      yaxis_title="MAE")
+    out.append(figure(fig, 340))
+    return out

@@ -1,0 +1,217 @@
+"""The numbers behind every figure of the report: plain functions, tested on values.
+
+``report.py`` only draws what these return. Inputs are what a run directory holds: the
+Optuna study (its storage), ``metrics.json``, ``split.json``'s summary and
+``test_predictions.csv``; any of them may be missing while a study still runs.
+
+>>> best_range_text("lr", [(1e-3, 0.9), (2e-3, 0.95), (4e-3, 0.94), (3e-2, 0.2)], True)
+'best trials had lr between 0.002 and 0.004; lr above 0.004 scored at most 0.2'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+from sklearn.metrics import precision_recall_curve
+
+from .study import make_storage, storage_url
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+@dataclass
+class RunFiles:
+    """What a run directory holds (None / empty where not written yet)."""
+
+    run_dir: Path
+    study: optuna.Study | None
+    metrics: dict | None
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    predictions: pd.DataFrame | None = None
+
+
+def read_run(run_dir: str | Path) -> RunFiles:
+    """Open a run directory's study (read as it is now) and its files."""
+    run_dir = Path(run_dir)
+    config = _json(run_dir / "config.json") or {}
+    study_cfg = config.get("study", {})
+    storage = storage_url(run_dir, study_cfg.get("storage"))
+    study = None
+    if storage.startswith("sqlite") and not (run_dir / "study.db").exists():
+        storage = ""
+    if storage:
+        names = optuna.study.get_all_study_names(make_storage(storage))
+        name = study_cfg.get("study_name")
+        if name in names or (names and name is None):
+            study = optuna.load_study(study_name=name or names[0], storage=make_storage(storage))
+    split = _json(run_dir / "split.json") or {}
+    predictions = (pd.read_csv(run_dir / "test_predictions.csv")
+                   if (run_dir / "test_predictions.csv").exists() else None)
+    return RunFiles(run_dir, study, _json(run_dir / "metrics.json"), config,
+                    split.get("summary", {}), predictions)
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def maximize(study: optuna.Study) -> bool:
+    return study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def trial_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state, e.g. {"complete": 12, "pruned": 5, "fail": 0, "running": 1}."""
+    counts = {"complete": 0, "pruned": 0, "fail": 0, "running": 0}
+    for t in study.get_trials(deepcopy=False):
+        key = t.state.name.lower()
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def trial_score(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A trial's value; a pruned trial's last reported value; None otherwise."""
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        return trial.value
+    if trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    return None
+
+
+def history(study: optuna.Study) -> pd.DataFrame:
+    """Finished trials in order: number, state, score, the running best of complete ones."""
+    rows, best = [], None
+    better = max if maximize(study) else min
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        score = trial_score(t)
+        if t.state == optuna.trial.TrialState.COMPLETE and score is not None:
+            best = score if best is None else better(best, score)
+        rows.append({"number": t.number, "state": t.state.name.lower(), "score": score,
+                     "best": best})
+    return pd.DataFrame(rows, columns=["number", "state", "score", "best"])
+
+
+def importances(study: optuna.Study, seed: int = 0) -> dict[str, float]:
+    """fANOVA importance of each parameter (sums to 1), most important first; empty when
+    fewer than three complete trials or nothing varied."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 3:
+        return {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed))
+    except (RuntimeError, ValueError):  # e.g. a single distinct value everywhere
+        return {}
+    return dict(result)
+
+
+def slice_points(study: optuna.Study, param: str) -> pd.DataFrame:
+    """Every finished trial that set ``param``: number, value of param, score, state."""
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        score = trial_score(t)
+        if param in t.params and score is not None:
+            rows.append({"number": t.number, "value": t.params[param], "score": score,
+                         "state": t.state.name.lower()})
+    return pd.DataFrame(rows, columns=["number", "value", "score", "state"])
+
+
+def best_range_text(param: str, points: list[tuple], higher_is_better: bool,
+                    top: float = 0.25) -> str:
+    """The range of ``param`` among the best trials, in words.
+
+    ``points``: (value, score) of finished trials. The best quarter (at least two) of
+    trials define the range; for a numeric parameter, values beyond it are described by
+    the best score they reached (often how a too-high learning rate diverged).
+    """
+    if not points:
+        return f"no finished trial set {param}"
+    ranked = sorted(points, key=lambda p: p[1], reverse=higher_is_better)
+    best = ranked[: max(2, math.ceil(top * len(ranked)))]
+    values = [v for v, _ in best]
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in points):
+        low, high = min(values), max(values)
+        text = f"best trials had {param} between {_num(low)} and {_num(high)}"
+        above = [s for v, s in points if v > high]
+        if above:
+            worst = max(above) if higher_is_better else min(above)
+            text += f"; {param} above {_num(high)} scored at most {_num(worst)}"
+        return text
+    counts = pd.Series([str(v) for v in values]).value_counts()
+    return (f"best trials had {param} = {counts.index[0]} ({counts.iloc[0]} of "
+            f"{len(values)})")
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def curves(trial: optuna.trial.FrozenTrial) -> pd.DataFrame:
+    """A trial's per-epoch log: epoch, train_loss, val_loss, val_metric, lr, seconds."""
+    return pd.DataFrame(trial.user_attrs.get("history", []))
+
+
+def intermediate(study: optuna.Study) -> list[dict]:
+    """Each finished trial's validation curve: number, state, steps, values."""
+    out = []
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        steps = sorted(t.intermediate_values)
+        out.append({"number": t.number, "state": t.state.name.lower(), "steps": steps,
+                    "values": [t.intermediate_values[s] for s in steps]})
+    return out
+
+
+def roc(metrics: dict) -> dict[str, dict]:
+    """Per-class ROC points and AUC from metrics.json, plus the macro average curve
+    (mean TPR over a common FPR grid)."""
+    curves_ = metrics.get("roc_curve") or {}
+    out = {name: {"fpr": c["fpr"], "tpr": c["tpr"], "auc": c["auc"]}
+           for name, c in curves_.items()}
+    if len(out) > 1:
+        grid = np.linspace(0, 1, 101)
+        tpr = np.mean([np.interp(grid, c["fpr"], c["tpr"]) for c in out.values()], axis=0)
+        out["macro"] = {"fpr": grid.tolist(), "tpr": tpr.tolist(),
+                        "auc": float(np.mean([c["auc"] for c in out.values()]))}
+    return out
+
+
+def precision_recall(predictions: pd.DataFrame, target: str,
+                     labels: list[str]) -> dict[str, dict]:
+    """Per-class precision-recall curves (one-vs-rest) from the test predictions."""
+    out = {}
+    truth = predictions[target].astype(str)
+    for label in labels:
+        column = f"prob_{label}"
+        if column not in predictions:
+            continue
+        precision, recall, _ = precision_recall_curve(truth == str(label), predictions[column])
+        out[label] = {"precision": precision.tolist(), "recall": recall.tolist()}
+    return out
+
+
+def forecast_frame(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Test actuals, forecasts and baselines per time (one row per time and target; where
+    rolling windows overlap, the latest window's forecast)."""
+    frame = predictions.sort_values(["window", "step"])
+    frame = frame.drop_duplicates(["time", "target"], keep="last")
+    return frame[["time", "target", "actual", "forecast", "naive",
+                  "seasonal_naive"]].reset_index(drop=True)
+
+
+def horizon_errors(metrics: dict) -> pd.DataFrame:
+    """MAE by horizon step for the model and both baselines."""
+    frame = pd.DataFrame({"step": range(1, len(metrics["mae_by_step"]) + 1),
+                          "model": metrics["mae_by_step"]})
+    for name, base in (metrics.get("baselines") or {}).items():
+        if "mae_by_step" in base:
+            frame[name] = base["mae_by_step"]
+    return frame

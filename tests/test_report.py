@@ -1,0 +1,191 @@
+"""The report: each figure's data (values, not pixels), and real reports in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState, create_trial
+from sklearn.metrics import precision_recall_curve
+
+from grutune import report_data as rd
+from grutune.cli import app
+from grutune.report import build_report
+
+from .browser import chromium, open_page
+
+ARTIFACTS = Path(os.environ.get("GRUTUNE_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parent.parent / "test-artifacts"))
+DISTS = {"lr": FloatDistribution(1e-4, 1e-1, log=True),
+         "pooling": CategoricalDistribution(["mean", "max"])}
+
+
+def _study() -> optuna.Study:
+    """Five complete trials, one pruned (curve 0.5, 0.6), one failed."""
+    study = optuna.create_study(direction="maximize")
+    rows = [(1e-3, "mean", 0.80), (2e-3, "mean", 0.90), (4e-3, "max", 0.85),
+            (3e-2, "max", 0.30), (5e-4, "mean", 0.70)]
+    for lr, pooling, value in rows:
+        study.add_trial(create_trial(params={"lr": lr, "pooling": pooling}, distributions=DISTS,
+                                     value=value, intermediate_values={1: value - 0.1,
+                                                                       2: value}))
+    study.add_trial(create_trial(params={"lr": 8e-2, "pooling": "max"}, distributions=DISTS,
+                                 state=TrialState.PRUNED, intermediate_values={1: 0.5, 2: 0.6}))
+    study.add_trial(create_trial(params={"lr": 1e-3, "pooling": "mean"}, distributions=DISTS,
+                                 state=TrialState.FAIL))
+    return study
+
+
+def test_counts_and_history_with_running_best():
+    study = _study()
+    assert rd.trial_counts(study) == {"complete": 5, "pruned": 1, "fail": 1, "running": 0}
+    hist = rd.history(study)
+    assert hist["number"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert hist["score"].tolist() == pytest.approx([0.8, 0.9, 0.85, 0.3, 0.7, 0.6])
+    assert hist["best"].tolist() == pytest.approx([0.8, 0.9, 0.9, 0.9, 0.9, 0.9])
+    assert hist["state"].tolist()[-1] == "pruned"
+
+
+def test_slice_points_and_best_range_in_words():
+    study = _study()
+    points = rd.slice_points(study, "lr")
+    assert points["number"].tolist() == [0, 1, 2, 3, 4, 5]  # the failed trial has no score
+    assert points.loc[points["number"] == 5, "score"].item() == pytest.approx(0.6)
+    text = rd.best_range_text("lr", list(zip(points["value"], points["score"], strict=True)),
+                              True)
+    # best quarter of 6 trials = 2 trials: lr 2e-3 (0.90) and 4e-3 (0.85); above 4e-3 the
+    # best score was the pruned 8e-2 trial's 0.6
+    assert text == ("best trials had lr between 0.002 and 0.004; lr above 0.004 scored at "
+                    "most 0.6")
+    cats = rd.slice_points(study, "pooling")
+    text = rd.best_range_text("pooling", list(zip(cats["value"], cats["score"], strict=True)),
+                              True, top=0.5)
+    assert text == "best trials had pooling = mean (2 of 3)"  # 0.90 mean, 0.85 max, 0.80 mean
+    assert rd.best_range_text("lr", [], True) == "no finished trial set lr"
+
+
+def test_importances_name_the_parameters_and_sum_to_one():
+    scores = rd.importances(_study())
+    assert set(scores) == {"lr", "pooling"}
+    assert sum(scores.values()) == pytest.approx(1.0)
+    assert list(scores.values()) == sorted(scores.values(), reverse=True)
+    assert rd.importances(optuna.create_study()) == {}
+
+
+def test_intermediate_curves_keep_states():
+    curves = rd.intermediate(_study())
+    assert len(curves) == 6
+    assert curves[5] == {"number": 5, "state": "pruned", "steps": [1, 2], "values": [0.5, 0.6]}
+
+
+def test_roc_macro_is_the_mean_curve_and_auc():
+    metrics = {"roc_curve": {"a": {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5},
+                             "b": {"fpr": [0, 0, 1], "tpr": [0, 1, 1], "auc": 1.0}}}
+    curves = rd.roc(metrics)
+    assert curves["macro"]["auc"] == pytest.approx(0.75)
+    at_half = curves["macro"]["tpr"][50]  # fpr grid point 0.5
+    assert at_half == pytest.approx((0.5 + 1.0) / 2)
+
+
+def test_precision_recall_matches_sklearn():
+    frame = pd.DataFrame({"label": ["x", "y", "x", "y"], "prediction": ["x", "y", "y", "y"],
+                          "prob_x": [0.9, 0.2, 0.4, 0.3], "prob_y": [0.1, 0.8, 0.6, 0.7]})
+    curves = rd.precision_recall(frame, "label", ["x", "y"])
+    precision, recall, _ = precision_recall_curve(frame["label"] == "x", frame["prob_x"])
+    assert curves["x"]["precision"] == pytest.approx(precision.tolist())
+    assert curves["x"]["recall"] == pytest.approx(recall.tolist())
+
+
+def test_forecast_frame_keeps_the_latest_window_per_time():
+    frame = pd.DataFrame({"window": [0, 0, 1, 1], "step": [1, 2, 1, 2],
+                          "time": ["t1", "t2", "t2", "t3"], "target": "v",
+                          "actual": [1.0, 2.0, 2.0, 3.0], "forecast": [1.1, 2.2, 2.1, 3.1],
+                          "naive": [0.0] * 4, "seasonal_naive": [0.5] * 4})
+    out = rd.forecast_frame(frame)
+    assert out["time"].tolist() == ["t1", "t2", "t3"]
+    assert out["forecast"].tolist() == [1.1, 2.1, 3.1]
+
+
+def test_horizon_errors_table():
+    metrics = {"mae_by_step": [1.0, 2.0], "baselines": {"naive": {"mae_by_step": [1.5, 2.5]},
+                                                         "seasonal_naive": {"mae": 3.0}}}
+    out = rd.horizon_errors(metrics)
+    assert out.columns.tolist() == ["step", "model", "naive"]
+    assert out["naive"].tolist() == [1.5, 2.5]
+
+
+# --- real runs, real browser ---------------------------------------------------------
+
+RUNS = {
+    "text": ["--sample", "300", "--folds", "1", "--trials", "4", "--max-epochs", "2"],
+    "forecast": ["--dataset", "gas", "--trials", "4", "--max-epochs", "2"],
+    "series": ["--dataset", "gunpoint", "--trials", "4", "--max-epochs", "3", "--folds", "1"],
+}
+SECTIONS = {"text": "Classification", "forecast": "Forecast", "series": "Classification"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    root = tmp_path_factory.mktemp("reports")
+    out = {}
+    for kind, args in RUNS.items():
+        run_dir = root / kind
+        result = runner.invoke(app, ["tune", *args, "--workers", "1", "--run-dir",
+                                     str(run_dir)])
+        assert result.exit_code == 0, result.output
+        out[kind] = run_dir
+    return out
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_every_run_writes_a_report_with_its_sections(runs, kind):
+    page = (runs[kind] / "report.html").read_text()
+    for section in ("Summary", "Key factors", "Search", "Best model", SECTIONS[kind]):
+        assert f"<h2>{section}" in page, section
+    assert page.count("<script>") == 1 + page.count("Plotly.newPlot")  # plotly.js once
+    assert "cdn.plot.ly" not in page.split("</script>", 1)[1]  # no CDN outside the library
+    assert "Test metrics" in page
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_report_renders_in_a_browser_offline(runs, kind):
+    report = open_page(runs[kind] / "report.html", ARTIFACTS / f"report-{kind}.png")
+    assert report.errors == []
+    outside = [u for u in report.requests
+               if not (u.startswith("data:") or u == (runs[kind] / "report.html").as_uri())]
+    assert outside == []
+    assert len(report.drawn) >= 8 and all(report.drawn), report.drawn
+    assert (ARTIFACTS / f"report-{kind}.png").stat().st_size > 10_000
+
+
+@pytest.mark.realdata
+def test_report_command_rebuilds_and_works_before_metrics_exist(runs, runner, tmp_path):
+    copy = tmp_path / "running"
+    shutil.copytree(runs["text"], copy)
+    for name in ("metrics.json", "test_predictions.csv", "report.html"):
+        (copy / name).unlink()
+    result = runner.invoke(app, ["report", str(copy)])
+    assert result.exit_code == 0, result.stderr
+    page = (copy / "report.html").read_text()
+    assert "No test metrics yet" in page and "<h2>Search" in page
+    result = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "not a grutune run directory" in result.stderr
+
+
+def test_report_of_a_synthetic_run_dir_without_study(tmp_path):
+    (tmp_path / "config.json").write_text('{"data": {"dataset": "x"}}')
+    path = build_report(tmp_path)
+    assert "No test metrics yet" in path.read_text()
+    assert np.isfinite(path.stat().st_size)
