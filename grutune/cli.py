@@ -100,6 +100,10 @@ def tune(
                                    "together as one stacked model (GRU classifiers; "
                                    "1: one at a time, the CPU default - see "
                                    "bench/population.py)."),
+    mlflow: str | None = typer.Option(None, "--mlflow", help="MLflow tracking URI "
+                                      "(e.g. file:///path/mlruns): log every trial and the "
+                                      "model when the run ends (pip install "
+                                      "'grutune[mlflow]')."),
     ensemble: int = typer.Option(3, help="The final model averages the K best trials "
                                  "(1: the best trial alone)."),
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
@@ -146,7 +150,7 @@ def tune(
             max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
             ensemble=ensemble, folds=folds, workers=_workers(workers),
-            population=population)
+            population=population, mlflow=mlflow)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)
@@ -203,6 +207,24 @@ def report_cmd(
             raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
         path = build_report(run_dir)
     err_console.print(f"wrote {path}")
+
+
+@app.command("export")
+def export_cmd(
+    model: Path = typer.Argument(..., help="A bundle directory (RUN_DIR/model)."),
+    format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    out: Path | None = typer.Option(None, help="Output file (default: MODEL/model.onnx "
+                                    "or model.pt)."),
+) -> None:
+    """Export a saved model and check it against the bundle on the run's test split."""
+    from .export import TOLERANCE, export_bundle
+
+    _setup_logging()
+    with _fatal_errors():
+        result = export_bundle(model, format, out)
+    err_console.print(f"wrote {result.path}; on the {result.rows} test rows (lengths "
+                      f"{result.lengths[0]}-{result.lengths[1]}) its outputs match the "
+                      f"bundle's within {result.max_abs_diff:.1e} (tolerance {TOLERANCE:.0e})")
 
 
 @app.command()

@@ -190,6 +190,7 @@ class StudyConfig:
     folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
     workers: int = 1  # trial worker processes on this machine, one thread each when > 1
     population: int = 1  # trials trained together as one stacked model (1: one at a time)
+    mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)

@@ -177,6 +177,10 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None
     """
     console = console or Console(stderr=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if study_cfg.mlflow:
+        from .tracking import require_mlflow
+
+        require_mlflow()
     task = get_task(data_cfg.task, metric)
     with console.status("reading data"):
         context = task.space_context(data_cfg)
@@ -240,6 +244,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     console.print(metrics_table(metrics))
     with console.status("writing report.html"):
         _write_report(run_dir)
+    if study_cfg.mlflow:
+        with console.status(f"logging to MLflow at {study_cfg.mlflow}"):
+            _log_mlflow(study_cfg.mlflow, study, run_dir, metrics, to_dict(data_cfg))
     console.print(f"run directory: {run_dir}  (report.html, model/, metrics.json, trials.csv, "
                   "split.json)")
     if interrupted:
@@ -258,6 +265,18 @@ def _write_report(run_dir: Path) -> None:
     except Exception as err:  # noqa: BLE001 - the model and metrics are already saved
         log.warning("report.html not written (%s: %s); `grutune report %s` retries",
                     type(err).__name__, err, run_dir)
+
+
+def _log_mlflow(uri: str, study: optuna.Study, run_dir: Path, metrics: dict,
+                data: dict) -> None:
+    """MLflow logging; a failure is a warning (everything is saved in the run directory)."""
+    from .tracking import log_study
+
+    try:
+        run_id = log_study(uri, study, run_dir, metrics, data)
+        log.info("logged the study to MLflow at %s (run %s)", uri, run_id)
+    except Exception as err:  # noqa: BLE001 - a tracking server problem must not lose results
+        log.warning("MLflow logging to %s failed (%s: %s)", uri, type(err).__name__, err)
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:

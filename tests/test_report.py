@@ -139,7 +139,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for kind, args in RUNS.items():
         run_dir = root / kind
-        result = runner.invoke(app, ["tune", *args, "--workers", "1", "--run-dir",
+        tracking = ["--mlflow", (root / "mlruns").as_uri()] if kind == "text" else []
+        result = runner.invoke(app, ["tune", *args, *tracking, "--workers", "1", "--run-dir",
                                      str(run_dir)])
         assert result.exit_code == 0, result.output
         out[kind] = run_dir
@@ -189,3 +190,52 @@ def test_report_of_a_synthetic_run_dir_without_study(tmp_path):
     path = build_report(tmp_path)
     assert "No test metrics yet" in path.read_text()
     assert np.isfinite(path.stat().st_size)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("kind,fmt", [("text", "onnx"), ("text", "torchscript"),
+                                      ("forecast", "onnx")])
+def test_export_matches_the_bundle_on_real_test_inputs(runs, kind, fmt, tmp_path):
+    from grutune.export import TOLERANCE, export_bundle
+
+    out = tmp_path / f"model-{kind}.{fmt}"
+    result = export_bundle(runs[kind] / "model", fmt, out)
+    assert out.exists() and result.path == out
+    assert result.max_abs_diff <= TOLERANCE
+    assert result.rows > 0
+    if kind == "text":  # variable lengths went through the exported graph
+        assert result.lengths[0] < result.lengths[1]
+
+
+@pytest.mark.realdata
+def test_export_command_prints_the_check(runs, runner):
+    result = runner.invoke(app, ["export", str(runs["text"] / "model"), "--format", "onnx"])
+    assert result.exit_code == 0, result.stderr
+    assert "match the bundle's within" in result.stderr
+    result = runner.invoke(app, ["export", str(runs["text"] / "model"), "--format", "tflite"])
+    assert result.exit_code == 2 and "--format" in result.stderr
+
+
+@pytest.mark.realdata
+def test_mlflow_file_store_holds_every_trial_and_the_bundle(runs):
+    from mlflow.tracking import MlflowClient
+
+    study = rd.read_run(runs["text"]).study
+    client = MlflowClient((runs["text"].parent / "mlruns").as_uri())
+    experiment = client.get_experiment_by_name(f"grutune-{study.study_name}")
+    logged = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in logged if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = [r for r in logged if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in children) == \
+        [t.number for t in study.trials]
+    assert parent.data.metrics["test.accuracy"] == pytest.approx(
+        rd.read_run(runs["text"]).metrics["accuracy"])
+    assert "model/bundle.json" in [a.path for a in client.list_artifacts(parent.info.run_id,
+                                                                          "model")]
+    for run in children:
+        trial = study.trials[int(run.data.tags["optuna.trial"])]
+        assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
+        curve = client.get_metric_history(run.info.run_id, "val_metric")
+        assert [m.step for m in curve] == list(range(1, trial.user_attrs["epochs"] + 1))

@@ -1,0 +1,130 @@
+"""Export a bundle as ONNX or TorchScript, checked against the bundle on real test inputs.
+
+The exported graph takes what the model takes — ``x`` (token ids [B, T], or values
+[B, T, F]) and ``lengths`` [B] — with batch size and length free, and returns the
+bundle's outputs (class log-probabilities of the ensemble, or forecasts). The recurrent
+layers export as the standard ``nn.GRU`` / ``nn.LSTM`` operators (our CPU kernel is a
+training-speed detail with the same maths).
+
+After writing, the file is run on the run directory's test split (prepared again from
+``split.json``, in length-sorted batches of every length that occurs) and compared with
+the bundle: the largest absolute difference is returned and must stay below ``TOLERANCE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .bundle import load_bundle
+from .cache import SequenceData
+from .config import DataConfig
+from .exceptions import ConfigError, GrutuneError
+from .recurrence import FastGRU
+
+FORMATS = ("onnx", "torchscript")
+TOLERANCE = 1e-4  # largest absolute difference from the bundle's outputs that we accept
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+@dataclass
+class Exported:
+    path: Path
+    max_abs_diff: float
+    rows: int
+    lengths: tuple[int, int]  # shortest and longest test input
+
+
+@contextlib.contextmanager
+def plain_gru() -> Iterator[None]:
+    """Run FastGRU layers as plain ``nn.GRU`` (exportable operators)."""
+    original = FastGRU.forward
+    FastGRU.forward = lambda self, x, hx=None: nn.GRU.forward(self, x, hx)
+    try:
+        yield
+    finally:
+        FastGRU.forward = original
+
+
+def test_split(run_dir: Path) -> SequenceData:
+    """The run's test inputs, prepared again exactly as the study prepared them."""
+    from .search_space import load_space
+    from .tasks import get_task
+
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+        saved = json.loads((run_dir / "split.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{run_dir}: cannot read the run's config.json / split.json "
+                          f"({err}); export checks the model on the run's test split") from None
+    data_cfg = DataConfig(**config["data"])
+    task = get_task(data_cfg.task, config.get("metric"))
+    space = load_space(task.name, config["study"].get("space_path"),
+                       task.space_context(data_cfg))
+    return task.prepare(data_cfg, saved["split"], space).test
+
+
+def export_bundle(bundle_dir: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
+    """Write ``bundle_dir/model.onnx`` (or ``model.pt``) and check it; see the module doc."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    bundle_dir = Path(bundle_dir)
+    bundle = load_bundle(bundle_dir)
+    model = bundle.model.eval()
+    test = test_split(bundle_dir.parent)
+    path = Path(out) if out else bundle_dir / f"model{SUFFIX[fmt]}"
+    example = test.batch(np.arange(min(len(test), 4)))
+    batches = [batch for _, batch in test.eval_batches(64)]
+    with torch.no_grad():  # the bundle as `grutune predict` runs it
+        expected = [model(b.x, b.lengths).numpy() for b in batches]
+    with plain_gru(), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if fmt == "onnx":
+            _onnx(model, example.x, example.lengths, path)
+            run = _onnx_runner(path)
+        else:
+            traced = torch.jit.trace(model, (example.x, example.lengths), check_trace=False)
+            traced.save(str(path))
+            loaded = torch.jit.load(str(path))
+            def run(x: Tensor, n: Tensor) -> np.ndarray:
+                return loaded(x, n).numpy()
+        worst = max(float(np.abs(run(b.x, b.lengths) - e).max())
+                    for b, e in zip(batches, expected, strict=True))
+    if worst > TOLERANCE:
+        raise GrutuneError(f"{path}: the exported model differs from the bundle by {worst:.2e} "
+                           f"on the test split (tolerance {TOLERANCE:.0e}); do not use it")
+    lengths = test.lengths
+    return Exported(path, worst, len(test), (int(lengths.min()), int(lengths.max())))
+
+
+def _onnx(model: nn.Module, x: Tensor, lengths: Tensor, path: Path) -> None:
+    axes = {"x": {0: "batch", 1: "steps"}, "lengths": {0: "batch"}, "output": {0: "batch"}}
+    try:
+        torch.onnx.export(model, (x, lengths), str(path), dynamo=False,
+                          input_names=["x", "lengths"], output_names=["output"],
+                          dynamic_axes=axes, opset_version=17)
+    except ImportError as err:
+        raise ConfigError(f"--format onnx needs the onnx package ({err}); "
+                          "pip install 'grutune[export]'") from None
+
+
+def _onnx_runner(path: Path):
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ConfigError(f"checking the ONNX file needs onnxruntime ({err}); "
+                          "pip install 'grutune[export]'") from None
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(x: Tensor, n: Tensor) -> np.ndarray:
+        return session.run(None, {"x": x.numpy(), "lengths": n.numpy()})[0]
+
+    return run
