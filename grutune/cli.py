@@ -209,6 +209,32 @@ def report_cmd(
     err_console.print(f"wrote {path}")
 
 
+@app.command("dashboard")
+def dashboard_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
+    port: int = typer.Option(8080, help="Port on 127.0.0.1."),
+) -> None:
+    """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
+    import json
+
+    from .study import make_storage, storage_url
+
+    _setup_logging()
+    with _fatal_errors():
+        if not (run_dir / "config.json").exists():
+            raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+        try:
+            from optuna_dashboard import run_server
+        except ImportError:
+            raise GrutuneError("grutune dashboard needs optuna-dashboard; pip install "
+                               "'grutune[dashboard]'") from None
+        config = json.loads((run_dir / "config.json").read_text())
+        storage = make_storage(storage_url(run_dir, config.get("study", {}).get("storage")))
+        err_console.print(f"optuna-dashboard for {run_dir} on http://127.0.0.1:{port} "
+                          "(Ctrl-C stops)")
+        run_server(storage, host="127.0.0.1", port=port)
+
+
 @app.command("export")
 def export_cmd(
     model: Path = typer.Argument(..., help="A bundle directory (RUN_DIR/model)."),

@@ -239,3 +239,36 @@ def test_mlflow_file_store_holds_every_trial_and_the_bundle(runs):
         assert float(run.data.params["lr"]) == pytest.approx(trial.params["lr"])
         curve = client.get_metric_history(run.info.run_id, "val_metric")
         assert [m.step for m in curve] == list(range(1, trial.user_attrs["epochs"] + 1))
+
+
+@pytest.mark.realdata
+def test_dashboard_serves_the_run_on_localhost(runs):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "grutune", "dashboard", str(runs["text"]),
+                             "--port", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=5) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        study = rd.read_run(runs["text"]).study
+        assert study.study_name in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
