@@ -67,7 +67,10 @@ def _decode(path: Path) -> str:
 
 def _read_csv(path: Path, text: str) -> pd.DataFrame:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    try:  # newline="": let the csv module see \r line ends itself
+        header = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), [])
+    except csv.Error as err:
+        raise DataError(f"{path}: not a valid CSV ({err})") from None
     _check_header(path, [h.strip() for h in header])
     try:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, on_bad_lines="error",

@@ -85,7 +85,42 @@ def _cases(tmp_path):
                              "give a FILE or --dataset, not both"),
         "unknown metric": ([str(_csv(tmp_path, good)), "--metric", "auc"],
                            "--metric: must be one of"),
+        "truncated csv": ([str(_write(tmp_path, "t.csv", 'text,label\n"open quote,a\nb,c\n'))],
+                          "not a valid CSV (Error tokenizing data"),
+        "wrong delimiter": ([str(_write(tmp_path, "semi.csv", good.to_csv(index=False, sep=";")))],
+                            "no column 'text'; the columns are: text;label"),
+        "one-row file": ([str(_write(tmp_path, "onerow.csv", "text,label\nhello world,a\n"))],
+                         "1 usable rows in column 'text'; need at least"),
+        "negative learning rate": ([str(_csv(tmp_path, good)), "--space",
+                                    str(_write(tmp_path, "neg.yaml",
+                                               "lr: {low: -0.1, high: 0.01}\n"))],
+                                   "lr: must be between"),
+        "unknown space parameter": ([str(_csv(tmp_path, good)), "--space",
+                                     str(_write(tmp_path, "unk.yaml", "learning_rate: 0.01\n"))],
+                                    "unknown parameter 'learning_rate'"),
+        "non-numeric series": (_forecast(tmp_path, "nonnum", lambda f: f.assign(
+            y=f["y"].astype(object).where(f.index != 5, "abc"))),
+            "forecast column 'y' has the non-numeric value 'abc' (data row 6)"),
+        "unparseable time": (_forecast(tmp_path, "baddate", lambda f: f.assign(
+            ts=f["ts"].where(f.index != 7, "not a date"))),
+            "time column 'ts' has the unparseable time 'not a date' (data row 8)"),
+        "duplicate time": (_forecast(tmp_path, "dupdate", lambda f: f.assign(
+            ts=f["ts"].where(f.index != 9, f["ts"][8]))),
+            "time column 'ts' has '2020-01-09' twice (data rows 9 and 10)"),
+        "too-short series": (_forecast(tmp_path, "short", lambda f: f.head(10)),
+                             "the series has 10 time steps"),
     }
+
+
+def _forecast(tmp_path, name, change) -> list[str]:
+    """A daily sine series (200 steps) changed by ``change``, as forecast arguments."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"ts": pd.date_range("2020-01-01", periods=200, freq="D").astype(str),
+                          "y": np.sin(np.arange(200) / 5)})
+    path = _csv(tmp_path, change(frame), f"{name}.csv")
+    return [str(path), "--task", "forecast", "--time", "ts", "--target", "y", "--horizon", "5"]
 
 
 def pd_concat(frame, extra):
@@ -102,7 +137,9 @@ def pd_concat(frame, extra):
     "class too small", "all texts empty", "binary garbage", "ragged csv", "duplicate columns",
     "bad parquet", "bad jsonl", "invalid space", "missing space file", "unknown sampler",
     "unknown pruner", "unknown storage", "bad budget", "unknown dataset", "file and dataset",
-    "unknown metric",
+    "unknown metric", "truncated csv", "wrong delimiter", "one-row file",
+    "negative learning rate", "unknown space parameter", "non-numeric series",
+    "unparseable time", "duplicate time", "too-short series",
 ])
 def test_bad_input(runner, tmp_path, name):
     args, message = _cases(tmp_path)[name]
