@@ -116,6 +116,10 @@ def tune(
     storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in "
                                           "the run directory)."),
     study: str | None = typer.Option(None, help="Study name (default: data name)."),
+    heartbeat: int = typer.Option(30, help="Database storages: seconds between a running "
+                                  "trial's heartbeats."),
+    grace: int = typer.Option(120, help="Database storages: a trial whose worker is silent "
+                              "this many seconds is failed and retried."),
     run_dir: Path | None = typer.Option(None, help="Run directory (default runs/STUDY)."),
     stop_words: bool | None = typer.Option(None, "--stop-words/--keep-stop-words",
                                               help="Remove English stop words."),
@@ -150,7 +154,7 @@ def tune(
             max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
             ensemble=ensemble, folds=folds, workers=_workers(workers),
-            population=population, mlflow=mlflow)
+            population=population, mlflow=mlflow, heartbeat_s=heartbeat, grace_s=grace)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)

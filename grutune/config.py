@@ -191,6 +191,8 @@ class StudyConfig:
     workers: int = 1  # trial worker processes on this machine, one thread each when > 1
     population: int = 1  # trials trained together as one stacked model (1: one at a time)
     mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
+    heartbeat_s: int = 30  # RDB storages: a running trial's heartbeat interval
+    grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
@@ -205,6 +207,9 @@ class StudyConfig:
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
         _check(self.workers >= 1, f"--workers: must be >= 1; got {self.workers}")
         _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
+        _check(self.heartbeat_s >= 1, f"--heartbeat: must be >= 1 s; got {self.heartbeat_s}")
+        _check(self.grace_s > self.heartbeat_s, f"--grace: must be longer than --heartbeat "
+               f"({self.heartbeat_s} s); got {self.grace_s}")
         _check(self.folds is None or self.folds >= 1,
                f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
         _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),

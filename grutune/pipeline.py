@@ -35,7 +35,14 @@ from .progress import format_seconds
 from .recurrence import cpu_kernel
 from .search import search
 from .search_space import Space, load_space
-from .study import make_pruner, make_sampler, make_storage, open_study, storage_url
+from .study import (
+    make_pruner,
+    make_sampler,
+    make_storage,
+    open_study,
+    retry_failed,
+    storage_url,
+)
 from .tables import metrics_table, plan_text, trials_frame
 from .tasks import Prepared, Task, get_task
 from .trainer import predict
@@ -131,7 +138,8 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
                           "or use a new --study")
     created = _make_run_dir(run_dir)
     try:
-        storage = make_storage(storage_url(run_dir, study_cfg.storage, study_cfg.workers))
+        storage = make_storage(storage_url(run_dir, study_cfg.storage, study_cfg.workers),
+                               study_cfg.heartbeat_s, study_cfg.grace_s)
         study = open_study(study_cfg.study_name, storage, task.direction, sampler, pruner)
     except Exception:
         if created:
@@ -152,13 +160,16 @@ def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Spac
 
 
 def fail_left_running(study: optuna.Study) -> None:
-    """Mark trials a killed earlier run left RUNNING as failed (the run directory's own
-    storage only: nothing else works on it; shared storages rely on heartbeats)."""
+    """Mark trials a killed earlier run left RUNNING as failed and enqueue each again
+    (the run directory's own storage only: nothing else works on it; shared storages
+    rely on heartbeats, which fail and retry the same way)."""
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
                                            "left running by a killed run")
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        log.warning("trial %d was left running by a killed run; marked failed", t.number)
+        retry_failed(study, study._storage.get_trial(t._trial_id))
+        log.warning("trial %d was left running by a killed run; marked failed and queued "
+                    "again", t.number)
 
 
 def _finished(study: optuna.Study) -> int:
@@ -201,7 +212,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
          data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
          run_dir: Path) -> TuneResult:
     if new:
-        study.enqueue_trial(space.defaults())  # warm start from a known-sensible config
+        # warm start from a known-sensible config (once, even when several processes start
+        # a shared study together)
+        study.enqueue_trial(space.defaults(), skip_if_exists=True)
     done = _finished(study)
     remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
     console.print(plan_text(prepared.summary, study_cfg, remaining, done, run_dir))

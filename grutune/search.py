@@ -158,7 +158,8 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
     """The body of worker ``index`` (runs in a forked process): 0 done, 130 stopped."""
 
     def work(index: int) -> int:
-        storage = make_storage(storage_url(run_dir, cfg.storage, cfg.workers))
+        storage = make_storage(storage_url(run_dir, cfg.storage, cfg.workers),
+                               cfg.heartbeat_s, cfg.grace_s)
         # each worker its own sampler stream, so concurrent trials differ
         sampler = make_sampler(cfg.sampler, cfg.seed + 7919 * index, space)
         mine = optuna.load_study(study_name=study.study_name, storage=storage,

@@ -14,7 +14,12 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import (
+    JournalStorage,
+    RDBStorage,
+    RetryFailedTrialCallback,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.storages.journal import JournalFileBackend
 
 from .config import PRUNERS, SAMPLERS
@@ -87,8 +92,10 @@ def storage_url(run_dir: str | Path, storage: str | None, workers: int = 1) -> s
     return f"sqlite:///{sqlite.as_posix()}"
 
 
-def make_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``: sqlite/postgresql/mysql (with heartbeats) or journal."""
+def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
+                 grace_s: int = GRACE_S) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``: sqlite/postgresql/mysql (with heartbeats every
+    ``heartbeat_s``; a trial silent for ``grace_s`` is failed and retried) or journal."""
     if url.startswith("journal:"):
         path = url[len("journal:"):]
         if not path:
@@ -100,7 +107,7 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
                           "postgresql://HOST/DB, mysql://HOST/DB or journal:FILE")
     try:
         return RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
     except ImportError as err:
@@ -109,6 +116,13 @@ def make_storage(url: str) -> optuna.storages.BaseStorage:
     except Exception as err:  # SQLAlchemy's connection and URL errors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"--storage: cannot open {url!r} ({first})") from None
+
+
+def retry_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Enqueue ``trial``'s parameters again (at most MAX_RETRY times along one chain), linked
+    to it the way Optuna's heartbeat retries are (``RetryFailedTrialCallback``)."""
+    RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)(
+        study, trial)
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, direction: str,
