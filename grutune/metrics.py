@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import stats
 from sklearn import metrics as skm
 
 
@@ -181,4 +182,67 @@ def forecast_metrics(y: np.ndarray, pred: np.ndarray, baselines: dict[str, np.nd
         out["per_target"] = {
             name: forecast_errors(y[..., i:i + 1], pred[..., i:i + 1], scale[i:i + 1])
             for i, name in enumerate(targets)}
+    return out
+
+
+# --- fast scalars for the bootstrap -----------------------------------------------------
+
+def _binary_auc(pos: np.ndarray, scores: np.ndarray) -> float:
+    """ROC-AUC as the Mann-Whitney statistic (average ranks for ties) = scikit-learn's."""
+    ranks = stats.rankdata(scores)
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _average_precision(pos: np.ndarray, scores: np.ndarray) -> float:
+    """scikit-learn's average precision: sum over distinct thresholds of
+    (recall step) x precision."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, p = scores[order], pos[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each distinct score
+    tps = np.cumsum(p)[last]
+    fps = (last + 1) - tps
+    precision = tps / (tps + fps)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def classification_scalars(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """The scalar metrics of ``classification_metrics`` in plain NumPy (the bootstrap
+    recomputes them a thousand times; scikit-learn's checks would take most of that time).
+    Raises ValueError when a class is missing (its AUC is undefined).
+
+    >>> y = np.array([0, 1, 1, 0]); p = np.array([[.8, .2], [.3, .7], [.6, .4], [.4, .6]])
+    >>> round(classification_scalars(y, p)["roc_auc"], 4)
+    0.75
+    """
+    n, k = proba.shape
+    pred = proba.argmax(1)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).astype(float)
+    if (cm.sum(1) == 0).any():
+        raise ValueError("a class is missing from the sample")
+    tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = np.nan_to_num(tp / predicted)
+        rec = tp / support
+        f1 = np.nan_to_num(2 * prec * rec / (prec + rec))
+    out = {"accuracy": float(tp.sum() / n),
+           "precision_macro": float(prec.mean()), "recall_macro": float(rec.mean()),
+           "f1_macro": float(f1.mean()),
+           "precision_weighted": float((prec * support).sum() / n),
+           "recall_weighted": float((rec * support).sum() / n),
+           "f1_weighted": float((f1 * support).sum() / n),
+           "log_loss": float(-np.log(np.clip(proba[np.arange(n), y], 1e-12, 1)).mean())}
+    out["precision_micro"] = out["recall_micro"] = out["f1_micro"] = out["accuracy"]
+    onehot = np.eye(k, dtype=bool)[y]
+    if k == 2:
+        out["precision"], out["recall"], out["f1"] = float(prec[1]), float(rec[1]), float(f1[1])
+        out["roc_auc"] = _binary_auc(onehot[:, 1], proba[:, 1])
+        out["pr_auc"] = _average_precision(onehot[:, 1], proba[:, 1])
+    else:
+        out["roc_auc"] = float(np.mean([_binary_auc(onehot[:, i], proba[:, i])
+                                        for i in range(k)]))
+        out["pr_auc"] = float(np.mean([_average_precision(onehot[:, i], proba[:, i])
+                                       for i in range(k)]))
     return out

@@ -30,6 +30,7 @@ from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predic
 from .exceptions import ConfigError
 from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
+from .intervals import bootstrap
 from .lint import lint
 from .progress import format_seconds
 from .recurrence import cpu_kernel
@@ -234,6 +235,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                                      study_cfg.max_epochs)
         numbers = [t.number for t in members]
         metrics, outputs = evaluate_test(model, task, prepared)
+        metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state), outputs,
+                                 prepared.test, seed=data_cfg.seed))
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
             validation = {"scheme": f"{folds}-fold cross-validation on train + validation",

@@ -150,17 +150,26 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 
 
 def _metrics_table(metrics: dict) -> str:
+    intervals = metrics.get("intervals", {})
+    method = (f"<p class='note'>[intervals: {html.escape(metrics['interval_method'])}]</p>"
+              if intervals else "")
+
+    def band(key: str, value: object) -> str:
+        inner = intervals.get(key)
+        text = _cell(value) if value is not None else "-"
+        return f"{text} [{_cell(inner[0])}, {_cell(inner[1])}]" if inner else text
+
     if metrics.get("task") == "forecast":
         names = ("mae", "rmse", "smape", "mase")
-        rows = [("model", *[metrics.get(n) for n in names])]
+        rows = [("model", *[band(n, metrics.get(n)) for n in names])]
         for base, values in (metrics.get("baselines") or {}).items():
-            rows.append((base, *[values.get(n) for n in names]))
-        return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE"))
+            rows.append((base, *[band(f"baselines.{base}.{n}", values.get(n)) for n in names]))
+        return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE")) + method
                 + f"<p>skill (1 - MASE / best baseline's): {_cell(metrics.get('skill'))}</p>")
     names = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "pr_auc",
              "log_loss")
-    return _table([(n, metrics[n]) for n in names if metrics.get(n) is not None],
-                  ("metric", "value"))
+    return _table([(n, band(n, metrics[n])) for n in names if metrics.get(n) is not None],
+                  ("metric", "value [95% interval]")) + method
 
 
 # --- key factors ---------------------------------------------------------------------

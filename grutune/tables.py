@@ -116,11 +116,20 @@ def forecast_table(metrics: dict) -> Table:
     table.add_column("forecast")
     for key in keys:
         table.add_column(key.upper(), justify="right")
-    rows = {"GRU (grutune)": metrics, **{name.replace("_", " "): m
-                                         for name, m in metrics["baselines"].items()}}
-    for name, m in rows.items():
-        table.add_row(name, *(_fmt(m.get(k)) for k in keys))
+    intervals = metrics.get("intervals", {})
+    rows = {"GRU (grutune)": (metrics, ""),
+            **{name.replace("_", " "): (m, f"baselines.{name}.")
+               for name, m in metrics["baselines"].items()}}
+    for name, (m, prefix) in rows.items():
+        table.add_row(name, *(_with_interval(m.get(k), intervals.get(prefix + k)) for k in keys))
+    if intervals:
+        table.caption += f"; [{metrics.get('interval_method')}]"
     return table
+
+
+def _with_interval(value: float | None, interval: list[float] | None) -> str:
+    text = _fmt(value)
+    return f"{text} [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else text
 
 
 def metrics_table(metrics: dict) -> Group | Table:
@@ -132,10 +141,16 @@ def metrics_table(metrics: dict) -> Group | Table:
                  min_width=40)
     main.add_column("metric")
     main.add_column("value", justify="right")
+    intervals = metrics.get("intervals", {})
+    if intervals:
+        main.add_column("95% interval", justify="right")
+        main.caption += f"; intervals: {metrics.get('interval_method')}"
     for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
                 "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"):
         if key in metrics:
-            main.add_row(key, _fmt(metrics[key]))
+            band = intervals.get(key)
+            extra = [f"[{_fmt(band[0])}, {_fmt(band[1])}]" if band else "-"] if intervals else []
+            main.add_row(key, _fmt(metrics[key]), *extra)
     labels = metrics.get("labels", [])
     per_class = Table(title="Per class")
     for col in ("class", "precision", "recall", "f1", "support"):

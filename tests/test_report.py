@@ -159,6 +159,25 @@ def test_every_run_writes_a_report_with_its_sections(runs, kind):
 
 
 @pytest.mark.realdata
+@pytest.mark.parametrize("kind", list(RUNS))
+def test_metrics_json_has_an_interval_for_every_scalar_metric(runs, kind):
+    import json
+
+    from grutune.intervals import scalar_metrics
+
+    metrics = json.loads((runs[kind] / "metrics.json").read_text())
+    intervals = metrics["intervals"]
+    expected = {k for k in scalar_metrics(metrics)
+                if k not in ("n", "n_windows", "horizon", "season", "best_trial", "skill")}
+    assert expected - set(intervals) == set(), expected - set(intervals)
+    for key, (low, high) in intervals.items():
+        value = scalar_metrics(metrics)[key]
+        assert low <= value + 1e-9 and value - 1e-9 <= high, key
+    page = (runs[kind] / "report.html").read_text()
+    assert "percentile bootstrap" in page
+
+
+@pytest.mark.realdata
 @pytest.mark.skipif(chromium() is None, reason="chromium not installed (.ci/run installs it)")
 @pytest.mark.parametrize("kind", list(RUNS))
 def test_report_renders_in_a_browser_offline(runs, kind):

@@ -22,7 +22,7 @@ from torch import Tensor
 from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..exceptions import ConfigError, DataError
-from ..metrics import SCORES, classification_metrics
+from ..metrics import SCORES, classification_metrics, classification_scalars
 from ..readers import read_table
 from ..search_space import Space
 from ..trainer import predict
@@ -89,6 +89,12 @@ class Task(ABC):
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         """Test-set metrics (JSON-able) of ``outputs`` for the rows of ``data``."""
 
+    def scalars(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
+        """The scalar test metrics only (what the bootstrap recomputes per resample)."""
+        from ..intervals import scalar_metrics
+
+        return scalar_metrics(self.evaluate(outputs, data, state))
+
     @abstractmethod
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
         """New raw rows -> inputs (targets zero), exactly as the training data was encoded."""
@@ -130,6 +136,9 @@ class ClassificationTask(Task):
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         return classification_metrics(data.y.cpu().numpy(), probabilities(outputs),
                                       state["labels"])
+
+    def scalars(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
+        return classification_scalars(data.y.cpu().numpy(), probabilities(outputs))
 
     def decode(self, outputs: Tensor, state: dict) -> pd.DataFrame:
         proba = probabilities(outputs)

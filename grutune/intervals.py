@@ -1,0 +1,81 @@
+"""Confidence intervals for test metrics: a percentile bootstrap over test rows (over
+test windows for a forecast).
+
+Each resample draws the test rows with replacement and recomputes the task's own metrics
+(``Task.evaluate``) on the same model outputs; the interval of a metric is the 2.5th and
+97.5th percentile over resamples. Metrics a resample cannot define (ROC-AUC when a class
+is missing from it) skip that resample; the number used is recorded.
+
+>>> mean_interval([0.90, 0.92, 0.91])
+(0.91, 0.8852, 0.9348)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats
+from torch import Tensor
+
+from .cache import SequenceData
+
+RESAMPLES = 1000
+LEVEL = 0.95
+
+
+def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """The finite numbers of a metrics dict, nested ones as ``parent.key`` (baselines)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            out[prefix + key] = float(value)
+        elif isinstance(value, dict) and key == "baselines":
+            for name, inner in value.items():
+                out.update(scalar_metrics(inner, f"{key}.{name}."))
+    return out
+
+
+def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
+              data: SequenceData, resamples: int = RESAMPLES, seed: int = 0,
+              skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season")) -> dict:
+    """{"intervals": {metric: [low, high]} at LEVEL, "interval_method": how}.
+
+    ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        index = rng.integers(0, n, n)
+        sample = SequenceData(data.x[index], data.lengths[index], data.y[index])
+        try:
+            values = scalars(outputs[index], sample)
+        except ValueError:  # a degenerate resample (e.g. one class only)
+            continue
+        for key, value in values.items():
+            if key not in skip:
+                draws.setdefault(key, []).append(value)
+    tail = 100 * (1 - LEVEL) / 2
+    intervals = {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
+                 for key, v in draws.items() if len(v) >= resamples // 2}
+    return {"intervals": intervals,
+            "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
+                               f"{'windows' if 'mase' in intervals else 'rows'}, "
+                               f"{resamples} resamples"}
+
+
+def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean of a few runs (rounded to 4).
+
+    One value has no spread: its interval is the value itself.
+    """
+    arr = np.asarray(values, dtype=float)
+    mean = float(arr.mean())
+    if len(arr) < 2:
+        return round(mean, 4), round(mean, 4), round(mean, 4)
+    half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+    return round(mean, 4), round(mean - half, 4), round(mean + half, 4)
