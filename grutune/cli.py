@@ -104,8 +104,12 @@ def tune(
                                       "(e.g. file:///path/mlruns): log every trial and the "
                                       "model when the run ends (pip install "
                                       "'grutune[mlflow]')."),
-    ensemble: int = typer.Option(3, help="The final model averages the K best trials "
-                                 "(1: the best trial alone)."),
+    repeats: int = typer.Option(3, help="Seed repeats: re-train the top configurations with "
+                                "N seeds each and choose by the lower bound of the "
+                                "validation interval (1: off)."),
+    repeat_top: int = typer.Option(3, help="Configurations the seed repeats re-train."),
+    ensemble: int = typer.Option(3, help="Without seed repeats, the final model averages "
+                                 "the K best trials (1: the best trial alone)."),
     folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
                                      "(default: 5 below 500 train+validation rows, else 1 = "
                                      "one validation split)."),
@@ -154,7 +158,8 @@ def tune(
             max_epochs=max_epochs or get_task(task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
             ensemble=ensemble, folds=folds, workers=_workers(workers),
-            population=population, mlflow=mlflow, heartbeat_s=heartbeat, grace_s=grace)
+            population=population, mlflow=mlflow, heartbeat_s=heartbeat, grace_s=grace,
+            repeats=repeats, repeat_top=repeat_top)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)

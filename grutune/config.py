@@ -191,6 +191,8 @@ class StudyConfig:
     workers: int = 1  # trial worker processes on this machine, one thread each when > 1
     population: int = 1  # trials trained together as one stacked model (1: one at a time)
     mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
+    repeats: int = 3  # seeds per configuration in the seed repeats (1: off)
+    repeat_top: int = 3  # configurations the seed repeats re-train
     heartbeat_s: int = 30  # RDB storages: a running trial's heartbeat interval
     grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
 
@@ -207,6 +209,8 @@ class StudyConfig:
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
         _check(self.workers >= 1, f"--workers: must be >= 1; got {self.workers}")
         _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
+        _check(self.repeats >= 1, f"--repeats: must be >= 1; got {self.repeats}")
+        _check(self.repeat_top >= 1, f"--repeat-top: must be >= 1; got {self.repeat_top}")
         _check(self.heartbeat_s >= 1, f"--heartbeat: must be >= 1 s; got {self.heartbeat_s}")
         _check(self.grace_s > self.heartbeat_s, f"--grace: must be longer than --heartbeat "
                f"({self.heartbeat_s} s); got {self.grace_s}")

@@ -32,8 +32,10 @@ from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
 from .intervals import bootstrap
 from .lint import lint
+from .model import Ensemble
 from .progress import format_seconds
 from .recurrence import cpu_kernel
+from .repeats import REPEAT_SHARE, choose, plan, repeat
 from .search import search
 from .search_space import Space, load_space
 from .study import (
@@ -44,7 +46,7 @@ from .study import (
     retry_failed,
     storage_url,
 )
-from .tables import metrics_table, plan_text, trials_frame
+from .tables import metrics_table, plan_text, repeats_table, trials_frame
 from .tasks import Prepared, Task, get_task
 from .trainer import predict
 
@@ -228,12 +230,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
             cpu_kernel()  # once, before workers fork, so they share the loaded library
         interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
     write_trials_csv(study, run_dir / "trials.csv")
-    candidates = top_trials(study, study_cfg.ensemble)
-    with console.status(f"evaluating trials {[t.number for t in candidates]} on the test "
-                        "split"):
-        model, members = final_model(candidates, task, prepared, run_dir,
-                                     study_cfg.max_epochs)
-        numbers = [t.number for t in members]
+    model, members, repeats = _final_model(task, prepared, study, study_cfg, console, run_dir)
+    numbers = [t.number for t in members]
+    with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
         metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state), outputs,
                                  prepared.test, seed=data_cfg.seed))
@@ -249,7 +248,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                "model": {"kind": "ensemble" if len(model.members) > 1 else "single",
                          "members": numbers, "folds": folds,
                          "member_validation": [t.value for t in members]},
-               "validation": validation, **metrics}
+               "validation": validation, "seed_repeats": repeats, **metrics}
     write_json(run_dir / "metrics.json", metrics)
     with atomic_path(run_dir / "test_predictions.csv") as tmp:
         test_predictions(task, prepared, outputs).to_csv(tmp, index=False)
@@ -270,6 +269,39 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                       "continue it[/yellow]")
     return TuneResult(run_dir, float(members[0].value), members[0].user_attrs["config"], metrics,
                       interrupted)
+
+
+def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg: StudyConfig,
+                 console: Console, run_dir: Path) -> tuple[Ensemble, list, dict]:
+    """(model, the trials it comes from, the seed-repeat record for metrics.json).
+
+    With seed repeats (``repeats.py``): the chosen configuration's seed models. Without
+    (``--repeats 1``, or no time for them): the top ``--ensemble`` trials' models.
+    """
+    budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
+    planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget)
+    if planned:
+        with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
+                            f"{study_cfg.repeats} seeds"):
+            results = repeat(planned, study_cfg.repeats, task, prepared, run_dir,
+                             study_cfg.max_epochs)
+        chosen = choose(results, task.direction)
+        bound = "lower" if task.direction == "maximize" else "upper"
+        record = {"rule": f"the configuration with the best {bound} "
+                          f"bound of the 95% interval of validation {task.metric} over "
+                          f"{study_cfg.repeats} seeds; its seed models are averaged",
+                  "chosen_trial": chosen.trial.number, "note": note,
+                  "configurations": [r.summary(task.metric) for r in results]}
+        console.print(repeats_table(record))
+        members = [m for ms in chosen.models for m in ms]
+        return Ensemble(members, task.combine).eval(), [chosen.trial], record
+    if note:
+        log.warning("%s", note)
+    candidates = top_trials(study, study_cfg.ensemble)
+    with console.status(f"loading trials {[t.number for t in candidates]}"):
+        model, members = final_model(candidates, task, prepared, run_dir,
+                                     study_cfg.max_epochs)
+    return model, members, {"note": note}
 
 
 def _write_report(run_dir: Path) -> None:

@@ -126,11 +126,28 @@ def _summary(run: rd.RunFiles) -> list[str]:
         out.append(f"<p>Best configuration (trial {best.number}, validation "
                    f"{_cell(best.value)}):</p>" + _table(shown, ("parameter", "value")))
     if run.metrics:
+        out += _repeats(run.metrics.get("seed_repeats") or {})
         out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
                    + _metrics_table(run.metrics))
     else:
         out.append("<p class='note'>No test metrics yet: the study is still running.</p>")
     return out
+
+
+def _repeats(record: dict) -> list[str]:
+    """The seed-repeat table: each configuration's mean and interval over seeds."""
+    if not record.get("configurations"):
+        return [f"<p class='note'>{html.escape(record['note'])}</p>"] if record.get("note") else []
+    rows = []
+    for c in record["configurations"]:
+        v, t = c["validation_interval"], c["test_interval"]
+        rows.append((f"{c['trial']}{' (chosen)' if c['trial'] == record['chosen_trial'] else ''}",
+                     len(c["seeds"]), f"{_cell(c['validation_mean'])} [{_cell(v[0])}, "
+                     f"{_cell(v[1])}]", f"{_cell(c['test_mean'])} [{_cell(t[0])}, {_cell(t[1])}]"))
+    metric = record["configurations"][0]["metric"]
+    return [f"<p>Seed repeats ({html.escape(metric)}, mean and 95% interval over seeds; "
+            f"chosen by {html.escape(record['rule'])}):</p>",
+            _table(rows, ("trial", "seeds", "validation", "test"))]
 
 
 def _search_seconds(study: optuna.Study) -> float:

@@ -44,6 +44,14 @@ def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
         ensemble = (f"ensemble of the {cfg.ensemble} best trials' {folds} fold models each is"
                     if cfg.ensemble > 1 else f"ensemble of the best trial's {folds} fold "
                     "models is")
+    if cfg.repeats > 1:
+        from .repeats import REPEAT_SHARE
+
+        share = (f", at most {format_seconds(cfg.budget_s * REPEAT_SHARE)}" if cfg.budget_s
+                 else "")
+        ensemble = (f"top {cfg.repeat_top} configurations are re-trained with {cfg.repeats} "
+                    f"seeds each{share} (seed repeats), and the one whose validation interval "
+                    "has the best bound, averaged over its seeds, is")
     if "vocab_size" in summary:
         inputs = (f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}")
     else:
@@ -165,3 +173,20 @@ def metrics_table(metrics: dict) -> Group | Table:
     for name, row in zip(labels, metrics.get("confusion_matrix", []), strict=False):
         confusion.add_row(name, *map(str, row))
     return Group(main, per_class, confusion)
+
+
+def repeats_table(record: dict) -> Table:
+    """Seed repeats: each configuration's validation and test mean and 95% interval."""
+    table = Table(title="Seed repeats (95% intervals over seeds; test never chooses)",
+                  caption=f"chosen: trial {record['chosen_trial']} - {record['rule']}"
+                  + (f"; {record['note']}" if record.get("note") else ""))
+    for col in ("trial", "seeds", "validation", "test"):
+        table.add_column(col, justify="left" if col == "trial" else "right")
+    for c in record["configurations"]:
+        mark = " *" if c["trial"] == record["chosen_trial"] else ""
+        table.add_row(f"{c['trial']}{mark}", str(len(c["seeds"])),
+                      f"{_fmt(c['validation_mean'])} [{_fmt(c['validation_interval'][0])}, "
+                      f"{_fmt(c['validation_interval'][1])}]",
+                      f"{_fmt(c['test_mean'])} [{_fmt(c['test_interval'][0])}, "
+                      f"{_fmt(c['test_interval'][1])}]")
+    return table

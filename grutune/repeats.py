@@ -1,0 +1,129 @@
+"""Seed repeats: the final model comes from a configuration that holds up over seeds.
+
+After the search, the top-k configurations (``--repeat-top``, default 3) are trained
+again with more seeds (``--repeats`` seeds each, default 3, the search's own run being
+the first). Each configuration gets the mean and 95% interval (Student t over seeds) of
+its validation metric and of the same metric on test; the final model is the
+configuration whose validation interval has the best *lower* bound (upper bound for an
+error to minimize) — not the luckiest single run — and averages its seed models. The
+test numbers are reported, never used to choose. The seed is never tuned: repeat j of a
+trial uses the trial's seed + j x ``SEED_STRIDE``.
+
+Repeats cost time: they run only while the estimate (each configuration's recorded
+training time x its new seeds) fits ``repeat_budget_s``; configurations are dropped
+from the bottom until it does, and the metrics say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import torch
+
+from .evaluate import trial_models
+from .intervals import mean_interval
+from .model import Ensemble, SequenceModel
+from .objective import build_model
+from .search_space import train_config
+from .tasks import Prepared, Task
+from .trainer import fit, predict
+
+log = logging.getLogger("grutune")
+SEED_STRIDE = 100_003
+REPEAT_SHARE = 0.4  # seed repeats may take up to this share of the search budget
+
+
+@dataclass
+class Repeated:
+    """One configuration over seeds."""
+
+    trial: optuna.trial.FrozenTrial
+    seeds: list[int] = field(default_factory=list)
+    models: list[list[SequenceModel]] = field(default_factory=list)  # per seed: per fold
+    val: list[float] = field(default_factory=list)
+    test: list[float] = field(default_factory=list)
+
+    def summary(self, metric: str) -> dict:
+        v_mean, v_low, v_high = mean_interval(self.val)
+        t_mean, t_low, t_high = mean_interval(self.test)
+        return {"trial": self.trial.number, "seeds": self.seeds, "metric": metric,
+                "validation": [round(x, 6) for x in self.val],
+                "validation_mean": v_mean, "validation_interval": [v_low, v_high],
+                "test": [round(x, 6) for x in self.test], "test_mean": t_mean,
+                "test_interval": [t_low, t_high]}
+
+
+def plan(trials: list[optuna.trial.FrozenTrial], seeds: int,
+         budget_s: float | None) -> tuple[list[optuna.trial.FrozenTrial], str]:
+    """The trials whose repeats fit the budget (best first), and a note when some did not."""
+    if seeds < 2:
+        return [], "seed repeats off (--repeats 1)"
+    chosen = list(trials)
+    def cost(ts: list) -> float:
+        return sum(t.user_attrs.get("seconds", 0.0) for t in ts) * (seeds - 1)
+    while chosen and budget_s is not None and cost(chosen) > budget_s:
+        chosen.pop()
+    if not chosen:
+        return [], (f"seed repeats skipped: {seeds - 1} more seeds of the best configuration "
+                    f"would take about {cost(trials[:1]) / 60:.0f} min, over the "
+                    f"{budget_s / 60:.0f} min allowed")
+    note = "" if len(chosen) == len(trials) else (
+        f"seed repeats for the top {len(chosen)} configurations only (time)")
+    return chosen, note
+
+
+def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
+           prepared: Prepared, run_dir: Path, max_epochs: int) -> list[Repeated]:
+    """Train every trial's configuration with ``seeds`` seeds (the first is its own run)."""
+    out = []
+    for trial in trials:
+        rep = Repeated(trial)
+        base = trial.user_attrs["seed"]
+        for j in range(seeds):
+            seed = base + SEED_STRIDE * j
+            if j == 0:
+                models = trial_models(trial, task, prepared, run_dir, max_epochs)
+                value = float(trial.value)
+            else:
+                models, value = _train(trial.user_attrs["config"], seed, task, prepared,
+                                       max_epochs)
+            test_out = predict(Ensemble(models, task.combine).eval(), prepared.test)
+            rep.seeds.append(seed)
+            rep.models.append(models)
+            rep.val.append(value)
+            rep.test.append(float(task.val_metric(test_out, prepared.test.y)))
+            log.info("seed repeat: trial %d seed %d: validation %.4f", trial.number, seed,
+                     value)
+        out.append(rep)
+    return out
+
+
+def _train(params: dict, seed: int, task: Task, prepared: Prepared,
+           max_epochs: int) -> tuple[list[SequenceModel], float]:
+    """One seed of a configuration: its models (per fold) and validation value, computed
+    as the search computes a trial's (best epoch on holdout; pooled out-of-fold)."""
+    pairs = prepared.fold_pairs()
+    cfg = train_config(params, max_epochs, seed, task.epoch_rows)
+    models, outputs, results = [], [], []
+    for fold, (train, val) in enumerate(pairs):
+        model = build_model(task, params, prepared.state, seed + fold)
+        results.append(fit(model, train, val, cfg, task))
+        models.append(model.eval())
+        outputs.append(predict(model, val))
+    if len(pairs) == 1:
+        return models, float(results[0].best_metric)
+    truth = torch.cat([v.y for _, v in pairs])
+    return models, float(task.val_metric(torch.cat(outputs), truth))
+
+
+def choose(results: list[Repeated], direction: str) -> Repeated:
+    """The configuration with the best bound of its validation interval (lower bound
+    when higher is better); ties go to the better mean, then the earlier (better) trial."""
+    def key(item: tuple[int, Repeated]) -> tuple:
+        index, r = item
+        mean, low, high = mean_interval(r.val)
+        return ((low, mean) if direction == "maximize" else (-high, -mean)) + (-index,)
+    return max(enumerate(results), key=key)[1]
