@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
 from pathlib import Path
 
@@ -106,16 +108,32 @@ def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
         raise ConfigError(f"--storage: unknown storage {url!r}; use sqlite:///FILE, "
                           "postgresql://HOST/DB, mysql://HOST/DB or journal:FILE")
     try:
-        return RDBStorage(
-            url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
+        return _rdb_storage(url, scheme, heartbeat_s, grace_s)
     except ImportError as err:
         raise ConfigError(f"--storage: the driver for {scheme} is not installed ({err}); "
                           "pip install 'grutune[postgres]'") from None
     except Exception as err:  # SQLAlchemy's connection and URL errors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"--storage: cannot open {url!r} ({first})") from None
+
+
+def _rdb_storage(url: str, scheme: str, heartbeat_s: int, grace_s: int,
+                 attempts: int = 5) -> RDBStorage:
+    """RDBStorage; when several workers create a new database's tables at the same moment
+    one of them loses the race (a duplicate-key error from the server): it tries again."""
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(
+                url, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=MAX_RETRY),
+                engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else None)
+        except Exception as err:  # SQLAlchemy's IntegrityError / ProgrammingError
+            racing = any(s in str(err).lower() for s in ("duplicate key", "already exists"))
+            if not racing or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def retry_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -54,7 +54,7 @@ def test_cross_validated_study_scores_out_of_fold_and_ensembles_fold_models(tmp_
     run_dir = tmp_path / "cv"
     tune(DataConfig(path=str(path)),
          StudyConfig(study_name="cv", run_dir=str(run_dir), trials=3, budget_s=None,
-                     max_epochs=3, folds=3, ensemble=2))
+                     max_epochs=3, folds=3, ensemble=2, repeats=1))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"]["folds"] == 3 and len(metrics["model"]["members"]) == 2
     assert metrics["validation"]["scheme"].startswith("3-fold")
@@ -71,3 +71,18 @@ def test_cross_validated_study_scores_out_of_fold_and_ensembles_fold_models(tmp_
     bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
     assert len(bundle["members"]) == 6
     assert np.isfinite(metrics["accuracy"])
+
+
+def test_seed_repeats_under_cross_validation_keep_every_seed_and_fold(tmp_path):
+    path = tmp_path / "t.csv"
+    make_texts(20).to_csv(path, index=False)
+    run_dir = tmp_path / "cv-rep"
+    tune(DataConfig(path=str(path)),
+         StudyConfig(study_name="cvr", run_dir=str(run_dir), trials=3, budget_s=None,
+                     max_epochs=3, folds=3, repeats=2, repeat_top=2))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    record = metrics["seed_repeats"]
+    assert len(record["configurations"]) == 2
+    assert metrics["model"]["members"] == [record["chosen_trial"]]
+    bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
+    assert len(bundle["members"]) == 2 * 3  # seeds x folds
