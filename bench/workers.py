@@ -43,7 +43,7 @@ def run(dataset: str, workers: int, budget: str, seed: int, root: Path,
     cmd = [sys.executable, "-m", "grutune", "tune", "--dataset", dataset, "--workers",
            str(workers), "--budget", budget if trials is None else "24h", "--trials",
            str(trials or 100000), "--seed", str(seed), "--run-dir", str(run_dir),
-           "--ensemble", "1"]
+           "--ensemble", "1", "--repeats", "1"]
     start = time.monotonic()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.monotonic() - start
