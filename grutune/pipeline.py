@@ -190,7 +190,9 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None
              StudyConfig(study_name="demo", run_dir="runs/demo", trials=2, max_epochs=1))
     """
     console = console or Console(stderr=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # trial failures are reported by our progress lines (with the reason); Optuna would
+    # add a traceback for each
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     if study_cfg.mlflow:
         from .tracking import require_mlflow
 
