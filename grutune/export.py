@@ -13,10 +13,8 @@ the bundle: the largest absolute difference is returned and must stay below ``TO
 
 from __future__ import annotations
 
-import contextlib
 import json
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from .bundle import load_bundle
 from .cache import SequenceData
 from .config import DataConfig
 from .exceptions import ConfigError, GrutuneError
-from .recurrence import FastGRU
+from .recurrence import plain_gru
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4  # largest absolute difference from the bundle's outputs that we accept
@@ -41,17 +39,6 @@ class Exported:
     max_abs_diff: float
     rows: int
     lengths: tuple[int, int]  # shortest and longest test input
-
-
-@contextlib.contextmanager
-def plain_gru() -> Iterator[None]:
-    """Run FastGRU layers as plain ``nn.GRU`` (exportable operators)."""
-    original = FastGRU.forward
-    FastGRU.forward = lambda self, x, hx=None: nn.GRU.forward(self, x, hx)
-    try:
-        yield
-    finally:
-        FastGRU.forward = original
 
 
 def test_split(run_dir: Path) -> SequenceData:

@@ -20,6 +20,7 @@ import optuna
 import torch
 
 from .bundle import save_weights
+from .config import TrainConfig
 from .exceptions import Interrupted, TrialFailure
 from .model import SequenceModel, count_parameters, make_model
 from .population import fit_population, population_key
@@ -101,6 +102,16 @@ class Objective:
                 if fold < len(pairs) - 1 and trial.should_prune():
                     self._record(trial, results, start)
                     raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
+        return self._conclude(trial, models, results, start,
+                              (outputs, pairs) if len(pairs) > 1 else None)
+
+    def _conclude(self, trial: optuna.Trial, models: list[SequenceModel], results: list,
+                  start: float, folds: tuple[list, list] | None = None) -> float:
+        """Record a trial's finished fits; its value, or raise TrialPruned / Interrupted.
+
+        ``folds``: (out-of-fold outputs, fold pairs) under cross-validation, whose pooled
+        metric is the value; otherwise the (single) fit's best epoch is.
+        """
         self._record(trial, results, start)
         last = results[-1]
         if last.stopped == "callback":
@@ -108,10 +119,11 @@ class Objective:
         if last.stopped == "interrupted":
             trial.set_user_attr("fail_reason", f"interrupted after epoch {len(last.history)}")
             raise Interrupted()
-        if len(pairs) == 1:
+        if folds is None:
             value = last.best_metric
             loss = last.history[last.best_epoch - 1].val_loss
         else:
+            outputs, pairs = folds
             pooled, truth = torch.cat(outputs), torch.cat([v.y for _, v in pairs])
             value = self.task.val_metric(pooled, truth)
             loss = float(self.task.loss(pooled, truth))
@@ -128,17 +140,16 @@ class Objective:
         Every trial is recorded exactly as a single trial is (parameters, seed, curves,
         epochs, checkpoint), plus ``population``: the trial numbers trained with it.
         """
-        groups: dict[tuple, list[tuple[optuna.Trial, dict, int]]] = {}
+        groups: dict[tuple, list[tuple[optuna.Trial, dict, TrainConfig]]] = {}
         alone = []
         for trial in trials:
             params, seed = self._start(trial)
-            key = population_key(self.task.model_config(params, self.prepared.state),
-                                 train_config(params, self.max_epochs, seed,
-                                              self.task.epoch_rows))
+            cfg = train_config(params, self.max_epochs, seed, self.task.epoch_rows)
+            key = population_key(self.task.model_config(params, self.prepared.state), cfg)
             if key is None or len(self.prepared.fold_pairs()) > 1:
                 alone.append(trial)
             else:
-                groups.setdefault(key, []).append((trial, params, seed))
+                groups.setdefault(key, []).append((trial, params, cfg))
         outcomes: dict[int, float | BaseException] = {}
         for group in groups.values():
             if len(group) == 1:
@@ -149,16 +160,16 @@ class Objective:
             outcomes[trial.number] = _outcome(lambda t=trial: self(t))
         return [outcomes[t.number] for t in trials]
 
-    def _fit_group(self, group: list[tuple[optuna.Trial, dict, int]]
+    def _fit_group(self, group: list[tuple[optuna.Trial, dict, TrainConfig]]
                    ) -> dict[int, float | BaseException]:
         """One population; see ``population``."""
         train, val = self.prepared.fold_pairs()[0]
         numbers = [t.number for t, _, _ in group]
         models, cfgs, callbacks = [], [], []
-        for trial, params, seed in group:
+        for trial, params, cfg in group:
             trial.set_user_attr("population", numbers)
-            models.append(build_model(self.task, params, self.prepared.state, seed))
-            cfgs.append(train_config(params, self.max_epochs, seed, self.task.epoch_rows))
+            models.append(build_model(self.task, params, self.prepared.state, cfg.seed))
+            cfgs.append(cfg)
             trial.set_user_attr("n_params", count_parameters(models[-1]))
             callbacks.append(self._reporter(trial, show=trial is group[0][0]))
         if self.progress:
@@ -193,15 +204,7 @@ class Objective:
         if isinstance(result, TrialFailure):
             self._record_failure(trial, str(result), start)
             raise result
-        self._record(trial, [result], start)
-        if result.stopped == "callback":
-            raise optuna.TrialPruned(f"pruned after epoch {len(result.history)}")
-        if result.stopped == "interrupted":
-            trial.set_user_attr("fail_reason", f"interrupted after epoch {len(result.history)}")
-            raise Interrupted()
-        trial.set_user_attr("val_loss", result.history[result.best_epoch - 1].val_loss)
-        self._checkpoint_if_best(trial, [model], result.best_metric)
-        return result.best_metric
+        return self._conclude(trial, [model], [result], start)
 
     def _fit(self, trial: optuna.Trial, model: SequenceModel, train, val, cfg, start: float,
              per_epoch: bool):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ from .config import ModelConfig, TrainConfig
 from .exceptions import TrialFailure
 from .model import SequenceModel, reverse_index, znormalize
 from .recurrence import gru_recurrence
-from .trainer import EpochLog, FitResult, Scorer, epoch_size, lr_factor
+from .trainer import EarlyStopping, EpochLog, FitResult, Scorer, epoch_size, lr_factor, predict
 
 # ModelConfig fields that fix the stacked shapes: members must agree on all of them.
 SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_size",
@@ -198,10 +198,15 @@ class PopulationAdam:
         self.steps = torch.zeros(())  # one shared step count (the kernel reads it)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        # (decayed matrices, undecayed vectors): parameter indices, fixed for the run
+        self.groups = [[i for i, p in enumerate(params) if p.dim() >= 3],
+                       [i for i, p in enumerate(params) if p.dim() < 3]]
+        self.clip = torch.tensor([c.grad_clip for c in self.cfgs])
 
     def keep(self, index: list[int]) -> None:
         idx = torch.tensor(index)
         self.cfgs = [self.cfgs[i] for i in index]
+        self.clip = self.clip[idx]
         self.exp_avg = [m[idx].clone() for m in self.exp_avg]
         self.exp_avg_sq = [v[idx].clone() for v in self.exp_avg_sq]
 
@@ -209,7 +214,7 @@ class PopulationAdam:
     def step(self, lrs: list[float]) -> None:
         """One update; ``lrs``: each member's learning rate for this step."""
         grads = [p.grad for p in self.params]
-        clip = torch.tensor([c.grad_clip for c in self.cfgs])
+        clip = self.clip
         if bool((clip > 0).any()):  # per-member global norm, as clip_grad_norm_ computes it
             norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
             scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0),
@@ -219,8 +224,7 @@ class PopulationAdam:
         self.steps += 1
         beta1, beta2 = self.betas
         for k, cfg in enumerate(self.cfgs):
-            for matrices in (True, False):
-                chosen = [i for i, p in enumerate(self.params) if (p.dim() >= 3) == matrices]
+            for matrices, chosen in zip((True, False), self.groups, strict=True):
                 if not chosen:
                     continue
                 torch._fused_adamw_(
@@ -242,11 +246,8 @@ class Member:
 
     cfg: TrainConfig
     on_epoch: Callable[[EpochLog], bool] | None
-    sign: float
-    history: list[EpochLog]
-    best: tuple[float, float] | None = None
-    best_epoch: int = 0
-    best_state: dict[str, Tensor] | None = None
+    stopper: EarlyStopping
+    history: list[EpochLog] = field(default_factory=list)
     stopped: str = ""
 
 
@@ -275,9 +276,8 @@ def fit_population(
     optimizer = PopulationAdam(pop.stacked, cfgs)
     rng = np.random.default_rng(shared.seed)
     steps_per_epoch = math.ceil(epoch_size(shared, len(train)) / shared.batch_size)
-    sign = 1.0 if scorer.direction == "maximize" else -1.0
-    members = [Member(c, on_epoch[k] if on_epoch else None, sign, []) for k, c in
-               enumerate(cfgs)]
+    members = [Member(c, on_epoch[k] if on_epoch else None,
+                      EarlyStopping(scorer.direction, c.patience)) for k, c in enumerate(cfgs)]
     results: list[FitResult | TrialFailure | None] = [None] * len(models)
     active = list(range(len(models)))  # original member numbers, in stack order
     step = 0
@@ -297,7 +297,7 @@ def fit_population(
                             for m in active])
             step += 1
         train_seconds = time.perf_counter() - epoch_start
-        val_out = _predict(pop, val)  # [K, N, C]
+        val_out = predict(pop, val, row_dim=1)  # [K, N, C]
         leaving = []
         for pos, m in enumerate(active):
             member = members[m]
@@ -314,13 +314,11 @@ def fit_population(
             log = EpochLog(epoch, train_loss, val_loss, metric, lr_now,
                            time.perf_counter() - epoch_start, train_seconds)
             member.history.append(log)
-            key = (sign * metric, -val_loss)
-            if member.best is None or key > member.best:
-                member.best, member.best_epoch = key, epoch
-                member.best_state = pop.member_state(pos)
+            patience_out = member.stopper.update(epoch, metric, val_loss,
+                                                 lambda pos=pos: pop.member_state(pos))
             if member.on_epoch is not None and member.on_epoch(log):
                 member.stopped = "callback"
-            elif epoch - member.best_epoch >= member.cfg.patience:
+            elif patience_out:
                 member.stopped = "early_stopping"
             if member.stopped:
                 leaving.append(pos)
@@ -342,9 +340,9 @@ def fit_population(
     for m, member in enumerate(members):
         if results[m] is not None:
             continue
-        models[m].load_state_dict(member.best_state)
-        best = member.history[member.best_epoch - 1]
-        results[m] = FitResult(member.best_epoch, best.val_metric,
+        models[m].load_state_dict(member.stopper.best_state)
+        best_epoch = member.stopper.best_epoch
+        results[m] = FitResult(best_epoch, member.history[best_epoch - 1].val_metric,
                                member.stopped or "max_epochs", seconds, member.history)
     return results  # type: ignore[return-value]
 
@@ -355,18 +353,4 @@ def _l2(pop: Population, strengths: list[float]) -> Tensor | float:
         return 0.0
     s = torch.tensor(strengths)
     return sum((0.5 * s * p.flatten(1).pow(2).sum(1)).sum() for p in pop.stacked if p.dim() >= 3)
-
-
-@torch.inference_mode()
-def _predict(pop: Population, data: SequenceData, batch_size: int = 256) -> Tensor:
-    """Every member's outputs for every row, in row order: [K, N, C]."""
-    pop.eval()
-    parts, rows = [], []
-    for index, batch in data.eval_batches(batch_size):
-        parts.append(pop(batch.x, batch.lengths))
-        rows.append(torch.as_tensor(index))
-    outputs = torch.cat(parts, dim=1)
-    result = torch.empty_like(outputs)
-    result[:, torch.cat(rows)] = outputs
-    return result
 

@@ -29,12 +29,14 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
 import os
 import platform
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -159,6 +161,20 @@ def gru_recurrence(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
     return reference_recurrence(gi, w_hh, b_hh)
 
 
+_plain = {"depth": 0}  # > 0 inside plain_gru()
+
+
+@contextlib.contextmanager
+def plain_gru() -> Iterator[None]:
+    """Inside this block FastGRU runs as ``nn.GRU`` itself (standard, exportable
+    operators; the same maths)."""
+    _plain["depth"] += 1
+    try:
+        yield
+    finally:
+        _plain["depth"] -= 1
+
+
 class FastGRU(nn.GRU):
     """``nn.GRU`` (one layer, one direction, zero initial state) with our recurrence on
     the CPU; same parameters and state-dict keys, so it loads and saves like ``nn.GRU``.
@@ -176,7 +192,8 @@ class FastGRU(nn.GRU):
         super().__init__(input_size, hidden_size)
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-        if x.device.type != "cpu" or hx is not None or cpu_kernel() is None:
+        if (x.device.type != "cpu" or hx is not None or _plain["depth"]
+                or cpu_kernel() is None):
             return super().forward(x, hx)
         t, b, _ = x.shape
         # all steps' input projections in one product: [T*B, E] x [E, 3H]

@@ -136,20 +136,23 @@ def l2_term(model: nn.Module, strength: float) -> Tensor | float:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, data: SequenceData, batch_size: int = 256) -> Tensor:
-    """Model outputs for every row of ``data``, in row order; no autograd."""
+def predict(model: nn.Module, data: SequenceData, batch_size: int = 256,
+            row_dim: int = 0) -> Tensor:
+    """Model outputs for every row of ``data``, in row order; no autograd.
+
+    ``row_dim``: the outputs' row axis (1 for a population's [K, B, C]).
+    """
     model.eval()
     parts, rows = [], []
     for index, batch in data.eval_batches(batch_size):
         parts.append(model(batch.x, batch.lengths))
         rows.append(torch.as_tensor(index))
-    outputs = torch.cat(parts)
+    outputs = torch.cat(parts, dim=row_dim)
     result = torch.empty_like(outputs)
-    result[torch.cat(rows).to(outputs.device)] = outputs
-    return result
+    return result.index_copy_(row_dim, torch.cat(rows).to(outputs.device), outputs)
 
 
-class _EarlyStopping:
+class EarlyStopping:
     """Tracks the best validation metric (ties broken by the lower loss) and its weights."""
 
     def __init__(self, direction: str, patience: int):
@@ -159,12 +162,14 @@ class _EarlyStopping:
         self.best_epoch = 0
         self.best_state: dict[str, Tensor] | None = None
 
-    def update(self, epoch: int, metric: float, loss: float, model: nn.Module) -> bool:
-        """Record the epoch; True when patience has run out."""
+    def update(self, epoch: int, metric: float, loss: float,
+               weights: Callable[[], dict[str, Tensor]]) -> bool:
+        """Record the epoch (``weights()`` copies the current weights, called only on an
+        improvement); True when patience has run out."""
         key = (self.sign * metric, -loss)
         if self.best is None or key > self.best:
             self.best, self.best_epoch = key, epoch
-            self.best_state = copy.deepcopy(model.state_dict())
+            self.best_state = weights()
         return epoch - self.best_epoch >= self.patience
 
 
@@ -188,7 +193,7 @@ def fit(
     steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
-    stopper = _EarlyStopping(scorer.direction, cfg.patience)
+    stopper = EarlyStopping(scorer.direction, cfg.patience)
     history: list[EpochLog] = []
     stopped = "max_epochs"
     for epoch in range(1, cfg.max_epochs + 1):
@@ -205,7 +210,8 @@ def fit(
         log = EpochLog(epoch, train_loss, val_loss, metric, optimizer.param_groups[0]["lr"],
                        time.perf_counter() - epoch_start, train_seconds)
         history.append(log)
-        patience_out = stopper.update(epoch, metric, val_loss, model)
+        patience_out = stopper.update(epoch, metric, val_loss,
+                                      lambda: copy.deepcopy(model.state_dict()))
         if on_epoch is not None and on_epoch(log):
             stopped = "callback"
             break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -48,14 +49,19 @@ def test_auto_folds_only_for_small_data():
     assert resolve_folds(1, 120) == 1
 
 
-def test_cross_validated_study_scores_out_of_fold_and_ensembles_fold_models(tmp_path):
+def _cv_run(tmp_path, name: str, **study) -> tuple[Path, dict]:
+    """A 3-trial, 3-fold study on a small text file; (run directory, metrics.json)."""
     path = tmp_path / "t.csv"
     make_texts(20).to_csv(path, index=False)
-    run_dir = tmp_path / "cv"
+    run_dir = tmp_path / name
     tune(DataConfig(path=str(path)),
-         StudyConfig(study_name="cv", run_dir=str(run_dir), trials=3, budget_s=None,
-                     max_epochs=3, folds=3, ensemble=2, repeats=1))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+         StudyConfig(study_name=name, run_dir=str(run_dir), trials=3, budget_s=None,
+                     max_epochs=3, folds=3, **study))
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_cross_validated_study_scores_out_of_fold_and_ensembles_fold_models(tmp_path):
+    run_dir, metrics = _cv_run(tmp_path, "cv", ensemble=2, repeats=1)
     assert metrics["model"]["folds"] == 3 and len(metrics["model"]["members"]) == 2
     assert metrics["validation"]["scheme"].startswith("3-fold")
     study = optuna.load_study(study_name="cv", storage=f"sqlite:///{run_dir}/study.db")
@@ -74,13 +80,7 @@ def test_cross_validated_study_scores_out_of_fold_and_ensembles_fold_models(tmp_
 
 
 def test_seed_repeats_under_cross_validation_keep_every_seed_and_fold(tmp_path):
-    path = tmp_path / "t.csv"
-    make_texts(20).to_csv(path, index=False)
-    run_dir = tmp_path / "cv-rep"
-    tune(DataConfig(path=str(path)),
-         StudyConfig(study_name="cvr", run_dir=str(run_dir), trials=3, budget_s=None,
-                     max_epochs=3, folds=3, repeats=2, repeat_top=2))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    run_dir, metrics = _cv_run(tmp_path, "cvr", repeats=2, repeat_top=2)
     record = metrics["seed_repeats"]
     assert len(record["configurations"]) == 2
     assert metrics["model"]["members"] == [record["chosen_trial"]]

@@ -71,6 +71,15 @@ std::vector<std::array<int64_t, 3>> pieces(const Shape& s) {
   return out;
 }
 
+// Run fn(member, first row, row count) for every piece, the pieces spread over threads.
+template <typename F>
+void for_each_piece(const Shape& s, F fn) {
+  const auto work = pieces(s);
+  at::parallel_for(0, (int64_t)work.size(), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) fn(work[i][0], work[i][1], work[i][2]);
+  });
+}
+
 template <typename T>
 void forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* gi,
                    const T* w_hh, const T* b_hh, T* out, T* saved, T* gh) {
@@ -157,17 +166,12 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor w_hh, at::Tensor b
   const Shape s{gi.size(0), gi.size(1), gi.size(2), gi.size(3) / 3};
   auto out = at::empty({s.K, s.T, s.B, s.H}, gi.options());
   auto saved = at::empty({s.K, s.T, s.B, 4 * s.H}, gi.options());
-  const auto work = pieces(s);
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
-    at::parallel_for(0, (int64_t)work.size(), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const auto& [k, b0, rows] = work[i];
-        std::vector<scalar_t> gh(rows * 3 * s.H);
-        forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
-                                w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
-                                out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(),
-                                gh.data());
-      }
+    for_each_piece(s, [&](int64_t k, int64_t b0, int64_t rows) {
+      std::vector<scalar_t> gh(rows * 3 * s.H);
+      forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
+                              w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
+                              out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(), gh.data());
     });
   });
   return {out, saved};
@@ -181,17 +185,13 @@ std::vector<at::Tensor> gru_backward(at::Tensor grad_out, at::Tensor out, at::Te
   const Shape s{out.size(0), out.size(1), out.size(2), out.size(3)};
   auto dgi = at::empty({s.K, s.T, s.B, 3 * s.H}, out.options());
   auto dgh = at::empty({s.K, s.T, s.B, 3 * s.H}, out.options());
-  const auto work = pieces(s);
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "gru_backward", [&] {
-    at::parallel_for(0, (int64_t)work.size(), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const auto& [k, b0, rows] = work[i];
-        std::vector<scalar_t> dh(rows * s.H);
-        backward_piece<scalar_t>(s, k, b0, rows, grad_out.data_ptr<scalar_t>(),
-                                 out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(),
-                                 w_hh.data_ptr<scalar_t>(), dgi.data_ptr<scalar_t>(),
-                                 dgh.data_ptr<scalar_t>(), dh.data());
-      }
+    for_each_piece(s, [&](int64_t k, int64_t b0, int64_t rows) {
+      std::vector<scalar_t> dh(rows * s.H);
+      backward_piece<scalar_t>(s, k, b0, rows, grad_out.data_ptr<scalar_t>(),
+                               out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(),
+                               w_hh.data_ptr<scalar_t>(), dgi.data_ptr<scalar_t>(),
+                               dgh.data_ptr<scalar_t>(), dh.data());
     });
   });
   // Weight gradients in one product over all steps: h_prev of step t is out[t-1] (zero
