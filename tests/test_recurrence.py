@@ -42,6 +42,26 @@ def test_fast_gru_matches_nn_gru_float32(steps, batch):
 
 
 @needs_kernel
+@pytest.mark.parametrize("scale", [10.0, 100.0, 1e4])
+def test_saturated_gates_match_nn_gru_without_nan(scale):
+    """Large weights and inputs (a high learning rate's) saturate every gate; exp
+    overflowed there under -ffast-math and gave NaN where nn.GRU gives 0 and 1."""
+    torch.manual_seed(0)
+    gru = FastGRU(16, 32)
+    with torch.no_grad():
+        for p in gru.parameters():
+            p.mul_(scale)
+    x = (torch.randn(50, 8, 16) * scale).requires_grad_()
+    ours, theirs = gru(x)[0], nn.GRU.forward(gru, x)[0]
+    assert torch.isfinite(ours).all()
+    assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
+    params = [x, *gru.parameters()]
+    for a, b in zip(_grads(ours, params), _grads(theirs, params), strict=True):
+        assert torch.isfinite(a).all()
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4), (a - b).abs().max()
+
+
+@needs_kernel
 def test_kernel_is_exact_in_float64():
     torch.manual_seed(0)
     k, t, b, h = 3, 9, 5, 4

@@ -48,11 +48,21 @@ void gemm_rows(bool trans_w, int rows, int n, int k, const T* a, int lda, const 
   }
 }
 
+// The arguments are clamped so exp never overflows: under -ffast-math an infinite
+// exp gives NaN (not the 0 or 1 IEEE arithmetic would), which failed every trial whose
+// gates saturated (large learning rates). Beyond the clamp both functions equal their
+// limits to double precision: sigmoid(40) = 1 - 4e-18, tanh(20) = 1 - 8e-18.
 template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+inline T sigmoid(T x) {
+  x = std::min(std::max(x, T(-40)), T(40));
+  return T(1) / (T(1) + std::exp(-x));
+}
 
 template <typename T>
-inline T tanh_(T x) { return T(2) / (T(1) + std::exp(T(-2) * x)) - T(1); }
+inline T tanh_(T x) {
+  x = std::min(std::max(x, T(-20)), T(20));
+  return T(2) / (T(1) + std::exp(T(-2) * x)) - T(1);
+}
 
 struct Shape {
   int64_t K, T, B, H;
