@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -61,41 +62,89 @@ def _default_study(file: Path | None, dataset: str, sample: int | None) -> str:
     return f"{base}-sample{sample}" if sample else base
 
 
+# Options shared by `tune` and `compare` (the data and the search), one definition each.
+File = Annotated[Path | None, typer.Argument(
+    help=f"CSV, Parquet or JSON Lines file; omit to use --dataset (default {DEFAULT_DATASET}).")]
+Dataset = Annotated[str | None, typer.Option(help="A built-in dataset (grutune datasets).")]
+TaskName = Annotated[str | None, typer.Option(
+    "--task", help="Task: text, series or forecast (default: the dataset's, else text).")]
+Text = Annotated[str | None, typer.Option("--text", help="Text column (default: text).")]
+Target = Annotated[str | None, typer.Option(
+    help="Label column (default: label); for a forecast the value column(s), COL[,COL].")]
+Test = Annotated[Path | None, typer.Option(help="Your own held-out test file.")]
+IdColumn = Annotated[str | None, typer.Option(
+    "--id", help="Series in long form: the series id column.")]
+TimeColumn = Annotated[str | None, typer.Option(
+    "--time", help="The time column (forecast; series in long form); default: row order.")]
+Covariates = Annotated[str | None, typer.Option(
+    help="Forecast: past-observed input columns, COL[,COL].")]
+Horizon = Annotated[int | None, typer.Option(
+    help="Forecast: steps predicted at once (default: the season, else 10).")]
+Season = Annotated[int | None, typer.Option(
+    help="Forecast: seasonal period for MASE and the seasonal-naive baseline (default: "
+         "from the frequency).")]
+Scaling = Annotated[str, typer.Option(
+    help="Forecast: standard, minmax or robust scaling, fitted on the training part.")]
+Trials = Annotated[int | None, typer.Option(help="Finished trials to aim for.")]
+Budget = Annotated[str | None, typer.Option(help="Search wall time: 90s, 20m, 1h.")]
+MaxEpochs = Annotated[int | None, typer.Option(
+    help="Epochs per trial at most (early stopping; default: text 20, series 100, "
+         "forecast 60).")]
+Sample = Annotated[int | None, typer.Option(help="Use a stratified sample of N rows.")]
+Seed = Annotated[int, typer.Option(help="Seed of the split, sampler and trials.")]
+Sampler = Annotated[str, typer.Option(help="tpe, random, grid, cmaes, qmc or gp.")]
+Pruner = Annotated[str, typer.Option(help="median, percentile, asha, hyperband or none.")]
+Workers = Annotated[int | None, typer.Option(
+    help="Trial worker processes on this machine, one thread each (default: one per core "
+         "on a CPU, 1 on a GPU).")]
+Folds = Annotated[int | None, typer.Option(
+    help="Score trials by k-fold cross-validation (default: 5 below 500 train+validation "
+         "rows, else 1 = one validation split).")]
+Metric = Annotated[str | None, typer.Option(
+    help="Validation metric: accuracy (default), f1_macro, log_loss; forecast: mase "
+         "(default), mae, rmse.")]
+SpaceFile = Annotated[Path | None, typer.Option("--space",
+                                                help="YAML file overriding the search space.")]
+Storage = Annotated[str | None, typer.Option(
+    help="Optuna storage URL (default: SQLite in the run directory).")]
+StudyName = Annotated[str | None, typer.Option("--study",
+                                               help="Study name (default: data name).")]
+Heartbeat = Annotated[int, typer.Option(
+    help="Database storages: seconds between a running trial's heartbeats.")]
+Grace = Annotated[int, typer.Option(
+    help="Database storages: a trial whose worker is silent this many seconds is failed "
+         "and retried.")]
+RunDir = Annotated[Path | None, typer.Option(help="Run directory (default runs/STUDY).")]
+StopWords = Annotated[bool | None, typer.Option("--stop-words/--keep-stop-words",
+                                                help="Remove English stop words.")]
+MaxLen = Annotated[int | None, typer.Option(
+    help="Tokens kept per text (default: 98th percentile of training lengths).")]
+MinCount = Annotated[int, typer.Option(help="Minimum token count for the vocabulary.")]
+MaxVocab = Annotated[int, typer.Option(help="Vocabulary size at most.")]
+
+
+def _data_config(file: Path | None, dataset: str | None, task: str | None, **options
+                 ) -> tuple[DataConfig, str]:
+    """The DataConfig of a command's data options, and the data's name."""
+    from .datasets import get_dataset
+
+    if file is not None and dataset is not None:
+        raise GrutuneError("give a FILE or --dataset, not both")
+    name = None if file is not None else (dataset or DEFAULT_DATASET)
+    task = task or (get_dataset(name).task if name else "text")
+    return DataConfig(dataset=name, path=str(file) if file is not None else None,
+                      task=task, **options), name or ""
+
+
 @app.command()
 def tune(
-    file: Path | None = typer.Argument(None, help="CSV, Parquet or JSON Lines file; "
-                                          f"omit to use --dataset (default {DEFAULT_DATASET})."),
-    dataset: str | None = typer.Option(None, help="A built-in dataset (grutune datasets)."),
-    task: str | None = typer.Option(None, help="Task: text, series or forecast (default: "
-                                    "the dataset's, else text)."),
-    text: str | None = typer.Option(None, "--text", help="Text column (default: text)."),
-    target: str | None = typer.Option(None, help="Label column (default: label); for a "
-                                      "forecast the value column(s), COL[,COL]."),
-    test: Path | None = typer.Option(None, help="Your own held-out test file."),
-    id_column: str | None = typer.Option(None, "--id", help="Series in long form: the series "
-                                         "id column."),
-    time_column: str | None = typer.Option(None, "--time", help="The time column (forecast; "
-                                           "series in long form); default: row order."),
-    covariates: str | None = typer.Option(None, help="Forecast: past-observed input columns, "
-                                          "COL[,COL]."),
-    horizon: int | None = typer.Option(None, help="Forecast: steps predicted at once "
-                                       "(default: the season, else 10)."),
-    season: int | None = typer.Option(None, help="Forecast: seasonal period for MASE and the "
-                                      "seasonal-naive baseline (default: from the frequency)."),
-    scaling: str = typer.Option("standard", help="Forecast: standard, minmax or robust "
-                                "scaling, fitted on the training part."),
-    trials: int | None = typer.Option(DEFAULT_TRIALS, help="Finished trials to aim for."),
-    budget: str | None = typer.Option(DEFAULT_BUDGET, help="Search wall time: 90s, 20m, 1h."),
-    max_epochs: int | None = typer.Option(None, help="Epochs per trial at most (early "
-                                          "stopping; default: text 20, series 100, "
-                                          "forecast 60)."),
-    sample: int | None = typer.Option(None, help="Use a stratified sample of N rows."),
-    seed: int = typer.Option(0, help="Seed of the split, sampler and trials."),
-    sampler: str = typer.Option("tpe", help="tpe, random, grid, cmaes, qmc or gp."),
-    pruner: str = typer.Option("median", help="median, percentile, asha, hyperband or none."),
-    workers: int | None = typer.Option(None, help="Trial worker processes on this machine, "
-                                       "one thread each (default: one per core on a CPU, "
-                                       "1 on a GPU)."),
+    file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
+    target: Target = None, test: Test = None, id_column: IdColumn = None,
+    time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
+    season: Season = None, scaling: Scaling = "standard", trials: Trials = DEFAULT_TRIALS,
+    budget: Budget = DEFAULT_BUDGET, max_epochs: MaxEpochs = None, sample: Sample = None,
+    seed: Seed = 0, sampler: Sampler = "tpe", pruner: Pruner = "median",
+    workers: Workers = None,
     population: int = typer.Option(1, help="Train K trials that share an architecture "
                                    "together as one stacked model (GRU classifiers; "
                                    "1: one at a time, the CPU default - see "
@@ -110,57 +159,81 @@ def tune(
     repeat_top: int = typer.Option(3, help="Configurations the seed repeats re-train."),
     ensemble: int = typer.Option(3, help="Without seed repeats, the final model averages "
                                  "the K best trials (1: the best trial alone)."),
-    folds: int | None = typer.Option(None, help="Score trials by k-fold cross-validation "
-                                     "(default: 5 below 500 train+validation rows, else 1 = "
-                                     "one validation split)."),
-    metric: str | None = typer.Option(None, help="Validation metric: accuracy (default), "
-                                      "f1_macro, log_loss; forecast: mase (default), mae, "
-                                      "rmse."),
-    space: Path | None = typer.Option(None, help="YAML file overriding the search space."),
-    storage: str | None = typer.Option(None, help="Optuna storage URL (default: SQLite in "
-                                          "the run directory)."),
-    study: str | None = typer.Option(None, help="Study name (default: data name)."),
-    heartbeat: int = typer.Option(30, help="Database storages: seconds between a running "
-                                  "trial's heartbeats."),
-    grace: int = typer.Option(120, help="Database storages: a trial whose worker is silent "
-                              "this many seconds is failed and retried."),
-    run_dir: Path | None = typer.Option(None, help="Run directory (default runs/STUDY)."),
-    stop_words: bool | None = typer.Option(None, "--stop-words/--keep-stop-words",
-                                              help="Remove English stop words."),
-    max_len: int | None = typer.Option(None, help="Tokens kept per text (default: 98th "
-                                          "percentile of training lengths)."),
-    min_count: int = typer.Option(2, help="Minimum token count for the vocabulary."),
-    max_vocab: int = typer.Option(20_000, help="Vocabulary size at most."),
+    folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
+    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = 30,
+    grace: Grace = 120, run_dir: RunDir = None, stop_words: StopWords = None,
+    max_len: MaxLen = None, min_count: MinCount = 2, max_vocab: MaxVocab = 20_000,
 ) -> None:
     """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
-    from .datasets import get_dataset
     from .pipeline import tune as run_tune
     from .tasks import get_task
 
     _setup_logging()
     with _fatal_errors():
-        if file is not None and dataset is not None:
-            raise GrutuneError("give a FILE or --dataset, not both")
-        name = None if file is not None else (dataset or DEFAULT_DATASET)
-        task = task or (get_dataset(name).task if name else "text")
-        data_cfg = DataConfig(
-            dataset=name, path=str(file) if file is not None else None,
-            test_path=str(test) if test is not None else None, task=task, text_column=text,
-            id_column=id_column, time_column=time_column, covariates=covariates,
-            horizon=horizon, season=season, scaling=scaling,
+        data_cfg, name = _data_config(
+            file, dataset, task, test_path=str(test) if test is not None else None,
+            text_column=text, id_column=id_column, time_column=time_column,
+            covariates=covariates, horizon=horizon, season=season, scaling=scaling,
             target_column=target, sample=sample, seed=seed, stop_words=stop_words,
             min_count=min_count, max_vocab=max_vocab, max_len=max_len)
-        study_name = study or _default_study(file, name or "", sample)
+        study_name = study or _default_study(file, name, sample)
         study_cfg = StudyConfig(
             study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
             storage=storage, sampler=sampler, pruner=pruner, trials=trials,
             budget_s=parse_duration(budget) if budget else None,
-            max_epochs=max_epochs or get_task(task).default_max_epochs,
+            max_epochs=max_epochs or get_task(data_cfg.task).default_max_epochs,
             space_path=str(space) if space is not None else None, seed=seed,
             ensemble=ensemble, folds=folds, workers=_workers(workers),
             population=population, mlflow=mlflow, heartbeat_s=heartbeat, grace_s=grace,
             repeats=repeats, repeat_top=repeat_top)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+def compare(
+    file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
+    target: Target = None, test: Test = None, id_column: IdColumn = None,
+    time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
+    season: Season = None, scaling: Scaling = "standard",
+    trials: Trials = DEFAULT_TRIALS,
+    budget: Annotated[str | None, typer.Option(
+        help="Search wall time of EACH cell's study: 90s, 20m, 1h.")] = DEFAULT_BUDGET,
+    seeds: int = typer.Option(5, help="Seeds each winner is trained with for the paired "
+                              "test (the same seeds for both cells)."),
+    max_epochs: MaxEpochs = None, sample: Sample = None, seed: Seed = 0,
+    sampler: Sampler = "tpe", pruner: Pruner = "median", workers: Workers = None,
+    folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
+    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = 30,
+    grace: Grace = 120, run_dir: RunDir = None, stop_words: StopWords = None,
+    max_len: MaxLen = None, min_count: MinCount = 2, max_vocab: MaxVocab = 20_000,
+) -> None:
+    """GRU vs LSTM on FILE (or a built-in dataset): both tuned on one split with the same
+    budget at a matched size, each winner trained over the same seeds, a paired test;
+    writes compare.json and report.html."""
+    from .compare import compare as run_compare
+    from .tasks import get_task
+
+    _setup_logging()
+    with _fatal_errors():
+        data_cfg, name = _data_config(
+            file, dataset, task, test_path=str(test) if test is not None else None,
+            text_column=text, id_column=id_column, time_column=time_column,
+            covariates=covariates, horizon=horizon, season=season, scaling=scaling,
+            target_column=target, sample=sample, seed=seed, stop_words=stop_words,
+            min_count=min_count, max_vocab=max_vocab, max_len=max_len)
+        study_name = study or f"compare-{_default_study(file, name, sample)}"
+        study_cfg = StudyConfig(
+            study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
+            storage=storage, sampler=sampler, pruner=pruner, trials=trials,
+            budget_s=parse_duration(budget) if budget else None,
+            max_epochs=max_epochs or get_task(data_cfg.task).default_max_epochs,
+            space_path=str(space) if space is not None else None, seed=seed,
+            folds=folds, workers=_workers(workers), heartbeat_s=heartbeat, grace_s=grace,
+            repeats=1, ensemble=1)
+        result = run_compare(data_cfg, study_cfg, seeds=seeds, metric=metric,
+                             console=err_console)
     if result.interrupted:
         raise typer.Exit(130)
 

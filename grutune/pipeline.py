@@ -108,7 +108,7 @@ def _make_run_dir(run_dir: Path) -> bool:
     return not existed
 
 
-def _file_logging(run_dir: Path) -> logging.Handler:
+def file_logging(run_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(run_dir / "tune.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
@@ -116,14 +116,23 @@ def _file_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def _setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space,
-           console: Console) -> tuple[Prepared, optuna.Study, bool]:
-    """Every check, then the run directory, split.json and the study. (prepared, study, new)."""
+def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space,
+          console: Console, prepared: Prepared | None = None,
+          ) -> tuple[Prepared, optuna.Study, bool]:
+    """Every check, then the run directory, split.json and the study. (prepared, study, new).
+
+    ``prepared``: data another study of the same run already prepared (``compare``), so
+    both studies share one split; its split must match a saved one.
+    """
     run_dir = Path(study_cfg.run_dir)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
-    with console.status("preparing data"):
-        prepared = task.prepare(data_cfg, saved["split"] if saved else None, space)
+    if prepared is not None and saved and saved["split"] != prepared.split:
+        raise ConfigError(f"{run_dir}: its split.json differs from this run's split; move "
+                          "the directory aside")
+    if prepared is None:
+        with console.status("preparing data"):
+            prepared = task.prepare(data_cfg, saved["split"] if saved else None, space)
     if not task.uses_folds and (study_cfg.folds or 1) > 1:
         raise ConfigError(f"--folds: a {task.name} study validates on the period after "
                           "training (shuffled folds would train on the future); use --folds 1")
@@ -203,9 +212,9 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None
     space = load_space(task.name, study_cfg.space_path, context)
     if study_cfg.sampler == "grid":
         space = space.for_grid()
-    prepared, study, new = _setup(data_cfg, study_cfg, task, space, console)
+    prepared, study, new = setup(data_cfg, study_cfg, task, space, console)
     run_dir = Path(study_cfg.run_dir)
-    handler = _file_logging(run_dir)
+    handler = file_logging(run_dir)
     try:
         return _run(task, prepared, study, new, space, data_cfg, study_cfg, console, run_dir)
     finally:
@@ -216,22 +225,7 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None
 def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
          data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
          run_dir: Path) -> TuneResult:
-    if new:
-        # warm start from a known-sensible config (once, even when several processes start
-        # a shared study together)
-        study.enqueue_trial(space.defaults(), skip_if_exists=True)
-    done = _finished(study)
-    remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
-    console.print(plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
-    for warning in lint(space, study_cfg, prepared.summary):
-        log.warning("search space: %s", warning)
-    log.info("search: %s", plan_text(prepared.summary, study_cfg, remaining, done, run_dir))
-    interrupted = False
-    if remaining != 0:
-        with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
-            cpu_kernel()  # once, before workers fork, so they share the loaded library
-        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
-    write_trials_csv(study, run_dir / "trials.csv")
+    interrupted = run_search(task, prepared, study, new, space, study_cfg, console, run_dir)
     model, members, repeats = _final_model(task, prepared, study, study_cfg, console, run_dir)
     numbers = [t.number for t in members]
     with console.status("evaluating the final model on the test split"):
@@ -271,6 +265,33 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                       "continue it[/yellow]")
     return TuneResult(run_dir, float(members[0].value), members[0].user_attrs["config"], metrics,
                       interrupted)
+
+
+def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
+               study_cfg: StudyConfig, console: Console, run_dir: Path,
+               plan: str | None = None) -> bool:
+    """Say what the search will do, lint the space, search, write trials.csv.
+
+    True if interrupted. ``plan`` replaces the printed plan (``compare`` has its own).
+    """
+    if new:
+        # warm start from a known-sensible config (once, even when several processes start
+        # a shared study together)
+        study.enqueue_trial(space.defaults(), skip_if_exists=True)
+    done = _finished(study)
+    remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
+    text = plan_text(prepared.summary, study_cfg, remaining, done, run_dir)
+    console.print(plan or text)
+    for warning in lint(space, study_cfg, prepared.summary):
+        log.warning("search space: %s", warning)
+    log.info("search: %s", text)
+    interrupted = False
+    if remaining != 0:
+        with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
+            cpu_kernel()  # once, before workers fork, so they share the loaded library
+        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
+    write_trials_csv(study, run_dir / "trials.csv")
+    return interrupted
 
 
 def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg: StudyConfig,

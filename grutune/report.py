@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import logging
 from pathlib import Path
 
 import optuna
@@ -37,22 +38,45 @@ th { background: #f4f4f4; } .note { color: #555; } .figure { margin: 10px 0 18px
 """
 
 
+class _Page:
+    """The figures of one page: ``figure(fig)`` adds one and returns its div."""
+
+    def __init__(self) -> None:
+        self.figures: list[go.Figure] = []
+
+    def figure(self, fig: go.Figure, height: int = 380) -> str:
+        fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=40),
+                          template="plotly_white")
+        self.figures.append(fig)
+        div = fig.to_html(full_html=False, include_plotlyjs=False,
+                          div_id=f"fig{len(self.figures)}", config={"displaylogo": False})
+        return f"<div class='figure'>{div}</div>"
+
+
+def _write_page(path: Path, title: str, parts: list[str]) -> Path:
+    """One self-contained HTML file: plotly.js embedded once, written atomically."""
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+    return path
+
+
+def _heading(title: str, run_dir: Path) -> list[str]:
+    return [f"<h1>{html.escape(title)}</h1>",
+            f"<p class='note'>{html.escape(str(run_dir))} · written "
+            f"{datetime.datetime.now():%Y-%m-%d %H:%M}</p>"]
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` (atomically) and return its path."""
     run = rd.read_run(run_dir)
-    parts = [f"<h1>grutune report: {html.escape(_dataset(run))}</h1>",
-             f"<p class='note'>{html.escape(str(run.run_dir))} · written "
-             f"{datetime.datetime.now():%Y-%m-%d %H:%M}</p>"]
-    figures: list[go.Figure] = []
-
-    def figure(fig: go.Figure, height: int = 380) -> str:
-        fig.update_layout(height=height, margin=dict(l=50, r=20, t=40, b=40),
-                          template="plotly_white")
-        figures.append(fig)
-        div = fig.to_html(full_html=False, include_plotlyjs=False,
-                          div_id=f"fig{len(figures)}", config={"displaylogo": False})
-        return f"<div class='figure'>{div}</div>"
-
+    title = f"grutune report: {_dataset(run)}"
+    parts = _heading(title, run.run_dir)
+    figure = _Page().figure
     parts += _summary(run)
     if run.study is not None:
         parts += _factors(run.study, figure)
@@ -62,15 +86,106 @@ def build_report(run_dir: str | Path) -> Path:
         parts += _forecast(run, figure)
     elif run.metrics and "confusion_matrix" in run.metrics:
         parts += _classification(run, figure)
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>grutune report: {html.escape(_dataset(run))}</title>"
-            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>"
-            + "\n".join(parts) + "</body></html>")
-    path = Path(run_dir) / "report.html"
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(page, encoding="utf-8")
-    return path
+    return _write_page(Path(run_dir) / "report.html", title, parts)
+
+
+def build_compare_report(run_dir: str | Path) -> Path:
+    """``grutune compare``'s page: the verdict, the seeds side by side, both searches.
+    Each cell's own report (``RUN_DIR/gru/report.html``, ``lstm/``) is rebuilt too."""
+    root = Path(run_dir)
+    record = rd.read_compare(root)
+    title = f"grutune compare: GRU vs LSTM on {record.get('dataset')}"
+    figure = _Page().figure
+    size, verdict = record["size"], record["verdict"]
+    counts = size["parameters"]
+    budget = (format_seconds(record["budget_per_cell_s"]) if record.get("budget_per_cell_s")
+              else "no time limit")
+    parts = _heading(title, root) + [
+        "<h2>Verdict</h2>", f"<p><b>{html.escape(verdict['text'])}</b></p>",
+        f"<p class='note'>{html.escape(verdict['test'])}. Split rows: "
+        f"{html.escape(_counts(record.get('split_rows') or {}, ' / '))}. Each cell tuned "
+        f"for at most {record.get('trials_per_cell')} trials / {budget}"
+        "; both winners then trained with the same seeds "
+        f"{html.escape(str(record['seeds']))}.</p>",
+        _table([(r["metric"], r["cell"].upper(), r["mean"],
+                 f"[{_cell(r['interval'][0])}, {_cell(r['interval'][1])}]",
+                 f"{r['parameters']:,} ({r['sized_parameters']:,})", r["train_seconds"],
+                 f"{r['p_value']:.3g}") for r in record["table"]],
+               ("metric", "cell", "mean", "95% interval", "parameters (sized)",
+                "train s / seed", "paired p-value")),
+        "<h2>Size</h2>",
+        _table([("shape (both cells)", ", ".join(f"{k} {v}" for k, v in size["shape"].items()
+                                                 if k != "hidden_size")),
+                ("hidden size", f"GRU {size['hidden_size']['gru']}, LSTM "
+                                f"{size['hidden_size']['lstm']}"),
+                ("parameters, all trainable", f"GRU {counts['gru']['total']:,}, LSTM "
+                                              f"{counts['lstm']['total']:,}"),
+                ("parameters, sized part", f"GRU {counts['gru']['sized']:,}, LSTM "
+                                           f"{counts['lstm']['sized']:,} "
+                                           f"({size['difference']:.2%} apart; tolerance "
+                                           f"{size['tolerance']:.0%})"),
+                ("sized part", size["counted"])])]
+    parts += _compare_seeds(record, figure)
+    parts.append("<h2>Searches</h2>")
+    fig = go.Figure()
+    for cell in ("gru", "lstm"):
+        run = rd.read_run(root / cell)
+        if run.study is None:
+            continue
+        hist = rd.history(run.study)
+        fig.add_trace(go.Scatter(x=hist["number"], y=hist["score"], mode="markers",
+                                 name=f"{cell.upper()} trials", opacity=0.5))
+        fig.add_trace(go.Scatter(x=hist["number"], y=hist["best"], mode="lines",
+                                 name=f"{cell.upper()} best so far", line=dict(shape="hv")))
+        _try_build(root / cell)
+    fig.update_layout(title="Both searches: validation by trial", xaxis_title="trial",
+                      yaxis_title="validation")
+    parts.append(figure(fig))
+    search = record["search"]
+    names = list(dict.fromkeys([*search["gru"]["params"], *search["lstm"]["params"]]))
+    parts.append("<p>The winners (each study's own report: <code>gru/report.html</code>, "
+                 "<code>lstm/report.html</code>):</p>" + _table(
+                     [("trial", search["gru"]["best_trial"], search["lstm"]["best_trial"]),
+                      ("validation", search["gru"]["best_validation"],
+                       search["lstm"]["best_validation"]),
+                      ("trials", _counts(search["gru"]["trials"]),
+                       _counts(search["lstm"]["trials"])),
+                      *[(n, search["gru"]["params"].get(n), search["lstm"]["params"].get(n))
+                        for n in names]], ("", "GRU", "LSTM")))
+    return _write_page(root / "report.html", title, parts)
+
+
+def _counts(counts: dict, sep: str = ", ") -> str:
+    """{"train": 2113, "val": 466} -> "train 2,113, val 466"."""
+    return sep.join(f"{k} {v:,}" for k, v in counts.items())
+
+
+def _compare_seeds(record: dict, figure) -> list[str]:
+    """Each seed's test metric for both cells, joined per seed (the pairs of the test)."""
+    metric = record["verdict"]["metric"]
+    runs = {(r["cell"], r["seed"]): r for r in record["runs"]}
+    fig = go.Figure()
+    for seed in record["seeds"]:
+        fig.add_trace(go.Scatter(x=["GRU", "LSTM"],
+                                 y=[runs["gru", seed]["test"][metric],
+                                    runs["lstm", seed]["test"][metric]],
+                                 mode="lines+markers", name=f"seed {seed}"))
+    fig.update_layout(title=f"Test {metric} per seed (lines join a pair)",
+                      yaxis_title=metric)
+    times = go.Figure([go.Bar(name=cell.upper(), x=[str(s) for s in record["seeds"]],
+                              y=[runs[cell, s]["train_seconds"] for s in record["seeds"]])
+                       for cell in ("gru", "lstm")])
+    times.update_layout(title="Training time per seed (s)", xaxis_title="seed",
+                        barmode="group")
+    return ["<h2>Seeds</h2>", "<div class='grid'>" + figure(fig) + figure(times) + "</div>"]
+
+
+def _try_build(run_dir: Path) -> None:
+    try:
+        build_report(run_dir)
+    except Exception as err:  # noqa: BLE001 - the comparison page does not depend on it
+        logging.getLogger("grutune").warning("%s/report.html not written (%s: %s)", run_dir,
+                                             type(err).__name__, err)
 
 
 def _dataset(run: rd.RunFiles) -> str:

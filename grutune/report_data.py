@@ -21,6 +21,7 @@ import optuna
 import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
+from .exceptions import ConfigError
 from .study import make_storage, storage_url
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -57,6 +58,15 @@ def read_run(run_dir: str | Path) -> RunFiles:
                    if (run_dir / "test_predictions.csv").exists() else None)
     return RunFiles(run_dir, study, _json(run_dir / "metrics.json"), config,
                     split.get("summary", {}), predictions)
+
+
+def read_compare(run_dir: str | Path) -> dict:
+    """A ``grutune compare`` directory's ``compare.json``."""
+    path = Path(run_dir) / "compare.json"
+    record = _json(path)
+    if record is None:
+        raise ConfigError(f"{run_dir}: no compare.json (not a finished grutune compare run)")
+    return record
 
 
 def _json(path: Path) -> dict | None:

@@ -190,3 +190,27 @@ def repeats_table(record: dict) -> Table:
                       f"{_fmt(c['test_mean'])} [{_fmt(c['test_interval'][0])}, "
                       f"{_fmt(c['test_interval'][1])}]")
     return table
+
+
+def compare_table(record: dict) -> Table:
+    """The GRU-vs-LSTM verdict: per metric, each cell's mean over the seeds with its 95%
+    interval and the paired p-value; then parameters and training time per seed."""
+    n = len(record["seeds"])
+    table = Table(title=f"GRU vs LSTM on the test split ({n} seeds each, same seeds and split)",
+                  caption=f"{record['verdict']['test']}; parameters: all trainable (without "
+                  "the token embedding)")
+    for col in ("", "GRU", "LSTM", "p-value"):
+        table.add_column(col, justify="left" if not col else "right")
+    pairs: dict[str, dict] = {}
+    for row in record["table"]:
+        pairs.setdefault(row["metric"], {})[row["cell"]] = row
+    for metric, pair in pairs.items():
+        table.add_row(metric, *(f"{_fmt(pair[c]['mean'])} [{_fmt(pair[c]['interval'][0])}, "
+                                f"{_fmt(pair[c]['interval'][1])}]" for c in ("gru", "lstm")),
+                      f"{pair['gru']['p_value']:.3g}")
+    first = next(iter(pairs.values()))
+    table.add_row("parameters", *(f"{first[c]['parameters']:,} ({first[c]['sized_parameters']:,})"
+                                  for c in ("gru", "lstm")), "")
+    table.add_row("train s / seed", *(f"{first[c]['train_seconds']:.1f}" for c in ("gru", "lstm")),
+                  "")
+    return table
