@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .config import DataConfig, StudyConfig, parse_duration
+from .config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
 from .exceptions import GrutuneError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -200,8 +200,8 @@ def compare(
     trials: Trials = DEFAULT_TRIALS,
     budget: Annotated[str | None, typer.Option(
         help="Search wall time of EACH cell's study: 90s, 20m, 1h.")] = DEFAULT_BUDGET,
-    seeds: int = typer.Option(5, help="Seeds each winner is trained with for the paired "
-                              "test (the same seeds for both cells)."),
+    seeds: int = typer.Option(COMPARE_SEEDS, help="Seeds each winner is trained with for "
+                              "the paired test (the same seeds for both cells)."),
     max_epochs: MaxEpochs = None, sample: Sample = None, seed: Seed = 0,
     sampler: Sampler = "tpe", pruner: Pruner = "median", workers: Workers = None,
     folds: Folds = None, metric: Metric = None, space: SpaceFile = None,

@@ -38,7 +38,7 @@ from rich.console import Console
 from scipy import stats
 from torch import nn
 
-from .config import DataConfig, StudyConfig, to_dict
+from .config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
 from .evaluate import top_trials
 from .exceptions import ConfigError
 from .files import write_json
@@ -58,7 +58,10 @@ CELLS = ("gru", "lstm")
 SHAPE = ("embed_dim", "hidden_size", "num_layers", "bidirectional")
 SIZE_TOLERANCE = 0.05
 ALPHA = 0.05
-DEFAULT_SEEDS = 5
+SCOPE = ("The p-value covers the training seeds of the two winners found on this split. "
+         "The searches are random too (with several workers, so is their trial order): "
+         "a rerun can find other winners, so judge the tuning itself by repeating the "
+         "comparison with other --seed values.")
 # the verdict table's metrics, primary (the task's own metric) first; direction
 METRICS = {"classification": {"accuracy": "maximize", "f1_macro": "maximize",
                               "roc_auc": "maximize", "log_loss": "minimize"},
@@ -231,12 +234,12 @@ def verdict(rows: list[dict], metric: str, direction: str, n: int) -> dict:
     return {"metric": metric, "direction": direction, "winner": winner, "p_value": p,
             "alpha": ALPHA, "difference_gru_minus_lstm": round(diff, 6),
             "test": f"two-sided paired t-test over {n} seeds (pairs share the seed and "
-                    "the split)", "text": text}
+                    "the split)", "text": text, "scope": SCOPE}
 
 
 # --- the command ---------------------------------------------------------------------
 
-def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = DEFAULT_SEEDS,
+def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = COMPARE_SEEDS,
             metric: str | None = None, console: Console | None = None) -> CompareResult:
     """Tune a GRU and an LSTM alike and judge them; writes ``compare.json`` and
     ``report.html`` in ``study_cfg.run_dir``. See the module docstring.

@@ -102,6 +102,7 @@ def build_compare_report(run_dir: str | Path) -> Path:
               else "no time limit")
     parts = _heading(title, root) + [
         "<h2>Verdict</h2>", f"<p><b>{html.escape(verdict['text'])}</b></p>",
+        f"<p class='note'>{html.escape(verdict.get('scope', ''))}</p>",
         f"<p class='note'>{html.escape(verdict['test'])}. Split rows: "
         f"{html.escape(_counts(record.get('split_rows') or {}, ' / '))}. Each cell tuned "
         f"for at most {record.get('trials_per_cell')} trials / {budget}"
