@@ -123,17 +123,37 @@ MinCount = Annotated[int, typer.Option(help="Minimum token count for the vocabul
 MaxVocab = Annotated[int, typer.Option(help="Vocabulary size at most.")]
 
 
-def _data_config(file: Path | None, dataset: str | None, task: str | None, **options
-                 ) -> tuple[DataConfig, str]:
-    """The DataConfig of a command's data options, and the data's name."""
+def _configs(o: dict, study_prefix: str = "", **study: object
+             ) -> tuple[DataConfig, StudyConfig]:
+    """The DataConfig and StudyConfig of a command's options (``o``: the ``locals()`` of
+    ``tune`` or ``compare``, which share the data and search options); ``study``: the
+    command's own StudyConfig fields."""
     from .datasets import get_dataset
+    from .tasks import get_task
 
+    file, dataset = o["file"], o["dataset"]
     if file is not None and dataset is not None:
         raise GrutuneError("give a FILE or --dataset, not both")
     name = None if file is not None else (dataset or DEFAULT_DATASET)
-    task = task or (get_dataset(name).task if name else "text")
-    return DataConfig(dataset=name, path=str(file) if file is not None else None,
-                      task=task, **options), name or ""
+    task = o["task"] or (get_dataset(name).task if name else "text")
+    data_cfg = DataConfig(
+        dataset=name, path=str(file) if file is not None else None,
+        test_path=str(o["test"]) if o["test"] is not None else None, task=task,
+        text_column=o["text"], id_column=o["id_column"], time_column=o["time_column"],
+        covariates=o["covariates"], horizon=o["horizon"], season=o["season"],
+        scaling=o["scaling"], target_column=o["target"], sample=o["sample"], seed=o["seed"],
+        stop_words=o["stop_words"], min_count=o["min_count"], max_vocab=o["max_vocab"],
+        max_len=o["max_len"])
+    study_name = o["study"] or study_prefix + _default_study(file, name or "", o["sample"])
+    study_cfg = StudyConfig(
+        study_name=study_name, run_dir=str(o["run_dir"] or Path("runs") / study_name),
+        storage=o["storage"], sampler=o["sampler"], pruner=o["pruner"], trials=o["trials"],
+        budget_s=parse_duration(o["budget"]) if o["budget"] else None,
+        max_epochs=o["max_epochs"] or get_task(task).default_max_epochs,
+        space_path=str(o["space"]) if o["space"] is not None else None, seed=o["seed"],
+        folds=o["folds"], workers=_workers(o["workers"]), heartbeat_s=o["heartbeat"],
+        grace_s=o["grace"], **study)
+    return data_cfg, study_cfg
 
 
 @app.command()
@@ -165,27 +185,13 @@ def tune(
     max_len: MaxLen = None, min_count: MinCount = 2, max_vocab: MaxVocab = 20_000,
 ) -> None:
     """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
+    options = locals()
     from .pipeline import tune as run_tune
-    from .tasks import get_task
 
     _setup_logging()
     with _fatal_errors():
-        data_cfg, name = _data_config(
-            file, dataset, task, test_path=str(test) if test is not None else None,
-            text_column=text, id_column=id_column, time_column=time_column,
-            covariates=covariates, horizon=horizon, season=season, scaling=scaling,
-            target_column=target, sample=sample, seed=seed, stop_words=stop_words,
-            min_count=min_count, max_vocab=max_vocab, max_len=max_len)
-        study_name = study or _default_study(file, name, sample)
-        study_cfg = StudyConfig(
-            study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
-            storage=storage, sampler=sampler, pruner=pruner, trials=trials,
-            budget_s=parse_duration(budget) if budget else None,
-            max_epochs=max_epochs or get_task(data_cfg.task).default_max_epochs,
-            space_path=str(space) if space is not None else None, seed=seed,
-            ensemble=ensemble, folds=folds, workers=_workers(workers),
-            population=population, mlflow=mlflow, heartbeat_s=heartbeat, grace_s=grace,
-            repeats=repeats, repeat_top=repeat_top)
+        data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
+                                       mlflow=mlflow, repeats=repeats, repeat_top=repeat_top)
         result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
     if result.interrupted:
         raise typer.Exit(130)
@@ -212,26 +218,12 @@ def compare(
     """GRU vs LSTM on FILE (or a built-in dataset): both tuned on one split with the same
     budget at a matched size, each winner trained over the same seeds, a paired test;
     writes compare.json and report.html."""
+    options = locals()
     from .compare import compare as run_compare
-    from .tasks import get_task
 
     _setup_logging()
     with _fatal_errors():
-        data_cfg, name = _data_config(
-            file, dataset, task, test_path=str(test) if test is not None else None,
-            text_column=text, id_column=id_column, time_column=time_column,
-            covariates=covariates, horizon=horizon, season=season, scaling=scaling,
-            target_column=target, sample=sample, seed=seed, stop_words=stop_words,
-            min_count=min_count, max_vocab=max_vocab, max_len=max_len)
-        study_name = study or f"compare-{_default_study(file, name, sample)}"
-        study_cfg = StudyConfig(
-            study_name=study_name, run_dir=str(run_dir or Path("runs") / study_name),
-            storage=storage, sampler=sampler, pruner=pruner, trials=trials,
-            budget_s=parse_duration(budget) if budget else None,
-            max_epochs=max_epochs or get_task(data_cfg.task).default_max_epochs,
-            space_path=str(space) if space is not None else None, seed=seed,
-            folds=folds, workers=_workers(workers), heartbeat_s=heartbeat, grace_s=grace,
-            repeats=1, ensemble=1)
+        data_cfg, study_cfg = _configs(options, "compare-", repeats=1, ensemble=1)
         result = run_compare(data_cfg, study_cfg, seeds=seeds, metric=metric,
                              console=err_console)
     if result.interrupted:

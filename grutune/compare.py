@@ -336,7 +336,8 @@ def _search_record(study: optuna.Study, winner: optuna.trial.FrozenTrial) -> dic
     seconds = sum(t.user_attrs.get("seconds", 0.0) for t in study.get_trials(deepcopy=False))
     return {"study": study.study_name, "trials": {s: states.count(s) for s in sorted(set(states))},
             "best_trial": winner.number, "best_validation": winner.value,
-            "trial_seconds": round(seconds, 1), "params": winner.user_attrs["config"]}
+            "trial_seconds": round(seconds, 1), "params": winner.user_attrs["config"],
+            "inactive": winner.user_attrs.get("inactive", [])}
 
 
 def _plan(data_cfg: DataConfig, cfg: StudyConfig, prepared: Prepared, size: dict,

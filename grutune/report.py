@@ -151,9 +151,14 @@ def build_compare_report(run_dir: str | Path) -> Path:
                        search["lstm"]["best_validation"]),
                       ("trials", _counts(search["gru"]["trials"]),
                        _counts(search["lstm"]["trials"])),
-                      *[(n, search["gru"]["params"].get(n), search["lstm"]["params"].get(n))
+                      *[(n, *(_active(search[c], n) for c in ("gru", "lstm")))
                         for n in names]], ("", "GRU", "LSTM")))
     return _write_page(root / "report.html", title, parts)
+
+
+def _active(record: dict, name: str) -> object:
+    """A winner's parameter value, or "-" where it did not apply (momentum for AdamW)."""
+    return "-" if name in record.get("inactive", []) else record["params"].get(name, "-")
 
 
 def _counts(counts: dict, sep: str = ", ") -> str:
