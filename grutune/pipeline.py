@@ -39,6 +39,7 @@ from .repeats import REPEAT_SHARE, choose, plan, repeat
 from .search import search
 from .search_space import Space, load_space
 from .study import (
+    FINISHED,
     make_pruner,
     make_sampler,
     make_storage,
@@ -185,8 +186,7 @@ def fail_left_running(study: optuna.Study) -> None:
 
 
 def _finished(study: optuna.Study) -> int:
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return len(study.get_trials(deepcopy=False, states=states))
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None,

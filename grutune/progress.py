@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from .study import trial_score
 from .trainer import EpochLog
 
 
@@ -72,10 +73,9 @@ class Progress:
     def trial_finished(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: print the trial's line and update the best."""
         state = trial.state.name.lower()
-        value = f"{trial.value:.4f}" if trial.value is not None else "-"
-        if trial.state == optuna.trial.TrialState.PRUNED:
-            last = trial.intermediate_values
-            value = f"({last[max(last)]:.4f})" if last else "-"
+        score = trial_score(trial)
+        value = "-" if score is None else (
+            f"({score:.4f})" if trial.state == optuna.trial.TrialState.PRUNED else f"{score:.4f}")
         epochs = trial.user_attrs.get("epochs", "?")
         seconds = trial.user_attrs.get("seconds")
         took = format_seconds(seconds) if seconds is not None else "-"

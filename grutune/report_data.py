@@ -22,9 +22,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from .exceptions import ConfigError
-from .study import make_storage, storage_url
-
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+from .study import FINISHED, make_storage, storage_url, trial_score
 
 
 @dataclass
@@ -84,15 +82,6 @@ def trial_counts(study: optuna.Study) -> dict[str, int]:
         key = t.state.name.lower()
         counts[key] = counts.get(key, 0) + 1
     return counts
-
-
-def trial_score(trial: optuna.trial.FrozenTrial) -> float | None:
-    """A trial's value; a pruned trial's last reported value; None otherwise."""
-    if trial.state == optuna.trial.TrialState.COMPLETE:
-        return trial.value
-    if trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
-        return trial.intermediate_values[max(trial.intermediate_values)]
-    return None
 
 
 def history(study: optuna.Study) -> pd.DataFrame:

@@ -27,11 +27,9 @@ from .objective import Objective
 from .population import POPULATION_PARAMS
 from .progress import Progress
 from .search_space import Space
-from .study import make_sampler, make_storage, storage_url
+from .study import FINISHED, make_sampler, make_storage, storage_url
 from .tasks import Prepared, Task
 from .workers import parent_alive, run_workers
-
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 class StopFlag:

@@ -28,6 +28,19 @@ from .config import PRUNERS, SAMPLERS
 from .exceptions import ConfigError
 from .search_space import Space
 
+# trials that ran to an end a study can use: complete, or pruned with a partial curve
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def trial_score(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A trial's value; a pruned trial's last reported value; None otherwise."""
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        return trial.value
+    if trial.state == optuna.trial.TrialState.PRUNED and trial.intermediate_values:
+        return trial.intermediate_values[max(trial.intermediate_values)]
+    return None
+
+
 # group=True, heartbeats and the retry callback are marked experimental; we rely on them
 # knowingly and keep the terminal free of the notice.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from grutune.study import make_storage, storage_url
+from grutune.study import FINISHED, make_storage, storage_url
 
 from .pg import pg_bin, postgres
 
@@ -25,7 +25,6 @@ needs_postgres = pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL not ins
 QUICK = ["--sample", "300", "--folds", "1", "--max-epochs", "2", "--budget", "10m"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 FAIL, RUNNING = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
 def _tune(run_dir: Path, trials: int, *extra: str) -> list[str]:
