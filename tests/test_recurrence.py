@@ -62,6 +62,21 @@ def test_saturated_gates_match_nn_gru_without_nan(scale):
 
 
 @needs_kernel
+@pytest.mark.parametrize("where", ["input", "weight_hh", "bias_ih"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_arguments_make_the_output_nan(where, value):
+    """The clamp above must not hide diverged weights or inputs: they give NaN (so the
+    trainer fails the trial), never a finite output."""
+    torch.manual_seed(0)
+    gru = FastGRU(16, 32)
+    x = torch.randn(20, 8, 16)
+    with torch.no_grad():
+        {"input": x[3, 2], "weight_hh": gru.weight_hh_l0[4],
+         "bias_ih": gru.bias_ih_l0[40:41]}[where].fill_(value)
+    assert torch.isnan(gru(x)[0]).all()
+
+
+@needs_kernel
 def test_kernel_is_exact_in_float64():
     torch.manual_seed(0)
     k, t, b, h = 3, 9, 5, 4

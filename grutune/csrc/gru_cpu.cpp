@@ -18,6 +18,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <cmath>
 #include <vector>
 
@@ -52,6 +56,9 @@ void gemm_rows(bool trans_w, int rows, int n, int k, const T* a, int lda, const 
 // exp gives NaN (not the 0 or 1 IEEE arithmetic would), which failed every trial whose
 // gates saturated (large learning rates). Beyond the clamp both functions equal their
 // limits to double precision: sigmoid(40) = 1 - 4e-18, tanh(20) = 1 - 8e-18.
+// The clamp would also turn an infinite or NaN argument (diverged weights) into a finite
+// one, so those are detected apart (nonfinite) and make the whole output NaN, as
+// nn.GRU's would be: the trainer then fails the trial instead of training on garbage.
 template <typename T>
 inline T sigmoid(T x) {
   x = std::min(std::max(x, T(-40)), T(40));
@@ -62,6 +69,20 @@ template <typename T>
 inline T tanh_(T x) {
   x = std::min(std::max(x, T(-20)), T(20));
   return T(2) / (T(1) + std::exp(T(-2) * x)) - T(1);
+}
+
+// Infinite or NaN, read from the bits: -ffast-math lets the compiler assume floats are
+// finite, so std::isfinite may be folded to true; integer tests on the bits are not.
+inline int nonfinite(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x7f800000u) == 0x7f800000u;
+}
+
+inline int nonfinite(double x) {
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  return (bits & 0x7ff0000000000000ull) == 0x7ff0000000000000ull;
 }
 
 struct Shape {
@@ -90,9 +111,11 @@ void for_each_piece(const Shape& s, F fn) {
   });
 }
 
+// Returns nonzero when a gate's argument was infinite or NaN.
 template <typename T>
-void forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* gi,
-                   const T* w_hh, const T* b_hh, T* out, T* saved, T* gh) {
+int forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* gi,
+                  const T* w_hh, const T* b_hh, T* out, T* saved, T* gh) {
+  int bad = 0;
   const int64_t H = s.H, B = s.B, T_ = s.T;
   const T* w = w_hh + k * 3 * H * H;  // [3H, H]
   const T* bias = b_hh + k * 3 * H;
@@ -108,13 +131,16 @@ void forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T*
       T* ho = out + (row0 + b) * H;
       T* sv = saved + (row0 + b) * 4 * H;  // r, z, n, gh_n
       const bool first = t == 0;
-#pragma omp simd
+#pragma omp simd reduction(| : bad)
       for (int64_t j = 0; j < H; ++j) {
         T hr = first ? T(0) : gh_row[j], hz = first ? T(0) : gh_row[H + j];
         T hn = (first ? T(0) : gh_row[2 * H + j]) + bias[2 * H + j];
-        T r = sigmoid(gi_row[j] + hr + bias[j]);
-        T z = sigmoid(gi_row[H + j] + hz + bias[H + j]);
-        T n = tanh_(gi_row[2 * H + j] + r * hn);
+        T ar = gi_row[j] + hr + bias[j], az = gi_row[H + j] + hz + bias[H + j];
+        T r = sigmoid(ar);
+        T z = sigmoid(az);
+        T an = gi_row[2 * H + j] + r * hn;
+        bad |= nonfinite(ar) | nonfinite(az) | nonfinite(an);
+        T n = tanh_(an);
         T prev = first ? T(0) : hp[j];
         ho[j] = n + z * (prev - n);
         sv[j] = r;
@@ -124,6 +150,7 @@ void forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T*
       }
     }
   }
+  return bad;
 }
 
 template <typename T>
@@ -176,14 +203,20 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor w_hh, at::Tensor b
   const Shape s{gi.size(0), gi.size(1), gi.size(2), gi.size(3) / 3};
   auto out = at::empty({s.K, s.T, s.B, s.H}, gi.options());
   auto saved = at::empty({s.K, s.T, s.B, 4 * s.H}, gi.options());
+  std::vector<std::atomic<bool>> diverged(s.K);  // per member: one fails alone
+  for (auto& flag : diverged) flag.store(false);
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
     for_each_piece(s, [&](int64_t k, int64_t b0, int64_t rows) {
       std::vector<scalar_t> gh(rows * 3 * s.H);
-      forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
-                              w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
-                              out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(), gh.data());
+      if (forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
+                                  w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
+                                  out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(),
+                                  gh.data()))
+        diverged[k].store(true, std::memory_order_relaxed);
     });
   });
+  for (int64_t k = 0; k < s.K; ++k)
+    if (diverged[k].load()) out[k].fill_(std::numeric_limits<double>::quiet_NaN());
   return {out, saved};
 }
 
