@@ -176,7 +176,7 @@ def _compare_seeds(record: dict, figure) -> list[str]:
                                  y=[runs["gru", seed]["test"][metric],
                                     runs["lstm", seed]["test"][metric]],
                                  mode="lines+markers", name=f"seed {seed}"))
-    fig.update_layout(title=f"Test {metric} per seed (lines join a pair)",
+    fig.update_layout(title=f"Test {metric}, pairs by seed",
                       yaxis_title=metric)
     times = go.Figure([go.Bar(name=cell.upper(), x=[str(s) for s in record["seeds"]],
                               y=[runs[cell, s]["train_seconds"] for s in record["seeds"]])
