@@ -48,7 +48,10 @@ from .objective import build_model
 from .pipeline import file_logging, run_search, setup
 from .progress import format_seconds
 from .repeats import SEED_STRIDE, train_seed
+from .report import build_compare_report, build_or_warn
+from .report_data import trial_counts
 from .search_space import Space, load_space
+from .tables import compare_table, counts_text, limit_text
 from .tasks import Prepared, Task, get_task
 from .trainer import predict
 
@@ -149,6 +152,13 @@ def seed_list(seed: int, n: int) -> list[int]:
     return [seed + SEED_STRIDE * (j + 1) for j in range(n)]
 
 
+def verdict_metrics(task: Task) -> dict[str, str]:
+    """The verdict table's metrics and directions, the task's own metric first."""
+    metrics = METRICS["forecast" if task.name == "forecast" else "classification"]
+    primary = task.metric if task.metric in metrics else next(iter(metrics))
+    return {primary: metrics[primary], **metrics}
+
+
 def run_seeds(winners: dict[str, optuna.trial.FrozenTrial], seeds: list[int], task: Task,
               prepared: Prepared, max_epochs: int, path: Path,
               console: Console) -> list[dict]:
@@ -156,25 +166,26 @@ def run_seeds(winners: dict[str, optuna.trial.FrozenTrial], seeds: list[int], ta
 
     Records are saved to ``path`` as they finish, so a rerun continues where it stopped.
     """
-    kind = "forecast" if task.name == "forecast" else "classification"
+    metrics = verdict_metrics(task)
+
     def key(seed: int, cell: str) -> tuple:  # a new winner or epoch cap: train again
         return seed, cell, winners[cell].number, max_epochs
 
     done = json.loads(path.read_text()) if path.is_file() else []
     have = {(r["seed"], r["cell"], r["trial"], r.get("max_epochs")) for r in done}
-    for seed in seeds:
+    for j, seed in enumerate(seeds):
         for cell in CELLS:
             if key(seed, cell) in have:
                 continue
             with console.status(f"verdict: {cell.upper()} (trial {winners[cell].number}) "
-                                f"seed {seeds.index(seed) + 1}/{len(seeds)}"):
+                                f"seed {j + 1}/{len(seeds)}"):
                 started = time.perf_counter()
                 models, value = train_seed(winners[cell].user_attrs["config"], seed, task,
                                            prepared, max_epochs)
                 seconds = time.perf_counter() - started
                 outputs = predict(Ensemble(models, task.combine).eval(), prepared.test)
                 scalars = task.scalars(outputs, prepared.test, prepared.state)
-            test = {m: scalars[m] for m in METRICS[kind] if scalars.get(m) is not None}
+            test = {m: scalars[m] for m in metrics if scalars.get(m) is not None}
             done.append({"seed": seed, "cell": cell, "trial": winners[cell].number,
                          "max_epochs": max_epochs, "validation": value, "test": test,
                          "train_seconds": seconds})
@@ -266,14 +277,11 @@ def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = COMPARE_S
     cfgs = {c: replace(study_cfg, run_dir=str(root / c), study_name=f"{study_cfg.study_name}-{c}",
                        repeats=1, ensemble=1) for c in CELLS}
     # the GRU study prepares the data; the LSTM study reuses it (one split)
-    spaces = {}
-    spaces["gru"], size = fixed_shape(space)
-    prepared, gru_study, gru_new = setup(data_cfg, cfgs["gru"], task, spaces["gru"], console)
-    spaces["lstm"] = lstm_space(spaces["gru"], task, prepared.state, size)
-    studies = {"gru": (gru_study, gru_new)}
-    _, lstm_study, lstm_new = setup(data_cfg, cfgs["lstm"], task, spaces["lstm"], console,
-                                    prepared=prepared)
-    studies["lstm"] = (lstm_study, lstm_new)
+    gru_space, size = fixed_shape(space)
+    prepared, *gru = setup(data_cfg, cfgs["gru"], task, gru_space, console)
+    spaces = {"gru": gru_space, "lstm": lstm_space(gru_space, task, prepared.state, size)}
+    _, *lstm = setup(data_cfg, cfgs["lstm"], task, spaces["lstm"], console, prepared=prepared)
+    studies = {"gru": tuple(gru), "lstm": tuple(lstm)}  # (study, new)
     handler = file_logging(root)
     try:
         console.print(_plan(data_cfg, study_cfg, prepared, size, seeds))
@@ -299,8 +307,6 @@ def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], siz
            n_seeds: int, data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
            root: Path) -> dict:
     """Seeds of both winners, the paired tests, compare.json, the table, the report."""
-    from .tables import compare_table
-
     winners = {c: top_trials(studies[c], 1)[0] for c in CELLS}
     size = size_check(winners, task, prepared.state, size)
     if not size["within_tolerance"]:
@@ -309,10 +315,8 @@ def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], siz
     seeds = seed_list(data_cfg.seed, n_seeds)
     runs = run_seeds(winners, seeds, task, prepared, study_cfg.max_epochs,
                      root / "verdict_runs.json", console)
-    kind = "forecast" if task.name == "forecast" else "classification"
-    metrics = dict(METRICS[kind])
-    primary = task.metric if task.metric in metrics else next(iter(metrics))
-    metrics = {primary: metrics[primary], **metrics}
+    metrics = verdict_metrics(task)
+    primary = next(iter(metrics))
     rows = verdict_table(runs, seeds, metrics, size)
     record = {
         "task": task.name, "dataset": data_cfg.dataset or data_cfg.path,
@@ -326,15 +330,15 @@ def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], siz
     write_json(root / "compare.json", record)
     console.print(compare_table(record))
     console.print(f"[bold]verdict:[/bold] {record['verdict']['text']}")
-    _write_report(root)
+    build_or_warn(build_compare_report, root)
     console.print(f"run directory: {root}  (compare.json, report.html, gru/, lstm/)")
     return record
 
 
 def _search_record(study: optuna.Study, winner: optuna.trial.FrozenTrial) -> dict:
-    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
     seconds = sum(t.user_attrs.get("seconds", 0.0) for t in study.get_trials(deepcopy=False))
-    return {"study": study.study_name, "trials": {s: states.count(s) for s in sorted(set(states))},
+    trials = {state: n for state, n in trial_counts(study).items() if n}
+    return {"study": study.study_name, "trials": trials,
             "best_trial": winner.number, "best_validation": winner.value,
             "trial_seconds": round(seconds, 1), "params": winner.user_attrs["config"],
             "inactive": winner.user_attrs.get("inactive", [])}
@@ -344,26 +348,16 @@ def _plan(data_cfg: DataConfig, cfg: StudyConfig, prepared: Prepared, size: dict
           seeds: int) -> str:
     """What compare will do and for how long, said before it starts."""
     rows = prepared.summary.get("rows", {})
-    limits = [f"{cfg.trials} trials" if cfg.trials else "",
-              f"{format_seconds(cfg.budget_s)}" if cfg.budget_s else ""]
-    limit = " or ".join(x for x in limits if x)
     hidden = size["hidden_size"]
     shape = ", ".join(f"{k} {v}" for k, v in size["shape"].items() if k != "hidden_size")
     return (f"[bold]grutune compare[/bold]: GRU vs LSTM on "
             f"{data_cfg.dataset or data_cfg.path} "
-            f"(split {' / '.join(f'{k} {v:,}' for k, v in rows.items())}).\n"
+            f"(split {counts_text(rows, ' / ')}).\n"
             f"Both cells at one size: {shape}; GRU hidden {hidden['gru']}, LSTM hidden "
             f"{hidden['lstm']} (parameters matched within {SIZE_TOLERANCE:.0%}, the token "
-            f"embedding aside). Each cell is tuned for {limit} (whichever comes first), "
+            f"embedding aside). Each cell is tuned for {limit_text(cfg, cfg.trials)}, "
             f"then each winner is trained with the same {seeds} seeds and tested; a paired "
             f"t-test gives the verdict. Expect up to about "
             f"{format_seconds(2 * cfg.budget_s * 1.3) if cfg.budget_s else 'the trial cap'}.")
 
 
-def _write_report(root: Path) -> None:
-    from .report import build_compare_report
-
-    try:
-        build_compare_report(root)
-    except Exception as err:  # noqa: BLE001 - compare.json is already written
-        log.warning("report.html not written (%s: %s)", type(err).__name__, err)

@@ -329,13 +329,9 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
 
 def _write_report(run_dir: Path) -> None:
     """The report; a failure to draw it is a warning, never a failed run."""
-    from .report import build_report
+    from .report import build_or_warn, build_report, retry_hint
 
-    try:
-        build_report(run_dir)
-    except Exception as err:  # noqa: BLE001 - the model and metrics are already saved
-        log.warning("report.html not written (%s: %s); `grutune report %s` retries",
-                    type(err).__name__, err, run_dir)
+    build_or_warn(build_report, run_dir, retry_hint(run_dir))
 
 
 def _log_mlflow(uri: str, study: optuna.Study, run_dir: Path, metrics: dict,

@@ -214,7 +214,7 @@ class PopulationAdam:
     def step(self, lrs: list[float]) -> None:
         """One update; ``lrs``: each member's learning rate for this step."""
         grads = [p.grad for p in self.params]
-        clip = self.clip
+        clip = self.clip  # per member; 0: no clipping
         if bool((clip > 0).any()):  # per-member global norm, as clip_grad_norm_ computes it
             norm = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
             scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0),

@@ -88,8 +88,8 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
                 models = trial_models(trial, task, prepared, run_dir, max_epochs)
                 value = float(trial.value)
             else:
-                models, value = train_seed(trial.user_attrs["config"], seed, task, prepared,
-                                       max_epochs)
+                models, value = train_seed(trial.user_attrs["config"], seed, task,
+                                           prepared, max_epochs)
             test_out = predict(Ensemble(models, task.combine).eval(), prepared.test)
             rep.seeds.append(seed)
             rep.models.append(models)
@@ -102,7 +102,7 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
 
 
 def train_seed(params: dict, seed: int, task: Task, prepared: Prepared,
-           max_epochs: int) -> tuple[list[SequenceModel], float]:
+               max_epochs: int) -> tuple[list[SequenceModel], float]:
     """One seed of a configuration: its models (per fold) and validation value, computed
     as the search computes a trial's (best epoch on holdout; pooled out-of-fold)."""
     pairs = prepared.fold_pairs()

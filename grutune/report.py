@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -24,6 +25,7 @@ from plotly.offline import get_plotlyjs
 from . import report_data as rd
 from .files import atomic_path
 from .progress import format_seconds
+from .tables import counts_text
 
 TOP_FACTORS = 4  # slice plots for this many of the most important factors
 COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "fail": "#d62728", "running": "#7f7f7f"}
@@ -104,7 +106,7 @@ def build_compare_report(run_dir: str | Path) -> Path:
         "<h2>Verdict</h2>", f"<p><b>{html.escape(verdict['text'])}</b></p>",
         f"<p class='note'>{html.escape(verdict.get('scope', ''))}</p>",
         f"<p class='note'>{html.escape(verdict['test'])}. Split rows: "
-        f"{html.escape(_counts(record.get('split_rows') or {}, ' / '))}. Each cell tuned "
+        f"{html.escape(counts_text(record.get('split_rows') or {}, ' / '))}. Each cell tuned "
         f"for at most {record.get('trials_per_cell')} trials / {budget}"
         "; both winners then trained with the same seeds "
         f"{html.escape(str(record['seeds']))}.</p>",
@@ -138,7 +140,7 @@ def build_compare_report(run_dir: str | Path) -> Path:
                                  name=f"{cell.upper()} trials", opacity=0.5))
         fig.add_trace(go.Scatter(x=hist["number"], y=hist["best"], mode="lines",
                                  name=f"{cell.upper()} best so far", line=dict(shape="hv")))
-        _try_build(root / cell)
+        build_or_warn(build_report, root / cell, retry_hint(root / cell))
     fig.update_layout(title="Both searches: validation by trial", xaxis_title="trial",
                       yaxis_title="validation")
     parts.append(figure(fig))
@@ -149,8 +151,8 @@ def build_compare_report(run_dir: str | Path) -> Path:
                      [("trial", search["gru"]["best_trial"], search["lstm"]["best_trial"]),
                       ("validation", search["gru"]["best_validation"],
                        search["lstm"]["best_validation"]),
-                      ("trials", _counts(search["gru"]["trials"]),
-                       _counts(search["lstm"]["trials"])),
+                      ("trials", counts_text(search["gru"]["trials"]),
+                       counts_text(search["lstm"]["trials"])),
                       *[(n, *(_active(search[c], n) for c in ("gru", "lstm")))
                         for n in names]], ("", "GRU", "LSTM")))
     return _write_page(root / "report.html", title, parts)
@@ -159,11 +161,6 @@ def build_compare_report(run_dir: str | Path) -> Path:
 def _active(record: dict, name: str) -> object:
     """A winner's parameter value, or "-" where it did not apply (momentum for AdamW)."""
     return "-" if name in record.get("inactive", []) else record["params"].get(name, "-")
-
-
-def _counts(counts: dict, sep: str = ", ") -> str:
-    """{"train": 2113, "val": 466} -> "train 2,113, val 466"."""
-    return sep.join(f"{k} {v:,}" for k, v in counts.items())
 
 
 def _compare_seeds(record: dict, figure) -> list[str]:
@@ -186,12 +183,19 @@ def _compare_seeds(record: dict, figure) -> list[str]:
     return ["<h2>Seeds</h2>", "<div class='grid'>" + figure(fig) + figure(times) + "</div>"]
 
 
-def _try_build(run_dir: Path) -> None:
+def build_or_warn(build: Callable[[Path], Path], run_dir: Path, retry: str = "") -> None:
+    """``build(run_dir)``; a failure to draw a page is a warning, never a failed run (the
+    results it shows are already saved). ``retry``: how the user can draw it again."""
     try:
-        build_report(run_dir)
-    except Exception as err:  # noqa: BLE001 - the comparison page does not depend on it
-        logging.getLogger("grutune").warning("%s/report.html not written (%s: %s)", run_dir,
-                                             type(err).__name__, err)
+        build(run_dir)
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        logging.getLogger("grutune").warning("%s not written (%s: %s)%s",
+                                             Path(run_dir) / "report.html",
+                                             type(err).__name__, err, retry)
+
+
+def retry_hint(run_dir: Path) -> str:
+    return f"; `grutune report {run_dir}` retries"
 
 
 def _dataset(run: rd.RunFiles) -> str:
@@ -210,6 +214,12 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+def _band(value: object, interval: list | None) -> str:
+    """ "0.9582 [0.9463, 0.9701]"; the value alone without an interval ("-" if None)."""
+    text = _cell(value) if value is not None else "-"
+    return f"{text} [{_cell(interval[0])}, {_cell(interval[1])}]" if interval else text
 
 
 # --- summary -------------------------------------------------------------------------
@@ -261,10 +271,9 @@ def _repeats(record: dict) -> list[str]:
         return [f"<p class='note'>{html.escape(record['note'])}</p>"] if record.get("note") else []
     rows = []
     for c in record["configurations"]:
-        v, t = c["validation_interval"], c["test_interval"]
         rows.append((f"{c['trial']}{' (chosen)' if c['trial'] == record['chosen_trial'] else ''}",
-                     len(c["seeds"]), f"{_cell(c['validation_mean'])} [{_cell(v[0])}, "
-                     f"{_cell(v[1])}]", f"{_cell(c['test_mean'])} [{_cell(t[0])}, {_cell(t[1])}]"))
+                     len(c["seeds"]), _band(c["validation_mean"], c["validation_interval"]),
+                     _band(c["test_mean"], c["test_interval"])))
     metric = record["configurations"][0]["metric"]
     return [f"<p>Seed repeats ({html.escape(metric)}, mean and 95% interval over seeds; "
             f"chosen by {html.escape(record['rule'])}):</p>",
@@ -293,9 +302,7 @@ def _metrics_table(metrics: dict) -> str:
               if intervals else "")
 
     def band(key: str, value: object) -> str:
-        inner = intervals.get(key)
-        text = _cell(value) if value is not None else "-"
-        return f"{text} [{_cell(inner[0])}, {_cell(inner[1])}]" if inner else text
+        return _band(value, intervals.get(key))
 
     if metrics.get("task") == "forecast":
         names = ("mae", "rmse", "smape", "mase")

@@ -13,11 +13,26 @@ from .config import StudyConfig
 from .progress import format_seconds
 
 
+def counts_text(counts: dict, sep: str = ", ") -> str:
+    """{"train": 2113, "val": 466} -> "train 2,113, val 466"."""
+    return sep.join(f"{k} {v:,}" for k, v in counts.items())
+
+
+def limit_text(cfg: StudyConfig, remaining: int | None, done: int = 0) -> str:
+    """What ends a search: "60 trials or 10m00s of search (whichever comes first)"."""
+    limits = []
+    if remaining is not None:
+        limits.append(f"{remaining} more trials" if done else f"{remaining} trials")
+    if cfg.budget_s:
+        limits.append(f"{format_seconds(cfg.budget_s)} of search")
+    return " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
+
+
 def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
               run_dir: Path) -> str:
     """One paragraph saying what the run will do and for how long."""
     rows = summary.get("rows", {})
-    split = " / ".join(f"{k} {v:,}" for k, v in rows.items())
+    split = counts_text(rows, " / ")
     dropped = []
     if summary.get("duplicates_removed"):
         dropped.append(f"{summary['duplicates_removed']} duplicates removed")
@@ -26,12 +41,7 @@ def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
     if summary.get("empty_removed"):
         dropped.append(f"{summary['empty_removed']} empty texts dropped")
     n_classes = len(summary.get("class_counts", {}).get("train", {}))
-    limits = []
-    if remaining is not None:
-        limits.append(f"{remaining} more trials" if done else f"{remaining} trials")
-    if cfg.budget_s:
-        limits.append(f"{format_seconds(cfg.budget_s)} of search")
-    limit = " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
+    limit = limit_text(cfg, remaining, done)
     resumed = f"Resuming: {done} finished trials kept. " if done else ""
     folds = summary.get("folds", 1)
     ensemble = (f"ensemble of the {cfg.ensemble} best trials is" if cfg.ensemble > 1
@@ -185,10 +195,8 @@ def repeats_table(record: dict) -> Table:
     for c in record["configurations"]:
         mark = " *" if c["trial"] == record["chosen_trial"] else ""
         table.add_row(f"{c['trial']}{mark}", str(len(c["seeds"])),
-                      f"{_fmt(c['validation_mean'])} [{_fmt(c['validation_interval'][0])}, "
-                      f"{_fmt(c['validation_interval'][1])}]",
-                      f"{_fmt(c['test_mean'])} [{_fmt(c['test_interval'][0])}, "
-                      f"{_fmt(c['test_interval'][1])}]")
+                      _with_interval(c["validation_mean"], c["validation_interval"]),
+                      _with_interval(c["test_mean"], c["test_interval"]))
     return table
 
 
@@ -205,9 +213,8 @@ def compare_table(record: dict) -> Table:
     for row in record["table"]:
         pairs.setdefault(row["metric"], {})[row["cell"]] = row
     for metric, pair in pairs.items():
-        table.add_row(metric, *(f"{_fmt(pair[c]['mean'])} [{_fmt(pair[c]['interval'][0])}, "
-                                f"{_fmt(pair[c]['interval'][1])}]" for c in ("gru", "lstm")),
-                      f"{pair['gru']['p_value']:.3g}")
+        table.add_row(metric, *(_with_interval(pair[c]["mean"], pair[c]["interval"])
+                                for c in ("gru", "lstm")), f"{pair['gru']['p_value']:.3g}")
     first = next(iter(pairs.values()))
     table.add_row("parameters", *(f"{first[c]['parameters']:,} ({first[c]['sized_parameters']:,})"
                                   for c in ("gru", "lstm")), "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,9 @@ from pathlib import Path
 
 import websocket
 
+# screenshots the browser tests save (CI keeps them)
+ARTIFACTS = Path(os.environ.get("GRUTUNE_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parent.parent / "test-artifacts"))
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--enable-unsafe-swiftshader", "--remote-debugging-address=127.0.0.1",

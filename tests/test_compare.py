@@ -29,8 +29,7 @@ from grutune.objective import build_model
 from grutune.search_space import load_space
 from grutune.tasks import get_task
 
-from .browser import chromium, open_page
-from .test_report import ARTIFACTS
+from .browser import ARTIFACTS, chromium, open_page
 
 # --- size matching -------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -18,10 +17,8 @@ from grutune import report_data as rd
 from grutune.cli import app
 from grutune.report import build_report
 
-from .browser import chromium, open_page
+from .browser import ARTIFACTS, chromium, open_page
 
-ARTIFACTS = Path(os.environ.get("GRUTUNE_TEST_ARTIFACTS",
-                                Path(__file__).resolve().parent.parent / "test-artifacts"))
 DISTS = {"lr": FloatDistribution(1e-4, 1e-1, log=True),
          "pooling": CategoricalDistribution(["mean", "max"])}
 

@@ -57,8 +57,9 @@ void gemm_rows(bool trans_w, int rows, int n, int k, const T* a, int lda, const 
 // gates saturated (large learning rates). Beyond the clamp both functions equal their
 // limits to double precision: sigmoid(40) = 1 - 4e-18, tanh(20) = 1 - 8e-18.
 // The clamp would also turn an infinite or NaN argument (diverged weights) into a finite
-// one, so those are detected apart (nonfinite) and make the whole output NaN, as
-// nn.GRU's would be: the trainer then fails the trial instead of training on garbage.
+// one, so those are detected apart (nonfinite) and make that member's whole output NaN
+// (nn.GRU passes a NaN on; it saturates an infinite argument, which only diverged
+// weights produce): the trainer then fails the trial instead of training on garbage.
 template <typename T>
 inline T sigmoid(T x) {
   x = std::min(std::max(x, T(-40)), T(40));
