@@ -3,15 +3,25 @@
 The model is an ``Ensemble`` of one or more members (weights ``members.<i>.*``).
 ``bundle.json`` holds the format version, versions of grutune and torch, each member's
 model config, how members are combined, the task's fitted state (vocabulary, labels,
-preprocessing), the test metrics and the SHA-256 of the weights file. Loading checks all
-of it and never executes code.
+preprocessing), the test metrics, the SHA-256 of the weights file and (format 2) one
+``checksum`` over all of it. Loading checks all of it and never executes code:
+
+* format 2: ``checksum`` is the SHA-256 of the manifest without its ``checksum`` field,
+  as canonical JSON (sorted keys, no spaces, ASCII), followed by the weights' SHA-256.
+  Any edit of ``bundle.json`` (a swapped label, a changed vocabulary or metric) is
+  refused, and the weights must match ``weights_sha256``;
+* format 1 (grutune before the checksum): only the weights' SHA-256 is checked;
+* both: the manifest's structure (types, sizes, labels count = the model's outputs,
+  the weights' tensor shapes = the model's) is checked before any tensor is made, and
+  ``weights_file`` must be a plain file name inside the bundle directory.
 
 >>> import tempfile, torch
 >>> from grutune.config import ModelConfig
 >>> from grutune.model import Ensemble, SequenceModel
 >>> cfg = ModelConfig(num_outputs=2, vocab_size=10, embed_dim=4, hidden_size=3)
 >>> d = tempfile.mkdtemp()
->>> save_bundle(d, Ensemble([SequenceModel(cfg)], "probability"), {"task": "text"}, {})
+>>> state = {"task": "text", "labels": ["a", "b"], "vocab": list("abcdefghij")}
+>>> save_bundle(d, Ensemble([SequenceModel(cfg)], "probability"), state, {})
 >>> load_bundle(d).configs[0].hidden_size
 3
 """
@@ -20,22 +30,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import math
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import ModelConfig, to_dict
 from .exceptions import BundleError, ConfigError
-from .files import atomic_path, write_json
+from .files import atomic_path, plain_json, write_json
 from .model import Ensemble, make_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
 MANIFEST = "bundle.json"
+CHECKSUM = "checksum"  # format 2: over the whole manifest (see the module docstring)
+MAX_MANIFEST_BYTES = 256 << 20  # a 20,000-token vocabulary takes ~0.5 MB
+MAX_LAYERS = 64  # far beyond any search space (1-8); keeps a forged config cheap to check
+SHORT = 60  # characters of a value quoted in an error
 
 
 def sha256(path: Path) -> str:
@@ -43,6 +60,17 @@ def sha256(path: Path) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_checksum(manifest: dict) -> str:
+    """The format-2 checksum: SHA-256 of the manifest without ``checksum``, as canonical
+    JSON, then a newline and the weights' SHA-256 (as the manifest records it)."""
+    body = {k: v for k, v in manifest.items() if k != CHECKSUM}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    weights = body.get("weights_sha256")
+    digest = hashlib.sha256(text.encode("ascii"))
+    digest.update(b"\n" + str(weights).encode("ascii", "backslashreplace"))
     return digest.hexdigest()
 
 
@@ -80,7 +108,7 @@ def save_bundle(directory: str | Path, model: Ensemble, state: dict, metrics: di
     """Write weights, then the manifest (the manifest last: it marks the bundle complete)."""
     directory = Path(directory)
     digest = save_weights(model, directory / WEIGHTS)
-    manifest = {
+    manifest = plain_json({
         "format_version": FORMAT_VERSION,
         "grutune_version": __version__,
         "torch_version": torch.__version__.split("+")[0],
@@ -92,7 +120,9 @@ def save_bundle(directory: str | Path, model: Ensemble, state: dict, metrics: di
         "weights_file": WEIGHTS,
         "weights_sha256": digest,
         **(extra or {}),
-    }
+    })
+    manifest.pop(CHECKSUM, None)
+    manifest[CHECKSUM] = manifest_checksum(manifest)
     write_json(directory / MANIFEST, manifest)
 
 
@@ -102,30 +132,331 @@ def load_bundle(directory: str | Path) -> Bundle:
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{manifest_path}: no bundle here (bundle.json is missing)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise BundleError(f"{manifest_path}: corrupted manifest ({err})") from None
-    if not isinstance(manifest, dict) or "format_version" not in manifest:
-        raise BundleError(f"{manifest_path}: not a grutune bundle (no format_version)")
+    manifest = _read_manifest(manifest_path)
     version = manifest["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise BundleError(f"{manifest_path}: bundle format {version!r} is newer than this "
-                          f"grutune reads ({FORMAT_VERSION}); upgrade grutune")
-    for key in ("members", "combine", "state", "weights_sha256"):
-        if key not in manifest:
-            raise BundleError(f"{manifest_path}: corrupted manifest (no {key!r})")
-    weights = directory / manifest.get("weights_file", WEIGHTS)
-    if not weights.is_file():
-        raise BundleError(f"{weights}: the weights file is missing")
+    if version == 2:
+        checksum = manifest.get(CHECKSUM)
+        if not isinstance(checksum, str) or checksum != manifest_checksum(manifest):
+            raise BundleError(f"{manifest_path}: checksum does not match; the bundle was "
+                              "changed or damaged")
+    configs = _check_manifest(manifest, manifest_path)
+    weights = _weights_path(directory, manifest, manifest_path)
     if sha256(weights) != manifest["weights_sha256"]:
         raise BundleError(f"{weights}: checksum does not match bundle.json; the weights "
                           "were changed or damaged")
     try:
-        configs = [ModelConfig(**m["model_config"]) for m in manifest["members"]]
-        model = Ensemble([make_model(c) for c in configs], manifest["combine"])
-    except (TypeError, KeyError, ValueError, ConfigError) as err:
-        raise BundleError(f"{manifest_path}: invalid model description ({err})") from None
+        with torch.device("meta"):  # shapes only: nothing is allocated yet
+            shapes = _shapes(Ensemble([make_model(c) for c in configs], manifest["combine"]))
+    except (TypeError, ValueError, RuntimeError, ConfigError) as err:  # sizes overflow
+        raise BundleError(f"{manifest_path}: invalid model description "
+                          f"({str(err).splitlines()[0][:200]})") from None
+    _check_shapes(weights, shapes)
+    model = Ensemble([make_model(c) for c in configs], manifest["combine"])
     load_weights(model, weights)
     model.eval()
     return Bundle(model, configs, manifest["state"], manifest)
+
+
+# --- checks ------------------------------------------------------------------------------
+
+def _short(value: Any) -> str:
+    """repr of ``value``, at most SHORT characters (a forged manifest may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the key {_short(twice)} appears twice")
+    return dict(pairs)
+
+
+def _read_manifest(path: Path) -> dict:
+    """The parsed manifest, with a known format_version; BundleError otherwise."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise BundleError(f"{path}: corrupted manifest ({size:,} bytes; a bundle's "
+                              f"is far below {MAX_MANIFEST_BYTES:,})")
+        manifest = json.loads(path.read_bytes().decode("utf-8"),
+                              object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise BundleError(f"{path}: corrupted manifest ({reason})") from None
+    except OSError as err:
+        raise BundleError(f"{path}: cannot read the manifest ({err.strerror})") from None
+    if not isinstance(manifest, dict) or "format_version" not in manifest:
+        raise BundleError(f"{path}: not a grutune bundle (no format_version)")
+    version = manifest["format_version"]
+    if _is_int(version) and version > FORMAT_VERSION:
+        raise BundleError(f"{path}: bundle format {version!r} is newer than this "
+                          f"grutune reads ({FORMAT_VERSION}); upgrade grutune")
+    if not _is_int(version) or version < 1:
+        raise BundleError(f"{path}: unknown bundle format {_short(version)} (this grutune "
+                          f"reads 1 to {FORMAT_VERSION})")
+    return manifest
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _is_number_list(value: Any, n: int) -> bool:
+    return isinstance(value, list) and len(value) == n and all(map(_is_number, value))
+
+
+class _Checker:
+    """Collects the first broken rule as a BundleError naming the manifest and the field."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def require(self, ok: bool, field: str, rule: str, value: Any = ...) -> None:
+        if not ok:
+            got = "" if value is ... else f"; got {_short(value)}"
+            raise BundleError(f"{self.path}: corrupted manifest ({field} must be {rule}{got})")
+
+
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(ModelConfig)}
+
+
+def _model_config(raw: Any, where: str, check: _Checker) -> ModelConfig:
+    check.require(isinstance(raw, dict), where, "a mapping", raw)
+    unknown = sorted(set(raw) - set(_FIELD_TYPES))
+    check.require(not unknown, where, "made of ModelConfig fields", unknown)
+    check.require("num_outputs" in raw, where, "given num_outputs")
+    for name, value in raw.items():
+        kind, at = _FIELD_TYPES[name], f"{where}.{name}"
+        if kind == "bool":
+            check.require(isinstance(value, bool), at, "true or false", value)
+        elif kind == "int":
+            check.require(_is_int(value) and value >= 0, at, "a whole number >= 0", value)
+        elif kind == "float":
+            check.require(_is_number(value), at, "a number", value)
+        elif kind == "str":
+            check.require(isinstance(value, str), at, "a string", value)
+    check.require(raw.get("num_layers", 1) <= MAX_LAYERS, f"{where}.num_layers",
+                  f"at most {MAX_LAYERS}", raw.get("num_layers"))
+    try:
+        return ModelConfig(**raw)
+    except (TypeError, ValueError, ConfigError) as err:
+        raise BundleError(f"{check.path}: invalid model description ({where}: "
+                          f"{str(err)[:200]})") from None
+
+
+def _check_manifest(manifest: dict, path: Path) -> list[ModelConfig]:
+    """Every member's ModelConfig, after checking the manifest's structure."""
+    from .tasks import TASKS
+
+    check = _Checker(path)
+    for key in ("members", "combine", "state", "weights_sha256"):
+        check.require(key in manifest, key, "present")
+    state = manifest["state"]
+    check.require(isinstance(state, dict), "state", "a mapping", state)
+    task = state.get("task")
+    check.require(isinstance(task, str) and task in TASKS, "state.task",
+                  f"one of {', '.join(TASKS)}", task)
+    check.require(manifest.get("task", task) == task, "task", "the state's task",
+                  manifest.get("task"))
+    check.require(manifest["combine"] == TASKS[task].combine, "combine",
+                  f"{TASKS[task].combine!r} for a {task} model", manifest["combine"])
+    digest = manifest["weights_sha256"]
+    check.require(isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest) is not None,
+                  "weights_sha256", "64 hexadecimal digits", digest)
+    for key in ("metrics",):
+        if key in manifest:
+            check.require(isinstance(manifest[key], dict), key, "a mapping", manifest[key])
+    for key in ("grutune_version", "torch_version"):
+        if key in manifest:
+            check.require(isinstance(manifest[key], str), key, "a string", manifest[key])
+    members = manifest["members"]
+    check.require(isinstance(members, list) and len(members) >= 1, "members",
+                  "a non-empty list", members)
+    configs = []
+    for i, member in enumerate(members):
+        check.require(isinstance(member, dict) and "model_config" in member,
+                      f"members[{i}]", "a mapping with model_config", member)
+        configs.append(_model_config(member["model_config"], f"members[{i}].model_config",
+                                     check))
+    first = configs[0]
+    for i, c in enumerate(configs[1:], 1):
+        for name in ("num_outputs", "vocab_size", "input_dim", "horizon", "targets"):
+            check.require(getattr(c, name) == getattr(first, name),
+                          f"members[{i}].model_config.{name}", "the same for every member",
+                          getattr(c, name))
+    _STATE_CHECKS[task](state, first, check)
+    return configs
+
+
+def _check_labels(state: dict, config: ModelConfig, check: _Checker) -> None:
+    labels = state.get("labels")
+    check.require(_is_str_list(labels) and len(labels) >= 1, "state.labels",
+                  "a non-empty list of strings", labels)
+    check.require(len(set(labels)) == len(labels), "state.labels", "distinct", labels)
+    check.require(len(labels) == config.num_outputs, "state.labels",
+                  f"one per model output ({config.num_outputs})", labels)
+    check.require(config.horizon == 0, "members[0].model_config.horizon",
+                  "0 for a classifier", config.horizon)
+    kind = state.get("label_kind", "str")
+    check.require(kind in ("str", "int"), "state.label_kind", "str or int", kind)
+    if kind == "int":
+        check.require(all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in labels), "state.labels",
+                      "whole numbers (label_kind int)", labels)
+    for key in ("target_column",):
+        if key in state:
+            check.require(isinstance(state[key], str), f"state.{key}", "a string", state[key])
+
+
+def _check_text(state: dict, config: ModelConfig, check: _Checker) -> None:
+    _check_labels(state, config, check)
+    vocab = state.get("vocab")
+    check.require(_is_str_list(vocab), "state.vocab", "a list of strings", vocab)
+    check.require(len(vocab) == config.vocab_size and config.vocab_size >= 2, "state.vocab",
+                  f"as long as the model's vocabulary ({config.vocab_size})", len(vocab))
+    max_len = state.get("max_len", 1)
+    check.require(_is_int(max_len) and max_len >= 1, "state.max_len", "a whole number >= 1",
+                  max_len)
+    check.require(isinstance(state.get("stop_words", False), bool), "state.stop_words",
+                  "true or false", state.get("stop_words"))
+    check.require(isinstance(state.get("text_column", ""), str), "state.text_column",
+                  "a string", state.get("text_column"))
+
+
+def _check_series(state: dict, config: ModelConfig, check: _Checker) -> None:
+    _check_labels(state, config, check)
+    channels = state.get("channels")
+    check.require(_is_int(channels) and channels == config.input_dim
+                  and config.vocab_size == 0, "state.channels",
+                  f"the model's input channels ({config.input_dim})", channels)
+    for key in ("channel_mean", "channel_std"):
+        check.require(_is_number_list(state.get(key), channels), f"state.{key}",
+                      f"{channels} finite numbers", state.get(key))
+    check.require(all(v > 0 for v in state["channel_std"]), "state.channel_std",
+                  "positive", state["channel_std"])
+
+
+def _check_forecast(state: dict, config: ModelConfig, check: _Checker) -> None:
+    targets, covariates = state.get("targets"), state.get("covariates")
+    check.require(_is_str_list(targets) and len(targets) >= 1, "state.targets",
+                  "a non-empty list of column names", targets)
+    check.require(_is_str_list(covariates), "state.covariates", "a list of column names",
+                  covariates)
+    columns = targets + covariates
+    check.require(len(set(columns)) == len(columns), "state.targets and state.covariates",
+                  "distinct columns", columns)
+    check.require(len(targets) == config.targets and len(columns) == config.input_dim
+                  and config.vocab_size == 0, "state.targets",
+                  f"the model's {config.targets} targets of {config.input_dim} inputs",
+                  targets)
+    for key in ("horizon", "window", "season"):
+        check.require(_is_int(state.get(key)) and state[key] >= 1, f"state.{key}",
+                      "a whole number >= 1", state.get(key))
+    check.require(state["horizon"] == config.horizon, "state.horizon",
+                  f"the model's horizon ({config.horizon})", state["horizon"])
+    for key, n in (("center", len(columns)), ("scale", len(columns)),
+                   ("mase_scale", len(targets))):
+        if key in state or key != "mase_scale":
+            check.require(_is_number_list(state.get(key), n), f"state.{key}",
+                          f"{n} finite numbers", state.get(key))
+    check.require(all(v != 0 for v in state["scale"]), "state.scale", "non-zero",
+                  state["scale"])
+    kind, freq = state.get("time_kind"), state.get("freq")
+    check.require(kind in ("datetime", "number", "row"), "state.time_kind",
+                  "datetime, number or row", kind)
+    time_column = state.get("time_column")
+    check.require(time_column is None or isinstance(time_column, str), "state.time_column",
+                  "a string or null", time_column)
+    if kind == "datetime":
+        check.require(isinstance(freq, str) and _is_offset(freq), "state.freq",
+                      "a pandas frequency", freq)
+        check.require(time_column is not None, "state.time_column", "given with times")
+    elif kind == "number":
+        check.require(_is_number(_float(freq)) and _float(freq) > 0, "state.freq",
+                      "a positive step", freq)
+    basis = state.get("time_basis")
+    check.require(basis is None or isinstance(basis, str), "state.time_basis",
+                  "a string or null", basis)
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _is_offset(freq: str) -> bool:
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(freq)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+_STATE_CHECKS = {"text": _check_text, "series": _check_series, "forecast": _check_forecast}
+
+
+def _weights_path(directory: Path, manifest: dict, manifest_path: Path) -> Path:
+    """The weights file: a plain file name inside the bundle directory, a regular file
+    (a symbolic link only if it stays in the directory)."""
+    name = manifest.get("weights_file", WEIGHTS)
+    ok = (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name
+          and "\\" not in name and "\0" not in name and Path(name).name == name
+          and not Path(name).is_absolute())
+    if not ok:
+        raise BundleError(f"{manifest_path}: weights_file must be a file name inside the "
+                          f"bundle directory; got {_short(name)}")
+    weights = directory / name
+    if weights.is_symlink():
+        try:
+            target = weights.resolve(strict=True)
+            inside = target.parent == directory.resolve(strict=True)
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise BundleError(f"{weights}: a symbolic link out of the bundle directory; "
+                              "the weights must be in the bundle")
+    if not weights.is_file():
+        raise BundleError(f"{weights}: the weights file is missing")
+    return weights
+
+
+def _shapes(model: torch.nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _check_shapes(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
+    """The file's tensors have the model's names and shapes (read from the header alone)."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise BundleError(f"{weights}: cannot read the weights ({str(err)[:200]})") from None
+    if found == expected:
+        return
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+    if wrong:
+        k = wrong[0]
+        detail = f"{k} is {list(found[k])}, the config makes {list(expected[k])}"
+    elif missing:
+        detail = f"missing {_short(missing)}"
+    else:
+        detail = f"unexpected {_short(extra)}"
+    raise BundleError(f"{weights}: weights do not match the model config ({detail})")
