@@ -20,9 +20,10 @@ import torch
 from torch import Tensor
 
 from .bundle import load_weights
-from .exceptions import GrutuneError
+from .exceptions import GrutuneError, TrialFailure
 from .model import Ensemble, SequenceModel
 from .objective import build_model, checkpoint_paths
+from .oom import is_oom, oom_reason
 from .search_space import train_config
 from .tasks import Prepared, Task
 from .trainer import fit, predict
@@ -63,8 +64,15 @@ def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared
         else:
             log.warning("no checkpoint %s; retraining it from its parameters and seed",
                         path.name)
-            fit(model, train, val, train_config(params, max_epochs, seed, task.epoch_rows),
-                task)
+            try:
+                fit(model, train, val, train_config(params, max_epochs, seed, task.epoch_rows),
+                    task)
+            except (TrialFailure, RuntimeError, MemoryError, OSError) as err:
+                if not isinstance(err, TrialFailure) and not is_oom(err):
+                    raise
+                reason = str(err) if isinstance(err, TrialFailure) else oom_reason(err)
+                raise GrutuneError(f"trial {trial.number}: retraining it for the final model "
+                                   f"failed ({reason})") from None
         models.append(model.eval())
     return models
 

@@ -23,6 +23,7 @@ from .bundle import save_weights
 from .config import TrainConfig
 from .exceptions import Interrupted, TrialFailure
 from .model import SequenceModel, count_parameters, make_model
+from .oom import is_oom, oom_reason, release_memory
 from .population import fit_population, population_key
 from .progress import Progress
 from .search_space import Space, train_config
@@ -81,6 +82,21 @@ class Objective:
         return params, seed
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """The trial's value; out of memory anywhere in it (building, training,
+        validating, checkpointing) fails this trial alone (``TrialFailure``)."""
+        start = time.perf_counter()
+        try:
+            return self._trial(trial)
+        except (RuntimeError, MemoryError, OSError) as err:
+            if not is_oom(err):
+                raise
+            reason = oom_reason(err)
+        # outside the except block: the error's frames (and their tensors) are gone
+        release_memory()
+        self._record_failure(trial, reason, start)
+        raise TrialFailure(reason)
+
+    def _trial(self, trial: optuna.Trial) -> float:
         params, seed = self._start(trial)
         if self.progress:
             self.progress.trial_started(trial.number)
@@ -175,14 +191,18 @@ class Objective:
         if self.progress:
             self.progress.trial_started(numbers[0])
         start = time.perf_counter()
+        reason = None
         try:
             results = fit_population(models, cfgs, train, val, self.task, callbacks,
                                      self.should_stop)
-        except RuntimeError as err:  # out of memory: every member fails, the study goes on
-            if "out of memory" not in str(err).lower():
+        except (RuntimeError, MemoryError, OSError) as err:
+            if not is_oom(err):  # out of memory: every member fails, the study goes on
                 raise
-            results = [TrialFailure(f"out of memory (population of {len(group)}): "
-                                    f"{str(err).splitlines()[0]}")] * len(group)
+            reason = oom_reason(err).replace("out of memory",
+                                             f"out of memory (population of {len(group)})", 1)
+        if reason is not None:
+            release_memory()
+            results = [TrialFailure(reason) for _ in group]
         outcomes: dict[int, float | BaseException] = {}
         for (trial, _, _), model, result in zip(group, models, results, strict=True):
             outcomes[trial.number] = _outcome(
@@ -222,14 +242,9 @@ class Objective:
         try:
             return fit(model, train, val, cfg, self.task, on_epoch=on_epoch,
                        should_stop=self.should_stop)
-        except TrialFailure as err:
+        except TrialFailure as err:  # a NaN/inf loss; out of memory: see __call__
             self._record_failure(trial, str(err), start)
             raise
-        except RuntimeError as err:  # out of memory and other numeric breakdowns
-            if "out of memory" not in str(err).lower():
-                raise
-            self._record_failure(trial, f"out of memory: {str(err).splitlines()[0]}", start)
-            raise TrialFailure(str(err)) from err
 
     def _record(self, trial: optuna.Trial, results: list, start: float) -> None:
         """Epochs, timing and curves (of the first fold under cross-validation)."""

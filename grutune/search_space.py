@@ -207,39 +207,43 @@ class Space:
         """A new space with ``overrides`` (the YAML mapping) validated and applied."""
         if not isinstance(overrides, dict):
             raise ConfigError(f"{source}: expected a mapping of parameter names to ranges, "
-                              f"choices or values; got {type(overrides).__name__}")
+                              f"choices or values; got {type(overrides).__name__} "
+                              f"{_short(overrides)}")
         params = dict(self.params)
         for name, spec in overrides.items():
             if name not in params:
-                raise ConfigError(f"{source}: unknown parameter {name!r}; known parameters: "
+                raise ConfigError(f"{source}: unknown parameter {_short(name)}; known parameters: "
                                   f"{', '.join(params)}")
             params[name] = _override(params[name], spec, source)
         return Space(list(params.values()), self.named | frozenset(overrides))
 
 
 def _number(value: Any, where: str) -> float:
-    """YAML reads 1e-4 (no dot) as a string: accept numeric strings too."""
+    """YAML reads 1e-4 (no dot) as a string: accept numeric strings too (finite ones)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number; got {value!r}")
+        raise ConfigError(f"{where}: expected a number; got {_short(value)}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number; got {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{where}: expected a number; got {_short(value)}") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number; got {_short(value)}")
+    return number
 
 
 def _check_value(p: Param, value: Any, where: str) -> Any:
     if p.allowed:
         if value not in p.allowed:
             raise ConfigError(f"{where}: must be one of {', '.join(map(str, p.allowed))}; "
-                              f"got {value!r}")
+                              f"got {_short(value)}")
         return value
     number = _number(value, where)
     low, high = p.bounds
     if not low <= number <= high:
-        raise ConfigError(f"{where}: must be between {low} and {high}; got {value!r}")
+        raise ConfigError(f"{where}: must be between {low} and {high}; got {_short(value)}")
     if p.kind == "int" or (isinstance(p.default, int) and not isinstance(p.default, bool)):
         if number != int(number):
-            raise ConfigError(f"{where}: must be a whole number; got {value!r}")
+            raise ConfigError(f"{where}: must be a whole number; got {_short(value)}")
         return int(number)
     return number
 
@@ -250,17 +254,20 @@ def _override(p: Param, spec: Any, source: str) -> Param:
         unknown = set(spec) - {"low", "high", "log"}
         if unknown or not {"low", "high"} <= set(spec):
             raise ConfigError(f"{where}: a range needs exactly low, high and optional log; "
-                              f"got keys {sorted(spec)}")
+                              f"got keys {_short(sorted(map(str, spec)))}")
         if p.allowed:
             raise ConfigError(f"{where}: takes choices ({', '.join(map(str, p.allowed))}), "
                               "not a range")
         low, high = _check_value(p, spec["low"], where), _check_value(p, spec["high"], where)
         if not low < high:
-            raise ConfigError(f"{where}: low must be < high, got low={spec['low']} "
-                              f"high={spec['high']}")
-        log = bool(spec.get("log", p.log))
+            raise ConfigError(f"{where}: low must be < high, got low={_short(spec['low'])} "
+                              f"high={_short(spec['high'])}")
+        log = spec.get("log", p.log)
+        if not isinstance(log, bool):
+            raise ConfigError(f"{where}: log must be true or false; got {_short(log)}")
         if log and low <= 0:
-            raise ConfigError(f"{where}: a log range needs low > 0, got low={spec['low']}")
+            raise ConfigError(f"{where}: a log range needs low > 0, got "
+                              f"low={_short(spec['low'])}")
         is_int = isinstance(low, int) and isinstance(high, int) and p.kind != "float"
         default = min(max(p.default, low), high)
         return replace(p, kind="int" if is_int else "float", low=low, high=high, log=log,
@@ -348,7 +355,15 @@ def default_space(task: str, context: dict | None = None) -> Space:
 
 
 def load_space(task: str, path: str | None, context: dict | None = None) -> Space:
-    """The task's default space with a YAML file's overrides applied (validated)."""
+    """The task's default space with a YAML file's overrides applied (validated).
+
+    The file must be a mapping of parameter names to ranges, choices or values. An empty
+    file (or one holding only comments) means no overrides; any other document that is
+    not a mapping (``0``, ``false``, ``""``, ``[]``, a bare string or number) is refused.
+    What is parsed is bounded: at most MAX_SPACE_BYTES bytes, no YAML anchors or aliases
+    (``&a`` / ``*a``: a few hundred bytes of nested aliases expand to gigabytes), nesting
+    at most MAX_SPACE_DEPTH deep; errors quote at most SHORT characters of a value.
+    """
     space = default_space(task, context)
     if path is None:
         return space
@@ -356,11 +371,63 @@ def load_space(task: str, path: str | None, context: dict | None = None) -> Spac
     if not file.is_file():
         raise ConfigError(f"{path}: no such space file")
     try:
-        overrides = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        with open(file, "rb") as f:
+            data = f.read(MAX_SPACE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the space file ({err.strerror})") from None
+    if len(data) > MAX_SPACE_BYTES:
+        raise ConfigError(f"{path}: a space file is at most {MAX_SPACE_BYTES // 1024} KB; "
+                          "this one is larger")
+    try:
+        overrides = yaml.load(data.decode("utf-8"), Loader=_SpaceLoader)  # noqa: S506 - safe
+    except _Refused as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError: e.g. an integer of more than 4,300 digits
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
         raise ConfigError(f"{path}: not valid YAML ({reason})") from None
-    return space.apply(overrides or {}, source=path)
+    if overrides is None:  # empty, or only comments
+        return space
+    return space.apply(overrides, source=path)
+
+
+MAX_SPACE_BYTES = 64 * 1024  # a full space file with comments is ~2 KB
+MAX_SPACE_DEPTH = 8  # a space file nests 3 deep (mapping -> range -> value)
+SHORT = 60  # characters of a value quoted in an error message
+
+
+class _Refused(Exception):
+    """A YAML construct a space file may not use."""
+
+
+class _SpaceLoader(yaml.SafeLoader):
+    """SafeLoader without anchors or aliases, and with a nesting limit."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            line = event.start_mark.line + 1 if event.start_mark else "?"
+            raise _Refused(f"line {line}: YAML anchors and aliases (&name, *name) are not "
+                           "allowed in a space file; write each value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_SPACE_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise _Refused(f"line {line}: nested more than {MAX_SPACE_DEPTH} deep; a "
+                               "space file is a mapping of names to ranges, lists or values")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _short(value: Any) -> str:
+    """repr of ``value``, cut to SHORT characters."""
+    text = repr(value)
+    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
 
 
 def train_config(params: dict, max_epochs: int, seed: int, epoch_rows: int = 0) -> TrainConfig:
