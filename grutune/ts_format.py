@@ -2,8 +2,12 @@
 
 A ``.ts`` file has ``@key value`` header lines, then ``@data`` and one series per line:
 channels separated by ``:``, values by ``,``, the class label last. ``?`` marks a missing
-value. Every line must have the same number of channels; within a line every channel the
-same length (lengths may differ between lines when ``@equalLength false``).
+value; every other value must be a finite number within float32's range (the models
+compute in float32), so ``nan``, ``inf`` or ``1e40`` are refused naming the line,
+dimension and time step, and so is a dimension whose values are all missing. Every line
+must have the same number of channels; within a line every channel the same length
+(lengths may differ between lines when ``@equalLength false``). The file is decoded by
+its byte-order mark (UTF-8, UTF-16, UTF-32), else as UTF-8.
 
 >>> import tempfile, pathlib
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.ts"
@@ -20,19 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from .exceptions import DataError
+from .readers import check_file, decode_text, show
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     """(series as float32 arrays [T, C], labels as strings), or a DataError with the line."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    check_file(path)
     raw = path.read_bytes()
     if not raw.strip():
         raise DataError(f"{path}: the file is empty")
-    if b"\x00" in raw[:65536]:
-        raise DataError(f"{path}: looks like binary data (NUL bytes), not a .ts file")
-    text = raw.decode("utf-8", errors="replace")
+    text = decode_text(path, raw, "a .ts file")
     series: list[np.ndarray] = []
     labels: list[str] = []
     in_data = False
@@ -56,7 +60,7 @@ def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
         elif len(parts) != channels:
             raise DataError(f"{path}: line {number} has {len(parts)} dimensions; the first "
                             f"series has {channels} (inconsistent dimensions)")
-        columns = [_values(p, path, number) for p in parts]
+        columns = [_values(p, path, number, d) for d, p in enumerate(parts, start=1)]
         lengths = {len(c) for c in columns}
         if len(lengths) != 1:
             raise DataError(f"{path}: line {number}: its dimensions have different lengths "
@@ -70,15 +74,27 @@ def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str]]:
     return series, labels
 
 
-def _values(field: str, path: Path, number: int) -> np.ndarray:
+def _values(field: str, path: Path, number: int, dimension: int) -> np.ndarray:
+    """One dimension's values ("?" missing: NaN); DataError naming line, dimension, step."""
     out = np.empty(field.count(",") + 1, dtype=np.float32)
     for i, value in enumerate(field.split(",")):
         value = value.strip()
         if value == "?":
             out[i] = np.nan
             continue
+        where = f"{path}: line {number}, dimension {dimension}, time step {i + 1}"
         try:
-            out[i] = float(value)
+            number_ = float(value)
         except ValueError:
-            raise DataError(f"{path}: line {number}: value {value!r} is not a number") from None
+            raise DataError(f"{where}: value {show(value)} is not a number") from None
+        if not np.isfinite(number_):
+            raise DataError(f"{where}: value {show(value)} is not a finite number; series "
+                            "values must be finite (write ? for a missing value)")
+        if abs(number_) > FLOAT32_MAX:
+            raise DataError(f"{where}: value {show(value)} overflows float32 (largest "
+                            f"magnitude {FLOAT32_MAX:.7g}); series values must fit in float32")
+        out[i] = number_
+    if len(out) and np.isnan(out).all():
+        raise DataError(f"{path}: line {number}, dimension {dimension} has no values (all "
+                        "missing, ?); every dimension of a series needs at least one value")
     return out

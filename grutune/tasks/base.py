@@ -8,6 +8,7 @@ Everything else — trainer, study, bundle, CLI — is shared by all tasks.
 
 from __future__ import annotations
 
+import logging
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -23,9 +24,11 @@ from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..exceptions import ConfigError, DataError
 from ..metrics import SCORES, classification_metrics, classification_scalars
-from ..readers import read_table
+from ..readers import read_table, show
 from ..search_space import Space
 from ..trainer import predict
+
+log = logging.getLogger("grutune")
 
 
 @dataclass
@@ -155,20 +158,156 @@ def probabilities(outputs: Tensor) -> np.ndarray:
     return torch.softmax(outputs.detach().double(), dim=-1).cpu().numpy()
 
 
+def label_name(value: object) -> str | None:
+    """A label cell's class name: the label as the user wrote it; None when missing.
+
+    Text stays as written (``"007"``, ``"NA"``, ``" a"``); a blank (empty or only
+    whitespace) cell, ``None`` and a NaN are missing; numbers are written as Python does
+    (``7``, ``1.0``), booleans as ``True``/``False``.
+
+    >>> [label_name(v) for v in ["007", "NA", 7, 1.0, True, "  ", None, float("nan")]]
+    ['007', 'NA', '7', '1.0', 'True', None, None, None]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else str(value) if isinstance(value, np.floating) \
+            else repr(value)
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return value if value.strip() else None
+    return str(value)
+
+
+def label_value(value: object) -> object:
+    """The JSON-able value of a present label, of the file's type (str, int, float, bool)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(str(value))  # float32 0.1 stays 0.1, as its name says
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        return value
+    return label_name(value)
+
+
+def read_labels(values: pd.Series | list, source: str, column: str,
+                unit: str = "data row") -> tuple[list[str | None], list]:
+    """Per cell: the class name (None: missing) and the typed value, as written.
+
+    DataError when a label is not a finite number, and when two cells of different types
+    read the same (``1`` and ``"1"`` in JSON Lines): those would silently merge.
+    """
+    names, typed, first = [], [], {}
+    for row, value in enumerate(values):
+        name = label_name(value)
+        if name is not None and isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            raise DataError(f"{source}: target column {column!r} has the label {show(value)} "
+                            f"({unit} {row + 1}); a numeric label must be a finite number")
+        typed_value = None if name is None else label_value(value)
+        if name is not None:
+            seen = first.setdefault(name, (row, typed_value))
+            if type(seen[1]) is not type(typed_value):
+                raise DataError(
+                    f"{source}: target column {column!r} has the label {show(seen[1])} "
+                    f"({_kind(seen[1])}, {unit} {seen[0] + 1}) and {show(typed_value)} "
+                    f"({_kind(typed_value)}, {unit} {row + 1}), which read the same; write "
+                    "each class one way (labels are kept as written)")
+        names.append(name)
+        typed.append(typed_value)
+    return names, typed
+
+
+def _kind(value: object) -> str:
+    return {str: "text", bool: "a boolean", int: "an integer", float: "a number"}.get(
+        type(value), type(value).__name__)
+
+
+def warn_similar_labels(names: list[str], source: str, column: str) -> None:
+    """Warn when class names differ only by surrounding whitespace (kept as written)."""
+    by_stripped: dict[str, set[str]] = {}
+    for name in set(names):
+        by_stripped.setdefault(name.strip(), set()).add(name)
+    for group in by_stripped.values():
+        if len(group) > 1:
+            shown = ", ".join(show(n) for n in sorted(group)[:3])
+            log.warning("%s: target column %r has labels that differ only by surrounding "
+                        "spaces (%s); they are different classes", source, column, shown)
+            return
+
+
+def _canonical_int(name: str) -> bool:
+    return re.fullmatch(r"-?[0-9]+", name) is not None and str(int(name)) == name
+
+
+def label_state(names: list[str], values: list, typed: bool) -> dict:
+    """The bundle-state entries of the labels: ``labels`` (sorted class names),
+    ``label_kind`` and, where the kind alone cannot give the values back,
+    ``label_values`` (each class's value as written, same order).
+
+    Kinds: "int" (every label an integer: a typed integer, or CSV/.ts text written as a
+    plain integer such as 10, not 007), "str" (every label text) or "value" (anything
+    else: floats, booleans, mixed types; ``label_values`` holds them).
+
+    >>> label_state(["10", "2", "2"], ["10", "2", "2"], typed=False)
+    {'labels': ['2', '10'], 'label_kind': 'int'}
+    >>> label_state(["1", "01"], ["1", "01"], typed=False)
+    {'labels': ['01', '1'], 'label_kind': 'str'}
+    >>> label_state(["1.5", "a"], [1.5, "a"], typed=True)
+    {'labels': ['1.5', 'a'], 'label_kind': 'value', 'label_values': [1.5, 'a']}
+    """
+    first: dict[str, object] = {}
+    for name, value in zip(names, values, strict=True):
+        first.setdefault(name, value)
+    found = list(first.values())
+    if all(isinstance(v, str) for v in found):
+        if not typed and all(_canonical_int(n) for n in first):
+            return {"labels": sorted(first, key=int), "label_kind": "int"}
+        return {"labels": sorted(first), "label_kind": "str"}
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in found):
+        return {"labels": sorted(first, key=int), "label_kind": "int"}
+
+    def order(name: str) -> tuple:
+        value = first[name]
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (0, float(value), name) if numeric else (1, 0.0, name)
+
+    labels = sorted(first, key=order)
+    return {"labels": labels, "label_kind": "value", "label_values": [first[n] for n in labels]}
+
+
 def class_names(values: pd.Series) -> tuple[list[str], str]:
-    """Sorted class names as strings, and "int" when every label is an integer.
+    """Sorted class names as written, and "int" when every label is a plain integer.
 
     >>> class_names(pd.Series([10, 2, 2]))
     (['2', '10'], 'int')
+    >>> class_names(pd.Series(["007", "7"]))
+    (['007', '7'], 'str')
     """
-    names = {str(v) for v in values}
-    if all(re.fullmatch(r"-?[0-9]+", n) for n in names):
-        return sorted(names, key=int), "int"
-    return sorted(names), "str"
+    names = [label_name(v) for v in values]
+    state = label_state([n for n in names if n is not None],
+                        [str(n) for n in names if n is not None], typed=False)
+    return state["labels"], state["label_kind"]
 
 
 def restore_label_type(names: list[str], state: dict) -> list:
-    return [int(n) for n in names] if state.get("label_kind") == "int" else names
+    """Class names back to the labels as the user wrote them (their type included).
+
+    Bundles without ``label_values`` (and every bundle written before it existed) use
+    ``label_kind`` alone: "int" gives integers, anything else the names.
+    """
+    if "label_values" in state:
+        values = dict(zip(state["labels"], state["label_values"], strict=True))
+        return [values.get(n, n) for n in names]
+    return [int(n) for n in names] if state.get("label_kind") == "int" else list(names)
 
 
 def stratified_split(labels: np.ndarray, cfg: DataConfig, has_test: bool,

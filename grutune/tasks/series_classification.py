@@ -8,6 +8,13 @@ Input, as a frame of ``series`` (float arrays [T, C]) and ``label`` columns, fro
 - a table in *long* form (``--id COL``): one row per time step, the series id, an optional
   time column (``--time COL``) to order the steps, the label, and the channel columns.
 
+Values: every value must be a finite number within float32's range (the models compute
+in float32): ``inf``, ``-inf``, ``nan`` written as text (or JSON's ``NaN``) and numbers
+such as ``1e40`` are refused, naming the file, the data row (or series) and the column.
+Missing is an empty cell (CSV; also ``NA``, ``N/A``, ``null``, ``None``), JSON ``null``, a
+Parquet null or NaN, and ``?`` in a ``.ts`` file. A series with a channel that has no
+values at all is refused. Labels are kept as written (``NA`` and ``007`` are labels).
+
 Preparation: missing values inside a series are linearly interpolated (and counted);
 the split keeps a given test part and carves a stratified validation part from the
 training part (else 70/15/15 stratified); each channel is standardized with the mean and
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,14 +43,27 @@ from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
-from ..readers import non_numeric, read_table, require_columns
+from ..readers import read_table, require_columns, show, typed_format
 from ..search_space import Space
 from ..ts_format import read_ts
-from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
+from .base import (
+    ClassificationTask,
+    Prepared,
+    check_classes,
+    label_state,
+    read_labels,
+    restore_label_type,
+    stratified_split,
+    warn_similar_labels,
+)
 
 log = logging.getLogger("grutune")
 
 MIN_SERIES = 8
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models compute in float32
+# CSV text that means "missing" in a value column (besides an empty cell); nan is not one
+MISSING_TEXT = frozenset({"", "NA", "N/A", "n/a", "NULL", "null", "None", "#N/A", "<NA>"})
+NUMBERS_RULE = "series values must be finite numbers within float32's range (|x| <= 3.4e38)"
 
 
 @dataclass
@@ -51,6 +72,7 @@ class _Source:
     test: pd.DataFrame | None  # a published or user-given test part
     name: str  # for messages: the file or dataset name
     target: str
+    typed: bool = False  # labels of a typed format (Parquet, JSON Lines) keep their type
 
 
 def read_series(path: str, cfg: DataConfig, target: str) -> pd.DataFrame:
@@ -58,22 +80,85 @@ def read_series(path: str, cfg: DataConfig, target: str) -> pd.DataFrame:
     if Path(path).suffix.lower() == ".ts":
         series, labels = read_ts(path)
         return pd.DataFrame({"series": series, "label": labels})
-    frame = read_table(path)
+    frame = read_series_table(path)
     if cfg.id_column:
         return long_to_series(frame, target, cfg.id_column, cfg.time_column, path)
     return wide_to_series(frame, target, path)
 
 
-def _numeric(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
-    """The columns as float32, or a DataError naming the first non-numeric value."""
-    for column in columns:
-        bad = non_numeric(frame[column])
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{source}: column {column!r} has the non-numeric value "
-                            f"{frame[column].iloc[row]!r} (data row {row + 1}); series values "
-                            "must be numbers")
-    return frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+def read_series_table(path: str) -> pd.DataFrame:
+    """A table with every cell as written (values are checked by ``numbers``)."""
+    return read_table(path, as_written=True,
+                      flat="series values must be numbers and labels text or numbers")
+
+
+def numbers(column: pd.Series, name: str, source: str,
+            where: Callable[[int], str] | None = None) -> np.ndarray:
+    """A value column as float64 (NaN: missing), or a DataError naming the first bad value.
+
+    ``where(position)`` says where a row is ("data row 6"; default: that). Missing: None,
+    a NaN of a numeric column (Parquet), text in ``MISSING_TEXT``. Refused: other text that
+    is not a number, ``nan``/``inf`` text or JSON ``NaN``/``Infinity``, |x| > float32 max.
+    """
+    where = where or (lambda i: f"data row {i + 1}")
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(column.dtype):
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+    else:
+        cells = column.astype(object).to_numpy()
+        values = np.full(len(cells), np.nan)
+        missing = np.zeros(len(cells), dtype=bool)
+        text = np.array([isinstance(v, str) for v in cells], dtype=bool)
+        if text.any():
+            stripped = pd.Series(cells[text], dtype=object).str.strip()
+            blank = stripped.isin(MISSING_TEXT).to_numpy()
+            missing[np.flatnonzero(text)[blank]] = True
+            parsed = pd.to_numeric(stripped.where(~blank, "0"), errors="coerce")
+            values[text] = np.where(blank, np.nan, parsed.to_numpy(dtype=np.float64))
+        for i in np.flatnonzero(~text):
+            v = cells[i]
+            if v is None or v is pd.NA:
+                missing[i] = True
+            elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+                    v, (bool, np.bool_)):
+                values[i] = float(v)
+            # anything else (a bool, a nested value) stays NaN, not missing: refused below
+    bad = ~missing & ~(np.isfinite(values) & (np.abs(np.nan_to_num(values)) <= FLOAT32_MAX))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        cell = column.iloc[i]
+        head = f"{source}: column {name!r} has the value {show(cell)} ({where(i)})"
+        if np.isnan(values[i]) and not _nan_text(cell):
+            raise DataError(f"{head}, which is not a number; {NUMBERS_RULE}")
+        if np.isnan(values[i]):
+            raise DataError(f"{head}, which is not a finite number (NaN); {NUMBERS_RULE}; "
+                            "leave the cell empty for a missing value")
+        if np.isinf(values[i]):
+            raise DataError(f"{head}, which is infinite; {NUMBERS_RULE}")
+        raise DataError(f"{head}, which overflows float32 (largest magnitude "
+                        f"{FLOAT32_MAX:.7g}); {NUMBERS_RULE}")
+    return values
+
+
+def _nan_text(cell: object) -> bool:
+    """Is ``cell`` a NaN written as such (``nan`` text, JSON ``NaN``), not a word?"""
+    if isinstance(cell, (float, np.floating)):
+        return bool(np.isnan(cell))
+    if isinstance(cell, str):
+        try:
+            return bool(np.isnan(float(cell.strip())))
+        except ValueError:
+            return False
+    return False
+
+
+def _numeric(frame: pd.DataFrame, columns: list[str], source: str,
+             where: Callable[[int], str] | None = None) -> np.ndarray:
+    """The columns as float32 [rows, columns] (NaN: missing); DataError on a bad value."""
+    out = np.empty((len(frame), len(columns)), dtype=np.float32)
+    for j, column in enumerate(columns):
+        out[:, j] = numbers(frame[column], column, source, where)
+    return out
 
 
 def wide_to_series(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
@@ -93,6 +178,14 @@ def wide_to_series(frame: pd.DataFrame, target: str, source: str) -> pd.DataFram
     return pd.DataFrame({"series": series, "label": frame[target].to_numpy()})
 
 
+def _times(times: pd.Series) -> pd.Series:
+    """A column to sort by (times, ids): numbers when every value is one, else its text."""
+    as_numbers = pd.to_numeric(times, errors="coerce")
+    if as_numbers.notna().all():
+        return as_numbers
+    return times.astype(object).where(times.notna(), "").astype(str)
+
+
 def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column: str | None,
                    source: str) -> pd.DataFrame:
     """One row per step: group by ``id_column``, order by ``time_column``, channels = the rest."""
@@ -101,26 +194,64 @@ def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column
     channels = [c for c in frame.columns if c not in keys]
     if not channels:
         raise DataError(f"{source}: no channel columns besides {', '.join(keys)}")
+    frame = frame.reset_index(drop=True)  # positions = data rows of the file
+    ids = frame[id_column]
+    no_id = ids.isna().to_numpy() | (ids.astype(object).map(
+        lambda v: isinstance(v, str) and not v.strip())).to_numpy(dtype=bool)
+    if no_id.any():
+        row = int(np.flatnonzero(no_id)[0])
+        raise DataError(f"{source}: id column {id_column!r} is empty in data row {row + 1}; "
+                        "every step needs the id of its series")
+    values = _numeric(frame, channels, source,
+                      lambda i: f"data row {i + 1}, series {show(ids.iloc[i])}")
+    key = ids.map(lambda v: f"{type(v).__name__}:{v}")  # ids as written: 007 is not 7
     if time_column:
-        times = frame[time_column]
-        if times.duplicated().any() and frame[[id_column, time_column]].duplicated().any():
-            dup = frame[[id_column, time_column]].duplicated()
-            row = int(np.flatnonzero(dup.to_numpy())[0])
-            raise DataError(f"{source}: series {frame[id_column].iloc[row]!r} has the time "
-                            f"{times.iloc[row]!r} twice (data row {row + 1}); each step of a "
-                            "series needs its own time")
-        frame = frame.sort_values([id_column, time_column], kind="stable")
-    values = _numeric(frame, channels, source)
+        times = _times(frame[time_column])
+        dup = pd.DataFrame({"id": key, "t": times}).duplicated().to_numpy()
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0])
+            raise DataError(f"{source}: series {ids.iloc[row]!r} has the time "
+                            f"{frame[time_column].iloc[row]!r} twice (data row {row + 1}); "
+                            "each step of a series needs its own time")
+        order = pd.DataFrame({"id": _times(ids), "t": times}).sort_values(
+            ["id", "t"], kind="stable").index.to_numpy()
+    else:
+        order = np.arange(len(frame))
+    sorted_keys = key.iloc[order].reset_index(drop=True)
+    names, _ = read_labels(frame[target], source, target)
     series, labels = [], []
-    for key, index in frame.groupby(id_column, sort=False).indices.items():
-        label_values = frame[target].iloc[index].unique()
-        if len(label_values) != 1:
-            raise DataError(f"{source}: series {key!r} has several labels in column "
-                            f"{target!r} ({', '.join(map(str, label_values[:3]))}); a series "
-                            "has one label")
-        series.append(values[index])
-        labels.append(label_values[0])
-    return pd.DataFrame({"series": series, "label": labels})
+    for index in sorted_keys.groupby(sorted_keys, sort=False).indices.values():
+        rows = order[index]  # file positions of this series' steps, in time order
+        found = list(dict.fromkeys(names[r] for r in rows))
+        if len(found) != 1:
+            shown = ", ".join(show(n) if n is not None else "(missing)" for n in found[:3])
+            raise DataError(f"{source}: series {ids.iloc[rows[0]]!r} has several labels in "
+                            f"column {target!r} ({shown}); a series has one label")
+        block = values[rows]
+        empty = np.isnan(block).all(0)
+        if empty.any():
+            raise DataError(f"{source}: series {ids.iloc[rows[0]]!r} has no values in column "
+                            f"{channels[int(np.flatnonzero(empty)[0])]!r} (data rows "
+                            f"{_rows(rows)}); every channel of a series needs at least one "
+                            "value")
+        series.append(block)
+        labels.append(frame[target].iloc[rows[0]])
+    return pd.DataFrame({"series": series, "label": pd.Series(labels, dtype=object)})
+
+
+def _rows(positions: np.ndarray) -> str:
+    """File data rows (1-based) of positions, the first three: "2, 4, 6, ..."."""
+    shown = ", ".join(str(int(p) + 1) for p in sorted(positions)[:3])
+    return shown + (", ..." if len(positions) > 3 else "")
+
+
+def check_channels(series: np.ndarray, source: str, row: int) -> None:
+    """DataError when a channel of a series has no values (it would be zero-filled)."""
+    empty = np.isnan(series).all(0) if len(series) else np.ones(series.shape[1], bool)
+    if empty.any():
+        raise DataError(f"{source}: series {row + 1} has no values in channel "
+                        f"{int(np.flatnonzero(empty)[0]) + 1}; every channel of a series needs "
+                        "at least one value")
 
 
 def interpolate(series: np.ndarray) -> tuple[np.ndarray, int]:
@@ -148,26 +279,31 @@ def series_id(series: np.ndarray, label: str) -> str:
 
 
 def _clean(frame: pd.DataFrame, name: str, target: str, summary: dict) -> pd.DataFrame:
-    """[id, series, label]: labels checked, NaNs interpolated, channels consistent."""
-    labels = frame["label"]
-    missing = labels.isna() | (labels.astype(str).str.strip() == "")
+    """[id, series, label, label_value]: labels checked, NaNs interpolated, channels
+    consistent. ``label`` is the class name (as written), ``label_value`` its typed value."""
+    names, values = read_labels(frame["label"], name, target, unit="series")
+    missing = np.array([n is None for n in names], dtype=bool)
     if missing.any():
-        first = int(np.flatnonzero(missing.to_numpy())[0]) + 1
+        first = int(np.flatnonzero(missing)[0]) + 1
         raise DataError(f"{name}: target column {target!r} has {int(missing.sum())} missing "
                         f"values (first at series {first}); every series needs a label")
+    warn_similar_labels(names, name, target)
     channels = {s.shape[1] for s in frame["series"]}
     if len(channels) != 1:
         raise DataError(f"{name}: series have different numbers of channels "
                         f"{sorted(channels)}; each needs the same")
     filled, total = [], 0
-    for s in frame["series"]:
-        s, count = interpolate(np.asarray(s, dtype=np.float32))
+    for row, s in enumerate(frame["series"]):
+        s = np.asarray(s, dtype=np.float32)
+        check_channels(s, name, row)
+        s, count = interpolate(s)
         filled.append(s)
         total += count
     if total:
         log.warning("%s: interpolated %d missing values inside series", name, total)
     summary["interpolated"] = summary.get("interpolated", 0) + total
-    out = pd.DataFrame({"series": filled, "label": labels.astype(str).str.strip().to_numpy()})
+    out = pd.DataFrame({"series": filled, "label": pd.Series(names, dtype=object),
+                        "label_value": pd.Series(values, dtype=object)})
     ids = [series_id(s, label) for s, label in zip(out["series"], out["label"], strict=True)]
     out.insert(0, "id", _unique(ids))
     return out
@@ -208,7 +344,7 @@ class SeriesClassification(ClassificationTask):
         target = cfg.target_column or "label"
         pool = read_series(cfg.path, cfg, target)
         test = read_series(cfg.test_path, cfg, target) if cfg.test_path else None
-        return _Source(pool, test, cfg.path, target)
+        return _Source(pool, test, cfg.path, target, typed=typed_format(cfg.path))
 
     def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
                 space: Space | None = None) -> Prepared:
@@ -236,16 +372,20 @@ class SeriesClassification(ClassificationTask):
 
     def _tensorize(self, parts: dict[str, pd.DataFrame], src: _Source,
                    summary: dict) -> Prepared:
-        labels, kind = class_names(pd.concat([p["label"] for p in parts.values()]))
+        every = pd.concat(list(parts.values()))
+        labels_state = label_state(every["label"].tolist(), every["label_value"].tolist(),
+                                   src.typed)
+        labels = labels_state["labels"]
         unseen = set(parts["test"]["label"]) - set(parts["train"]["label"])
         if unseen:
             raise DataError(f"{src.name}: test labels {sorted(unseen)} never occur in the "
                             f"training part of column {src.target!r}")
-        train_steps = np.concatenate(list(parts["train"]["series"]))  # [sum T, C]
+        # float64 statistics: float32 sums of values near float32's limit would overflow
+        train_steps = np.concatenate(list(parts["train"]["series"])).astype(np.float64)
         mean = train_steps.mean(0)
         std = np.maximum(train_steps.std(0), 1e-6)
-        state = {"task": self.name, "target_column": src.target, "labels": labels,
-                 "label_kind": kind, "channels": int(train_steps.shape[1]),
+        state = {"task": self.name, "target_column": src.target, **labels_state,
+                 "channels": int(train_steps.shape[1]),
                  "channel_mean": mean.tolist(), "channel_std": std.tolist()}
         label_id = {n: i for i, n in enumerate(labels)}
         data = {}
@@ -264,7 +404,8 @@ class SeriesClassification(ClassificationTask):
         split = {k: p["id"].tolist() for k, p in parts.items()}
         test_frame = pd.DataFrame({"id": parts["test"]["id"],
                                    "length": [len(s) for s in parts["test"]["series"]],
-                                   src.target: parts["test"]["label"]})
+                                   src.target: restore_label_type(
+                                       parts["test"]["label"].tolist(), state)})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
                         test_frame)
 
@@ -283,7 +424,7 @@ class SeriesClassification(ClassificationTask):
         if Path(path).suffix.lower() == ".ts":
             series, _ = read_ts(path)
             return pd.DataFrame({"series": series})
-        frame = read_table(path)
+        frame = read_series_table(path)
         target = state["target_column"]
         frame = frame.drop(columns=[target]) if target in frame.columns else frame
         frame = frame.assign(**{target: ""})
@@ -292,7 +433,9 @@ class SeriesClassification(ClassificationTask):
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
         series = []
         for row, s in enumerate(frame["series"]):
-            s, _ = interpolate(np.asarray(s, dtype=np.float32))
+            s = np.asarray(s, dtype=np.float32)
+            check_channels(s, source, row)
+            s, _ = interpolate(s)
             if s.shape[1] != state["channels"]:
                 raise DataError(f"{source}: series {row + 1} has {s.shape[1]} channels; the "
                                 f"model was trained on {state['channels']}")

@@ -1,7 +1,8 @@
 """Text classification: documents with labels -> token ids -> a GRU classifier.
 
-Preparation, in order: read the file (or built-in dataset) -> clean (HTML tags and
-entities, lower case, whitespace) -> drop empty texts -> drop exact duplicates (and
+Preparation, in order: read the file (or built-in dataset; the text and label columns
+as the user wrote them: ``NA`` is a document or a label, ``007`` stays ``007``) -> clean
+(HTML tags and entities, lower case, whitespace) -> drop empty texts -> drop exact duplicates (and
 training rows whose text is in the test part) -> optional stratified sample -> stratified
 70/15/15 split (or the saved one) -> vocabulary and maximum length from the *training*
 split only -> padded id tensors.
@@ -31,9 +32,18 @@ from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
-from ..readers import read_table, require_columns
+from ..readers import read_table, require_columns, typed_format
 from ..search_space import Space
-from .base import ClassificationTask, Prepared, check_classes, class_names, stratified_split
+from .base import (
+    ClassificationTask,
+    Prepared,
+    check_classes,
+    label_state,
+    read_labels,
+    restore_label_type,
+    stratified_split,
+    warn_similar_labels,
+)
 
 log = logging.getLogger("grutune")
 
@@ -96,6 +106,16 @@ class _Source:
     text: str  # column names
     target: str
     stop_words: bool
+    typed: bool = False  # labels of a typed format (Parquet, JSON Lines) keep their type
+
+
+def read_text_table(path: str, text: str, target: str | None) -> pd.DataFrame:
+    """A table with the text (and label) column as written; nested values refused."""
+    columns = [text] + ([target] if target else [])
+    flat = {text: "the text column must hold strings"}
+    if target:
+        flat[target] = "a label must be text or a number"
+    return read_table(path, as_written=columns, flat=flat)
 
 
 def _load(cfg: DataConfig) -> _Source:
@@ -107,27 +127,32 @@ def _load(cfg: DataConfig) -> _Source:
         stop = ds.defaults.get("stop_words", False) if cfg.stop_words is None else cfg.stop_words
         return _Source(pool, test, ds.name, cfg.text_column or ds.text_column,
                        cfg.target_column or ds.target_column, stop)
-    pool = read_table(cfg.path)
-    test = read_table(cfg.test_path) if cfg.test_path else None
-    return _Source(pool, test, cfg.path, cfg.text_column or "text",
-                   cfg.target_column or "label", bool(cfg.stop_words))
+    text, target = cfg.text_column or "text", cfg.target_column or "label"
+    pool = read_text_table(cfg.path, text, target)
+    test = read_text_table(cfg.test_path, text, target) if cfg.test_path else None
+    return _Source(pool, test, cfg.path, text, target, bool(cfg.stop_words),
+                   typed=typed_format(cfg.path))
 
 
 def _clean_rows(frame: pd.DataFrame, src: _Source, name: str, counts: dict) -> pd.DataFrame:
-    """[id, raw, text, label]: cleaned, empty texts dropped, exact duplicates dropped.
+    """[id, raw, text, label, label_value]: cleaned, empty texts and exact duplicates dropped.
 
-    The numbers dropped are added to ``counts`` (empty_removed, duplicates_removed).
+    ``label`` is the class name (the label as written), ``label_value`` the label with its
+    type from the file. The numbers dropped are added to ``counts`` (empty_removed,
+    duplicates_removed).
     """
     require_columns(frame, [src.text, src.target], name)
-    target = frame[src.target]
-    missing = target.isna() | (target.astype(str).str.strip() == "")
+    names, values = read_labels(frame[src.target], name, src.target)
+    missing = np.array([n is None for n in names], dtype=bool)
     if missing.any():
-        first = int(np.flatnonzero(missing.to_numpy())[0]) + 1
+        first = int(np.flatnonzero(missing)[0]) + 1
         raise DataError(f"{name}: target column {src.target!r} has {int(missing.sum())} missing "
                         f"values (first at data row {first}); every row needs a label")
-    raw = frame[src.text].fillna("").astype(str)
+    warn_similar_labels(names, name, src.target)
+    raw = frame[src.text].astype(object).where(frame[src.text].notna(), "").astype(str)
     rows = pd.DataFrame({"raw": raw, "text": raw.map(clean_text),
-                         "label": target.astype(str).str.strip()})
+                         "label": pd.Series(names, index=frame.index, dtype=object),
+                         "label_value": pd.Series(values, index=frame.index, dtype=object)})
     empty = rows["text"] == ""
     if empty.any():
         log.warning("%s: dropped %d rows with empty text in column %r", name, int(empty.sum()),
@@ -147,9 +172,15 @@ def _clean_rows(frame: pd.DataFrame, src: _Source, name: str, counts: dict) -> p
     return rows.reset_index(drop=True)
 
 
-def _sample(rows: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def _sample(rows: pd.DataFrame, n: int, seed: int, name: str = "data") -> pd.DataFrame:
     if n >= len(rows):
         return rows
+    counts = rows["label"].astype(str).value_counts()
+    if counts.iloc[-1] < 2 or min(n, len(rows) - n) < len(counts):
+        raise DataError(f"{name}: --sample {n}: a stratified sample needs at least 2 rows of "
+                        f"each class and one row per class ({len(counts)} classes); class "
+                        f"{counts.index[-1]!r} has {int(counts.iloc[-1])} rows. Use a larger "
+                        "--sample, or none")
     keep, _ = train_test_split(np.arange(len(rows)), train_size=n, stratify=rows["label"],
                                random_state=seed)
     return rows.iloc[np.sort(keep)].reset_index(drop=True)
@@ -201,9 +232,10 @@ class TextClassification(ClassificationTask):
                src: _Source) -> dict[str, pd.DataFrame]:
         if cfg.sample is not None:
             share = len(pool) / (len(pool) + (len(test) if test is not None else 0))
-            pool = _sample(pool, max(MIN_ROWS, round(cfg.sample * share)), cfg.seed)
+            pool = _sample(pool, max(MIN_ROWS, round(cfg.sample * share)), cfg.seed, src.name)
             if test is not None:
-                test = _sample(test, max(MIN_ROWS, cfg.sample - len(pool)), cfg.seed)
+                test = _sample(test, max(MIN_ROWS, cfg.sample - len(pool)), cfg.seed,
+                               cfg.test_path or src.name)
         check_classes(pool["label"], src.name, src.target)
         pos = stratified_split(pool["label"].to_numpy(), cfg, test is not None, src.name)
         parts = {k: pool.iloc[v].reset_index(drop=True) for k, v in pos.items()}
@@ -213,13 +245,20 @@ class TextClassification(ClassificationTask):
 
     def _tensorize(self, parts: dict[str, pd.DataFrame], cfg: DataConfig, src: _Source,
                    summary: dict) -> Prepared:
-        labels, kind = class_names(pd.concat([p["label"] for p in parts.values()]))
+        every = pd.concat(list(parts.values()))
+        labels_state = label_state(every["label"].tolist(), every["label_value"].tolist(),
+                                   src.typed)
+        labels = labels_state["labels"]
         unseen = set(parts["test"]["label"]) - set(parts["train"]["label"])
         if unseen:
             raise DataError(f"{src.name}: test labels {sorted(unseen)} never occur in the "
                             f"training part of column {src.target!r}")
         docs = {k: [tokenize(t, src.stop_words) for t in p["text"]] for k, p in parts.items()}
         vocab = build_vocab(docs["train"], cfg.min_count, cfg.max_vocab)
+        if len(vocab) <= 2:  # only <pad> and <unk>: every text would read as unknown words
+            raise DataError(f"{src.name}: --min-count {cfg.min_count}: no token of column "
+                            f"{src.text!r} occurs that often in the training part, so the "
+                            "vocabulary would be empty; lower --min-count")
         train_lengths = np.array([max(len(d), 1) for d in docs["train"]])
         max_len = cfg.max_len or max(MIN_AUTO_LEN, int(np.ceil(
             np.percentile(train_lengths, cfg.len_percentile))))
@@ -230,7 +269,7 @@ class TextClassification(ClassificationTask):
             y = torch.tensor([label_id[v] for v in p["label"]], dtype=torch.long)
             data[k] = SequenceData(x, lengths, y)
         state = {"task": self.name, "text_column": src.text, "target_column": src.target,
-                 "labels": labels, "label_kind": kind, "vocab": vocab, "max_len": max_len,
+                 **labels_state, "vocab": vocab, "max_len": max_len,
                  "stop_words": src.stop_words}
         summary.update({
             "rows": {k: len(p) for k, p in parts.items()},
@@ -241,8 +280,10 @@ class TextClassification(ClassificationTask):
             "stop_words": src.stop_words,
         })
         split = {k: p["id"].tolist() for k, p in parts.items()}
-        test_frame = parts["test"][["id", "raw", "label"]].rename(
-            columns={"raw": src.text, "label": src.target})
+        test_frame = pd.DataFrame({
+            "id": parts["test"]["id"], src.text: parts["test"]["raw"],
+            src.target: pd.Series(restore_label_type(parts["test"]["label"].tolist(), state),
+                                  index=parts["test"].index, dtype=object)})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
                         test_frame)
 
@@ -255,10 +296,15 @@ class TextClassification(ClassificationTask):
             layer_dropout=params.get("layer_dropout", 0.0), pooling=params["pooling"],
             dropout=params["dropout"], init=params["init"])
 
+    def read_rows(self, path: str, state: dict) -> pd.DataFrame:
+        """A file to predict, its text column as written (``NA`` is a document)."""
+        return read_text_table(path, state["text_column"], None)
+
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
         column = state["text_column"]
         require_columns(frame, [column], source)
-        texts = frame[column].fillna("").astype(str).map(clean_text)
+        texts = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+        texts = texts.map(clean_text)
         docs = [tokenize(t, state["stop_words"]) for t in texts]
         x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
         return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))
