@@ -64,6 +64,14 @@ def test_clean_series_sorts_fills_gaps_and_counts():
                    "load": ["spam", "ham"] * 6}), "holds labels, not numbers"),
     (pd.DataFrame({"date": pd.date_range("2024-01-01", periods=12).astype(str),
                    "load": [0, 1] * 6}), "only takes the values [0, 1], like a class label"),
+    (pd.DataFrame({"date": pd.date_range("2024-01-01", periods=12).astype(str),
+                   "load": [3.0] * 12}), "target 'load' is constant (every value is 3.0)"),
+    (pd.DataFrame({"date": ["2024-01-01", "2024-01-02", "2024-01-03"],
+                   "load": [1.0, float("inf"), 3.0]}), "has the value inf in data row 2"),
+    (pd.DataFrame({"date": ["2024-01-01", "2024-01-02T00:00:00+01:00", "2024-01-03"],
+                   "load": [1.0, 2.0, 3.0]}), "mixes times with a UTC offset (first "
+     "'2024-01-02T00:00:00+01:00' in data row 2) and times without one (first '2024-01-01' "
+     "in data row 1)"),
 ])
 def test_clean_series_refuses_bad_series(frame, message):
     with pytest.raises(DataError, match=None) as err:

@@ -3,7 +3,9 @@
 Data flow (``prepare``):
 
 1. read the table (or a built-in series), clean it on a regular time grid
-   (``series_frame.clean_series``: sorted, unique times, gaps filled, values interpolated);
+   (``series_frame.clean_series``: sorted, unique times, gaps filled, values interpolated
+   and reported as a warning and in the summary's ``repairs``; values finite and within
+   float32; times with UTC offsets by its time-zone rule, recorded as ``time_basis``);
 2. split the time steps chronologically, 70/15/15: train, then validation, then test;
 3. fit the scaling (standard, min-max or robust, per column) on the training steps only;
 4. cut windows: ``window`` past steps as input (targets first, then covariates) and the
@@ -46,7 +48,7 @@ from ..readers import read_table
 from ..search_space import Space
 from ..trainer import predict
 from .base import Prepared, Task
-from .series_frame import CleanSeries, clean_series, future_times
+from .series_frame import CleanSeries, clean_series, future_times, show
 
 log = logging.getLogger("grutune")
 
@@ -145,7 +147,8 @@ class Forecasting(Task):
         targets = _columns(cfg.target_column) or ([default_target] if default_target else
                                                   _only_numeric(frame, time_col, name))
         covariates = [c for c in _columns(cfg.covariates) if c not in targets]
-        series = clean_series(frame, time_col, targets + covariates, name)
+        _check_output_names(targets, time_col, name)
+        series = clean_series(frame, time_col, targets + covariates, name, len(targets))
         if cfg.sample:  # a quick look: the most recent steps
             series.values = series.values.iloc[-cfg.sample:]
         season = cfg.season or defaults.get("season") or series.season
@@ -176,7 +179,7 @@ class Forecasting(Task):
         columns = spec.targets + spec.covariates
         raw = values[columns].to_numpy(np.float64)  # [N, F]
         center, scale = fit_scaling(raw[:train_end], cfg.scaling)
-        scaled = ((raw - center) / scale).astype(np.float32)
+        scaled = _float32((raw - center) / scale, raw, columns, spec)
         targets = len(spec.targets)
         origins = {
             "train": np.arange(window, train_end - horizon + 1),
@@ -198,6 +201,8 @@ class Forecasting(Task):
             "window": window, "scaling": cfg.scaling, "center": center.tolist(),
             "scale": scale.tolist(), "mase_scale": raw_scale.tolist(),
         }
+        if spec.series.basis:  # only for times with offsets: older states stay the same
+            state["time_basis"] = spec.series.basis
         index = values.index
         split = {"steps": n, "first": str(index[0]), "last": str(index[-1]),
                  **{part: [str(index[a]), str(index[b - 1])] for part, (a, b) in
@@ -216,10 +221,12 @@ class Forecasting(Task):
         freq = spec.series.freq or "row order"
         filled = spec.series.filled
         notes = [f"{spec.series.gaps} missing time steps inserted"] if spec.series.gaps else []
+        repairs = spec.series.repairs()
+        if spec.series.basis:
+            notes.append(_BASIS_WORDS[spec.series.basis])
         if filled:
             notes.append(f"{filled} missing values interpolated")
-            log.warning("%s: interpolated %d missing values (%d missing time steps)",
-                        spec.name, filled, spec.series.gaps)
+            log.warning("%s: %s", spec.name, repairs)
         covariates = f" with covariates {', '.join(spec.covariates)}" if spec.covariates else ""
         return {
             "source": spec.name, "kind": "forecast", "metric": self.metric.upper(),
@@ -227,7 +234,8 @@ class Forecasting(Task):
             "steps": {"train": train_end, "val": val_end - train_end, "test": n - val_end},
             "horizon": spec.horizon, "season": spec.season, "freq": spec.series.freq,
             "window": window, "lookbacks": lookbacks, "interpolated": filled,
-            "gaps_filled": spec.series.gaps,
+            "gaps_filled": spec.series.gaps, "repairs": repairs,
+            "time_basis": _BASIS_WORDS.get(spec.series.basis),
             "description": (
                 f"{n:,} steps ({freq}) of {', '.join(spec.targets)}{covariates}"
                 f"{' (' + ', '.join(notes) + ')' if notes else ''}; forecasting {spec.horizon} "
@@ -298,10 +306,20 @@ class Forecasting(Task):
     def read_rows(self, path: str, state: dict) -> pd.DataFrame:
         """The history to forecast from, cleaned like the training series."""
         columns = state["targets"] + state["covariates"]
-        series = clean_series(read_table(path), state["time_column"], columns, path)
+        table = read_table(path)
+        series = clean_series(table, state["time_column"], columns, path,
+                              len(state["targets"]), training=False)
+        _check_scaled(table, state, path)
+        trained = state.get("time_basis")
+        if series.basis != trained and state["time_kind"] == "datetime":
+            raise DataError(f"{path}: the times {_BASIS_FILE[series.basis]}; the model was "
+                            f"trained on times that {_BASIS_TRAINED[trained]}; give the "
+                            "history times like the training data's")
         if series.freq != state["freq"] and state["time_kind"] != "row":
             raise DataError(f"{path}: the times have frequency {series.freq!r}; the model was "
                             f"trained on {state['freq']!r}")
+        if series.filled:
+            log.warning("%s: %s", path, series.repairs())
         return series.values
 
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
@@ -330,6 +348,67 @@ class Forecasting(Task):
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+OUTPUT_COLUMNS = ("window", "step")  # beside the targets and the time column in outputs
+
+
+def _check_output_names(targets: list[str], time_col: str | None, source: str) -> None:
+    """Output tables hold window, step, the time column and one column per target: a
+    target or time column of the same name would overwrite another's values."""
+    names = [*targets, time_col or "row"]
+    for name in names:
+        if name in OUTPUT_COLUMNS or names.count(name) > 1:
+            raise DataError(f"{source}: column {name!r} cannot be a forecast target or the "
+                            f"time column: the forecast table has columns "
+                            f"{', '.join(OUTPUT_COLUMNS)}, the time column and one per "
+                            "target; rename it")
+
+
+_BASIS_WORDS = {"utc": "times with UTC offsets, converted to UTC",
+                "local": "times with UTC offsets, as local wall-clock times (daily or coarser)"}
+_BASIS_FILE = {None: "have no UTC offset", "utc": "have UTC offsets and are sub-daily "
+               "(used in UTC)", "local": "have UTC offsets and are daily or coarser (used as "
+               "local wall-clock times)"}
+_BASIS_TRAINED = {None: "had no UTC offset", "utc": "had UTC offsets and were sub-daily",
+                  "local": "had UTC offsets and were daily or coarser"}
+
+
+def _check_scaled(table: pd.DataFrame, state: dict, source: str) -> None:
+    """Refuse a history value that scaling like the training data takes beyond float32."""
+    limit = np.finfo(np.float32).max
+    for i, name in enumerate(state["targets"] + state["covariates"]):
+        numbers = pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64)
+        scaled = (numbers - state["center"][i]) / state["scale"][i]
+        bad = np.flatnonzero(np.abs(scaled) > limit)
+        if len(bad):
+            role = "target" if i < len(state["targets"]) else "covariate"
+            row = int(bad[0])
+            raise DataError(f"{source}: forecast {role} {name!r} has the value "
+                            f"{show(table[name].iloc[row])} in data row {row + 1}, "
+                            f"{scaled[row]:.4g} after scaling like the training data: beyond "
+                            "float32's range (the models compute in float32); the value is "
+                            "too far from the training data's")
+
+
+def _float32(scaled: np.ndarray, raw: np.ndarray, columns: list[str],
+             spec: _Spec) -> np.ndarray:
+    """``scaled`` [N, F] as float32, or a DataError naming the first value out of range
+    (read values are within float32; a tiny training scale can take them beyond it)."""
+    bad = ~(np.abs(scaled) <= np.finfo(np.float32).max)
+    if bad.any():
+        step, col = (int(i) for i in np.argwhere(bad)[0])
+        time = spec.series.values.index[step]
+        rows = spec.series.rows
+        row = int(rows.get(time, 0)) if rows is not None else 0
+        where = (f"the inserted time {time}" if not row else f"data row {row}" +
+                 (f" (time {time})" if spec.time_column else ""))
+        raise DataError(f"{spec.name}: forecast column {columns[col]!r} has the value "
+                        f"{show(raw[step, col])} in {where}, {scaled[step, col]:.4g} after "
+                        "scaling by the training part: "
+                        "beyond float32's range (the models compute in float32); the values "
+                        "are too far apart")
+    return scaled.astype(np.float32)
+
 
 def _mase(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
     return float(((outputs - y).abs().mean((0, 1)) / scale).mean())

@@ -6,20 +6,48 @@ by a regular time grid (or by row number when there is no time column):
 - times are parsed (dates, or plain numbers such as 1, 2, 3 or 1990.25), sorted, and
   must be unique; the frequency is inferred (pandas' ``infer_freq``, also across gaps);
 - missing grid points (gaps) are inserted, and every missing value is linearly
-  interpolated; both are counted and reported; more than ``MAX_MISSING`` fails;
-- value columns must be numbers; a column of class labels is refused with a pointer to
-  the series-classification task.
+  interpolated; both are counted and reported (``CleanSeries.repairs``: counts and the
+  first row/time); more than ``MAX_MISSING`` fails, and so does a column with no values;
+- value columns must be numbers, finite and within float32's range (|x| <= 3.4e38: the
+  models compute in float32), so ``inf``, ``-inf`` or ``1e40`` are refused naming the
+  data row; a column of class labels is refused with a pointer to the
+  series-classification task. When training (``training=True``) a target must also vary:
+  a constant one cannot be scaled or forecast, and one that only takes two values looks
+  like a class label; a covariate may be a 0/1 flag but must not be constant. A
+  prediction's history is only held to the first rules (it may be short and flat).
+
+Time zones. Times without a UTC offset are used as they are. Times with one (ISO strings
+such as ``2021-03-28T03:00:00+02:00`` or ``...Z``, or tz-aware Parquet timestamps) follow
+one rule, ``CleanSeries.basis``:
+
+- ``"local"``: when the local wall-clock times (each time as written, or in its column's
+  zone) form a regular grid of a day or coarser (daily, weekly, monthly, ...), the series
+  is indexed by those wall-clock times with the offset dropped, so midnight-daily data
+  stays daily across a daylight-saving change; its future times are wall-clock times of
+  the same zone, written without an offset;
+- ``"utc"``: otherwise (hourly and other sub-daily data) the times are converted to UTC,
+  so an hourly series stays regular across a daylight-saving change in either direction
+  (the repeated and the skipped local hour); the index, the saved split and the future
+  times are in UTC, written with ``+00:00``.
+
+Times with an offset mixed with times without one are refused, naming the first row of
+each kind. A model trained on one basis refuses a history on another (``read_rows``).
 
 >>> frame = pd.DataFrame({"t": ["2024-01-01", "2024-01-03", "2024-01-02"], "y": [1, 3, 2]})
 >>> clean = clean_series(frame, "t", ["y"], "d.csv")
 >>> clean.values["y"].tolist(), clean.freq, clean.season
 ([1.0, 2.0, 3.0], 'D', 7)
+>>> hourly = [f"2021-03-28T0{h}:00:00+0{1 if h < 2 else 2}:00" for h in (0, 1, 3, 4)]
+>>> clean = clean_series(pd.DataFrame({"t": hourly, "y": [1, 2, 3, 4]}), "t", ["y"], "d.csv")
+>>> clean.basis, clean.freq, str(clean.values.index[-1])
+('utc', 'h', '2021-03-28 02:00:00+00:00')
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +57,8 @@ from ..exceptions import DataError
 from ..readers import non_numeric, require_columns
 
 MAX_MISSING = 0.2  # share of missing (or gap) values above which the series is refused
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models compute in float32
+SHOW_CHARS = 40  # values quoted in messages are cut to this many characters
 
 
 @dataclass
@@ -39,45 +69,175 @@ class CleanSeries:
     season: int  # seasonal period inferred from the frequency (1: none)
     filled: int  # values interpolated (gaps included)
     gaps: int  # grid points that were missing entirely
+    basis: str | None = None  # times with a UTC offset: "utc" or "local" (module docstring)
+    # column -> (empty data rows, the first of them, 1-based), for columns with any
+    missing_rows: dict[str, tuple[int, int]] = field(default_factory=dict)
+    first_gap: str | None = None  # the first inserted time step
+    rows: pd.Series | None = None  # grid time -> its data row in the file (0: inserted)
+
+    def repairs(self) -> str:
+        """What filling did, in words ("" when nothing was filled).
+
+        >>> CleanSeries(pd.DataFrame(), "datetime", "D", 7, 4, 1, None, {"y": (2, 21)},
+        ...             "2024-01-11 00:00:00").repairs()
+        "interpolated 4 missing values: 1 missing time step inserted (first 2024-01-11 \
+00:00:00); column 'y' empty in 2 data rows (first data row 21)"
+        """
+        if not self.filled:
+            return ""
+        parts = [f"{self.gaps} missing time step{'s' * (self.gaps != 1)} inserted (first "
+                 f"{self.first_gap})"] if self.gaps else []
+        parts += [f"column {name!r} empty in {count} data row{'s' * (count != 1)} (first "
+                  f"data row {first})" for name, (count, first) in self.missing_rows.items()]
+        return f"interpolated {self.filled} missing values: {'; '.join(parts)}"
 
 
-def _label_like(column: pd.Series, name: str, source: str) -> None:
-    """Refuse text labels and two-valued columns as a forecast target."""
+def show(value: object) -> str:
+    """A value for a message: its repr, numbers as plain Python, cut to ``SHOW_CHARS``.
+
+    >>> show(np.float64("inf")), show(1e40), show("x" * 50)
+    ('inf', '1e+40', "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'...")
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    if len(text) <= SHOW_CHARS:
+        return text
+    if isinstance(value, str):
+        return repr(value[:SHOW_CHARS - 6]) + "..."
+    return text[:SHOW_CHARS - 3] + "..."
+
+
+def _check_column(column: pd.Series, name: str, role: str, source: str,
+                  training: bool) -> pd.Series:
+    """The column as float64 numbers, or a DataError naming the row, value and rule.
+
+    ``role`` is "target" or "covariate" (module docstring for each one's rules).
+    """
     text = non_numeric(column)
     if text.any():
         row = int(np.flatnonzero(text)[0])
         share = text.mean()
         what = ("holds labels, not numbers" if share > 0.5 else
-                f"has the non-numeric value {column.iloc[row]!r} (data row {row + 1})")
+                f"has the non-numeric value {show(column.iloc[row])} (data row {row + 1})")
+        hint = ("to classify labelled series use --task series" if role == "target" else
+                "a covariate must be numbers; write a flag as 0/1")
         raise DataError(f"{source}: forecast column {name!r} {what}; forecasting needs a "
-                        "numeric series (to classify labelled series use --task series)")
-    numbers = pd.to_numeric(column, errors="coerce").dropna()
-    distinct = numbers.unique()
-    if 0 < len(distinct) <= 2 and len(numbers) > 10:
+                        f"numeric series ({hint})")
+    as_read = pd.to_numeric(column, errors="coerce")  # ints stay ints, for the messages
+    numbers = as_read.astype(float)
+    present = numbers.notna().to_numpy()
+    out_of_range = present & ~(numbers.abs().to_numpy() <= FLOAT32_MAX)
+    if out_of_range.any():
+        row = int(np.flatnonzero(out_of_range)[0])
+        raise DataError(f"{source}: forecast {role} {name!r} has the value "
+                        f"{show(column.iloc[row])} in data row {row + 1}; values must be "
+                        f"finite numbers between -{FLOAT32_MAX:.4g} and {FLOAT32_MAX:.4g} "
+                        "(the models compute in float32)")
+    if not present.any():
+        raise DataError(f"{source}: forecast {role} {name!r} has no values (all "
+                        f"{len(column):,} data rows are empty); an empty column cannot be "
+                        "interpolated")
+    if not training:
+        return numbers
+    distinct = as_read[present].unique()
+    if len(distinct) == 1:
+        if role == "target":
+            raise DataError(f"{source}: forecast target {name!r} is constant (every value is "
+                            f"{show(distinct[0])}); a constant series cannot be scaled or "
+                            "forecast")
+        raise DataError(f"{source}: forecast covariate {name!r} is constant (every value is "
+                        f"{show(distinct[0])}); it carries no information, leave it out of "
+                        "--covariates")
+    if role == "target" and len(distinct) == 2 and present.sum() > 10:
         raise DataError(f"{source}: forecast target {name!r} only takes the values "
                         f"{sorted(distinct.tolist())}, like a class label; forecasting needs "
                         "a numeric series (to classify labelled series use --task series)")
+    return numbers
 
 
-def _parse_times(raw: pd.Series, column: str, source: str) -> tuple[pd.Index, str]:
-    """Times as a DatetimeIndex or a float Index; DataError names the first bad value."""
+def _parse_times(raw: pd.Series, column: str,
+                 source: str) -> tuple[pd.Index, str, pd.DatetimeIndex | None]:
+    """(times, kind, wall): a DatetimeIndex or a float Index; DataError names the bad value.
+
+    Times with a UTC offset come back in UTC, with ``wall`` their local wall-clock times
+    (offset dropped); ``wall`` is None for times without an offset.
+    """
     missing = raw.isna() | (raw.astype(str).str.strip() == "")
     if missing.any():
         row = int(np.flatnonzero(missing.to_numpy())[0])
         raise DataError(f"{source}: time column {column!r} is empty in data row {row + 1}; "
                         "every row needs a time")
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return pd.Index(raw.astype(float).to_numpy()), "number"
-    parsed = pd.to_datetime(raw.astype(str).str.strip(), errors="coerce", format="mixed")
-    bad = parsed.isna()
+        return pd.Index(raw.astype(float).to_numpy()), "number", None
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):  # Parquet: one zone for the column
+        return (pd.DatetimeIndex(raw.dt.tz_convert("UTC")), "datetime",
+                pd.DatetimeIndex(raw.dt.tz_localize(None)))
+    if pd.api.types.is_datetime64_dtype(raw):
+        return pd.DatetimeIndex(raw), "datetime", None
+    text = raw.astype(str).str.strip()
+    utc = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    bad = utc.isna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"{source}: time column {column!r} has the unparseable time "
-                        f"{raw.iloc[row]!r} (data row {row + 1}); use dates like 2024-01-31 "
-                        "or 2024-01-31 13:30, or plain numbers")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(None)
-    return pd.DatetimeIndex(parsed), "datetime"
+                        f"{show(raw.iloc[row])} (data row {row + 1}); use dates like "
+                        "2024-01-31 or 2024-01-31 13:30, or plain numbers")
+    try:  # one offset (or none) parses as one series; several raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            local = pd.to_datetime(text, errors="coerce", format="mixed")
+    except (ValueError, TypeError):
+        local = None
+    if local is not None and not local.isna().any():
+        if getattr(local.dt, "tz", None) is None:
+            return pd.DatetimeIndex(local), "datetime", None
+        return pd.DatetimeIndex(utc), "datetime", pd.DatetimeIndex(local.dt.tz_localize(None))
+    try:  # several offsets: one by one
+        stamps = [pd.Timestamp(value) for value in text]
+    except (ValueError, TypeError) as err:
+        raise DataError(f"{source}: time column {column!r} has times pandas cannot read "
+                        f"one by one ({str(err)[:80]}); use ISO times like "
+                        "2024-01-31T13:30:00+01:00") from None
+    aware = np.array([stamp.tzinfo is not None for stamp in stamps])
+    if not aware.all():
+        with_offset, without = int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])
+        raise DataError(f"{source}: time column {column!r} mixes times with a UTC offset "
+                        f"(first {show(raw.iloc[with_offset])} in data row {with_offset + 1}) "
+                        f"and times without one (first {show(raw.iloc[without])} in data row "
+                        f"{without + 1}); give every time an offset, or none")
+    wall = pd.DatetimeIndex([stamp.tz_localize(None) for stamp in stamps])
+    return pd.DatetimeIndex(utc), "datetime", wall
+
+
+def _daily_or_coarser(freq: str) -> bool:
+    """True for a day, a week, a month, ...; False for hours, minutes, ...
+
+    >>> [_daily_or_coarser(f) for f in ("h", "30min", "D", "2D", "W-SUN", "MS", "B")]
+    [False, False, True, True, True, True, True]
+    """
+    offset = to_offset(freq)
+    try:
+        return pd.Timedelta(offset) >= pd.Timedelta(days=1)
+    except (ValueError, TypeError):
+        return True  # calendar offsets (business days, weeks, months, ...) have no length
+
+
+def _basis(utc: pd.DatetimeIndex, wall: pd.DatetimeIndex,
+           source: str) -> tuple[pd.DatetimeIndex, str]:
+    """The times to index by, and the basis: local wall-clock times if they form a daily
+    or coarser grid, else UTC (module docstring)."""
+    ordered = wall.sort_values()
+    # sub-daily steps cannot make a daily grid: skip the (slow, with gaps) grid search
+    if len(ordered) >= 3 and not ordered.has_duplicates and \
+            (ordered[1:] - ordered[:-1]).median() >= pd.Timedelta(hours=23):
+        try:
+            _, freq = _datetime_grid(ordered, source)
+        except DataError:
+            freq = None
+        if freq is not None and _daily_or_coarser(freq):
+            return wall, "local"
+    return utc, "utc"
 
 
 def _check_unique(times: pd.Index, raw: pd.Series, column: str, source: str) -> None:
@@ -85,7 +245,7 @@ def _check_unique(times: pd.Index, raw: pd.Series, column: str, source: str) -> 
     if dup.any():
         row = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero(times == times[row])[0])
-        raise DataError(f"{source}: time column {column!r} has {raw.iloc[row]!r} twice (data "
+        raise DataError(f"{source}: time column {column!r} has {show(raw.iloc[row])} twice (data "
                         f"rows {first + 1} and {row + 1}); each time needs exactly one row")
 
 
@@ -149,15 +309,31 @@ def season_of(freq: str | None) -> int:
 
 
 def clean_series(frame: pd.DataFrame, time_column: str | None, columns: list[str],
-                 source: str) -> CleanSeries:
-    """Sorted, unique, gap-filled, interpolated ``columns`` on a regular time grid."""
+                 source: str, targets: int | None = None, training: bool = True) -> CleanSeries:
+    """Sorted, unique, gap-filled, interpolated ``columns`` on a regular time grid.
+
+    The first ``targets`` columns (default: all) are forecast targets, the rest
+    covariates; ``training=False`` (a prediction's history) skips the rules about the
+    series' variety (module docstring).
+    """
     require_columns(frame, ([time_column] if time_column else []) + columns, source)
+    targets = len(columns) if targets is None else targets
+    values = pd.DataFrame({name: _check_column(frame[name], name,
+                                               "target" if i < targets else "covariate",
+                                               source, training).to_numpy()
+                           for i, name in enumerate(columns)}, columns=columns)
+    missing_rows = {}
     for name in columns:
-        _label_like(frame[name], name, source)
-    values = frame[columns].apply(pd.to_numeric, errors="coerce").astype(float)
+        empty = np.flatnonzero(values[name].isna().to_numpy())
+        if len(empty):
+            missing_rows[name] = (len(empty), int(empty[0]) + 1)
+    basis, first_gap = None, None
     if time_column:
-        times, kind = _parse_times(frame[time_column], time_column, source)
+        times, kind, wall = _parse_times(frame[time_column], time_column, source)
+        if wall is not None:
+            times, basis = _basis(times, wall, source)
         _check_unique(times, frame[time_column], time_column, source)
+        values["\0row"] = np.arange(1, len(values) + 1)  # data rows, through the sort
         values.index = times
         values = values.sort_index()
         if len(values) < 3:
@@ -167,9 +343,13 @@ def clean_series(frame: pd.DataFrame, time_column: str | None, columns: list[str
         if kind == "number":
             values.index = grid[np.round((values.index - grid[0]) / float(freq)).astype(int)]
         gaps = len(grid) - len(values)
+        if gaps:
+            first_gap = str(grid[~grid.isin(values.index)][0])
         values = values.reindex(grid)
+        rows = values.pop("\0row").fillna(0).astype(int)
     else:
-        values, kind, freq, gaps = values.reset_index(drop=True), "row", None, 0
+        kind, freq, gaps = "row", None, 0
+        rows = pd.Series(np.arange(1, len(values) + 1), index=values.index)
     missing = int(values.isna().to_numpy().sum())
     for name in columns:
         share = values[name].isna().mean()
@@ -178,7 +358,7 @@ def clean_series(frame: pd.DataFrame, time_column: str | None, columns: list[str
                             f"included); at most {MAX_MISSING:.0%} can be interpolated")
     values = values.interpolate(method="linear", limit_direction="both")
     return CleanSeries(values, kind, freq, season_of(freq if kind == "datetime" else None),
-                       missing, gaps)
+                       missing, gaps, basis, missing_rows, first_gap, rows)
 
 
 def future_times(last: object, freq: str | None, kind: str, steps: int) -> list:
