@@ -7,7 +7,9 @@ Exit codes: 0 success, 2 bad input or configuration (one line, no traceback),
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,13 +18,55 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
 from .exceptions import GrutuneError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Tune, evaluate and ship GRU sequence models.")
 err_console = Console(stderr=True)
+
+
+def _error_line(message: str) -> None:
+    """The one ``error:`` line every refusal ends with (no markup, never wrapped)."""
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+# Typer 0.29 vendors its own click: take the exception classes from typer's own
+# BadParameter, whichever click it is built on.
+_CLICK = {c.__name__: c for c in typer.BadParameter.__mro__}
+_UsageError, _ClickException = _CLICK["UsageError"], _CLICK["ClickException"]
+_NoArgsIsHelp = getattr(sys.modules[_UsageError.__module__], "NoArgsIsHelpError", None)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a missing argument, a bad number, an unknown option) as one
+    ``error:`` line with exit code 2, like every other refusal, instead of click's or
+    rich's multi-line usage box."""
+
+    def main(self, *args: object, standalone_mode: bool = True, **kwargs: object) -> object:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except _UsageError as err:
+            if _NoArgsIsHelp is not None and isinstance(err, _NoArgsIsHelp):
+                typer.echo(err.ctx.get_help())
+                sys.exit(0)
+            where = f" (see {err.ctx.command_path} --help)" if err.ctx else ""
+            _error_line(f"{err.format_message()}{where}")
+            sys.exit(2)
+        except _ClickException as err:
+            _error_line(err.format_message())
+            sys.exit(err.exit_code)
+        except typer.Abort:
+            err_console.print("aborted")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True,
+                  pretty_exceptions_enable=False,
+                  help="Tune, evaluate and ship GRU sequence models.")
 
 DEFAULT_DATASET = "bbc-news"
 DEFAULT_BUDGET = "10m"
@@ -31,11 +75,19 @@ DEFAULT_TRIALS = 60
 
 @contextmanager
 def _fatal_errors() -> Iterator[None]:
-    """GrutuneError -> one line on stderr and exit code 2; a second Ctrl-C -> 130."""
+    """GrutuneError -> one line on stderr and exit code 2; a second Ctrl-C -> 130.
+
+    An OSError that reaches here comes from a path the user gave (too long, a directory
+    where a file belongs, no permission): one line naming the path, exit 2 as well.
+    """
     try:
         yield
     except GrutuneError as err:
-        err_console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        _error_line(str(err))
+        raise typer.Exit(2) from None
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        _error_line(f"{where}{err.strerror or err}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err_console.print("stopped; every finished trial is kept in the study")
@@ -58,7 +110,16 @@ def _setup_logging() -> None:
 
 
 def _default_study(file: Path | None, dataset: str, sample: int | None) -> str:
+    """A study name from the data's name: letters outside ASCII lose their accents, any
+    other character outside ``[A-Za-z0-9._-]`` becomes ``-`` (``my data.csv`` ->
+    ``my-data``), so a file name never breaks the ``--study`` rule.
+
+    >>> _default_study(Path("Données été 2024.csv"), "", None)
+    'Donnees-ete-2024'
+    """
     base = file.stem if file is not None else dataset
+    ascii_base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_base).strip("-._") or "data"
     return f"{base}-sample{sample}" if sample else base
 
 
@@ -134,6 +195,9 @@ def _configs(o: dict, study_prefix: str = "", **study: object
     file, dataset = o["file"], o["dataset"]
     if file is not None and dataset is not None:
         raise GrutuneError("give a FILE or --dataset, not both")
+    if o["test"] is not None and file is not None and _same_file(o["test"], file):
+        raise GrutuneError(f"--test {o['test']}: is FILE itself; the held-out test rows "
+                           "must be a separate file")
     name = None if file is not None else (dataset or DEFAULT_DATASET)
     task = o["task"] or (get_dataset(name).task if name else "text")
     data_cfg = DataConfig(
@@ -149,7 +213,8 @@ def _configs(o: dict, study_prefix: str = "", **study: object
         study_name=study_name, run_dir=str(o["run_dir"] or Path("runs") / study_name),
         storage=o["storage"], sampler=o["sampler"], pruner=o["pruner"], trials=o["trials"],
         budget_s=parse_duration(o["budget"]) if o["budget"] else None,
-        max_epochs=o["max_epochs"] or get_task(task).default_max_epochs,
+        max_epochs=(get_task(task).default_max_epochs if o["max_epochs"] is None
+                    else o["max_epochs"]),
         space_path=str(o["space"]) if o["space"] is not None else None, seed=o["seed"],
         folds=o["folds"], workers=_workers(o["workers"]), heartbeat_s=o["heartbeat"],
         grace_s=o["grace"], **study)
@@ -230,6 +295,24 @@ def compare(
         raise typer.Exit(130)
 
 
+def _check_output(out: Path | None, option: str = "--out") -> None:
+    """An output file the user named: its folder must exist (no folders are made for a
+    typo) and it must not be a directory."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise GrutuneError(f"{option} {out}: is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise GrutuneError(f"{option} {out}: the folder {out.parent} does not exist")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
 def _workers(requested: int | None) -> int:
     """--workers: None or 0 -> one per core (1 with a GPU), else as given."""
     from .workers import default_workers
@@ -255,6 +338,7 @@ def predict_cmd(
 
     _setup_logging()
     with _fatal_errors():
+        _check_output(out)
         table = predict_file(model, file, text_column=text)
         if out is None:
             table.to_csv(sys.stdout, index=False)
@@ -267,6 +351,13 @@ def predict_cmd(
             err_console.print(f"wrote {len(table):,} predictions to {out}")
 
 
+def _require_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise GrutuneError(f"{run_dir}: no such directory (give a run directory, runs/STUDY)")
+    if not (run_dir / "config.json").is_file():
+        raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+
+
 @app.command("report")
 def report_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
@@ -277,8 +368,7 @@ def report_cmd(
 
     _setup_logging()
     with _fatal_errors():
-        if not (run_dir / "config.json").exists():
-            raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+        _require_run_dir(run_dir)
         path = build_report(run_dir)
     err_console.print(f"wrote {path}")
 
@@ -286,24 +376,25 @@ def report_cmd(
 @app.command("dashboard")
 def dashboard_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
-    port: int = typer.Option(8080, help="Port on 127.0.0.1."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Port on 127.0.0.1."),
 ) -> None:
     """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
-    import json
-
-    from .study import make_storage, storage_url
+    from .report_data import read_json
+    from .study import make_storage, recorded_storage
 
     _setup_logging()
     with _fatal_errors():
-        if not (run_dir / "config.json").exists():
-            raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+        _require_run_dir(run_dir)
         try:
             from optuna_dashboard import run_server
         except ImportError:
             raise GrutuneError("grutune dashboard needs optuna-dashboard; pip install "
                                "'grutune[dashboard]'") from None
-        config = json.loads((run_dir / "config.json").read_text())
-        storage = make_storage(storage_url(run_dir, config.get("study", {}).get("storage")))
+        url = recorded_storage(run_dir, read_json(run_dir / "config.json") or {})
+        if not url:
+            raise GrutuneError(f"{run_dir}: its study has not been created yet (no study "
+                               "file); start the run first")
+        storage = make_storage(url)
         err_console.print(f"optuna-dashboard for {run_dir} on http://127.0.0.1:{port} "
                           "(Ctrl-C stops)")
         run_server(storage, host="127.0.0.1", port=port)
@@ -321,6 +412,7 @@ def export_cmd(
 
     _setup_logging()
     with _fatal_errors():
+        _check_output(out)
         result = export_bundle(model, format, out)
     err_console.print(f"wrote {result.path}; on the {result.rows} test rows (lengths "
                       f"{result.lengths[0]}-{result.lengths[1]}) its outputs match the "

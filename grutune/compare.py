@@ -45,7 +45,7 @@ from .files import write_json
 from .intervals import mean_interval
 from .model import Ensemble, count_parameters
 from .objective import build_model
-from .pipeline import file_logging, run_search, setup
+from .pipeline import check_run_dir, file_logging, run_search, setup
 from .progress import format_seconds
 from .repeats import SEED_STRIDE, train_seed
 from .report import build_compare_report, build_or_warn
@@ -274,6 +274,7 @@ def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = COMPARE_S
             raise ConfigError(f"{study_cfg.space_path}: {name}: compare fixes the model's "
                               "size; give one value, not a range or choices")
     root = Path(study_cfg.run_dir)
+    check_run_dir(root, ("compare.json", *CELLS))
     cfgs = {c: replace(study_cfg, run_dir=str(root / c), study_name=f"{study_cfg.study_name}-{c}",
                        repeats=1, ensemble=1) for c in CELLS}
     # the GRU study prepares the data; the LSTM study reuses it (one split)

@@ -35,6 +35,14 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+SEED_MAX = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
+
+
+def _check_seed(seed: int) -> None:
+    _check(isinstance(seed, int) and 0 <= seed <= SEED_MAX,
+           f"--seed: must be an integer from 0 to {SEED_MAX}; got {seed!r}")
+
+
 def _in(name: str, value: Any, allowed: tuple) -> None:
     options = ", ".join(map(str, allowed))
     _check(value in allowed, f"{name}: must be one of {options}; got {value!r}")
@@ -70,6 +78,7 @@ class DataConfig:
         _check(self.dataset is not None or self.path is not None,
                "data: give a file or --dataset NAME")
         _in("task", self.task, TASKS)
+        _check_seed(self.seed)
         _in("--scaling", self.scaling, SCALINGS)
         _check(self.horizon is None or self.horizon >= 1,
                f"--horizon: must be >= 1; got {self.horizon}")
@@ -202,10 +211,11 @@ class StudyConfig:
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
         _in("--pruner", self.pruner, PRUNERS)
+        _check_seed(self.seed)
         _check(self.trials is None or self.trials >= 1,
                f"--trials: must be >= 1; got {self.trials}")
-        _check(self.budget_s is None or self.budget_s > 0,
-               f"--budget: must be > 0; got {self.budget_s}")
+        _check(self.budget_s is None or 0 < self.budget_s < float("inf"),
+               f"--budget: must be a finite duration > 0; got {self.budget_s}")
         _check(self.trials is not None or self.budget_s is not None,
                "give --trials or --budget (or both): the search needs an end")
         _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
@@ -234,9 +244,13 @@ def parse_duration(text: str) -> float:
     """
     text = text.strip().lower()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "inf" and "nan" parse as floats but are no durations
+        if not 0 < seconds < float("inf"):
+            raise ConfigError(f"--budget: must be a finite duration > 0; got {text!r}")
+        return seconds
     match = _DURATION.fullmatch(text)
     if not text or not match or not any(match.groups()):
         raise ConfigError(f"--budget: expected a duration like 90s, 20m or 1h30m; got {text!r}")

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import torch
@@ -27,7 +29,7 @@ from .bundle import load_bundle, save_bundle
 from .cache import fingerprint
 from .config import DataConfig, StudyConfig, to_dict
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
-from .exceptions import ConfigError
+from .exceptions import ConfigError, DataError
 from .files import atomic_path, write_json
 from .folds import make_folds, resolve_folds
 from .intervals import bootstrap
@@ -96,8 +98,32 @@ def _read_saved_split(run_dir: Path, data_cfg: DataConfig) -> dict | None:
     return saved
 
 
+RUN_MARKERS = ("config.json", "split.json", "study.db", "study.journal")
+
+
+def check_run_dir(run_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> None:
+    """Refuse a run directory that exists, holds files and is not a grutune run (``/``,
+    a home folder, a source tree): grutune would fill it with its files."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir}: exists and is not a directory")
+    if not run_dir.is_dir() or any(name in markers for name in _entries(run_dir)):
+        return
+    if _entries(run_dir):
+        raise ConfigError(f"--run-dir {run_dir}: an existing directory that is not a grutune "
+                          "run (it holds other files and no config.json); give a new or "
+                          "empty directory")
+
+
+def _entries(directory: Path) -> list[str]:
+    try:
+        return [entry.name for entry in directory.iterdir()]
+    except OSError as err:
+        raise ConfigError(f"--run-dir {directory}: cannot read it ({err.strerror})") from None
+
+
 def _make_run_dir(run_dir: Path) -> bool:
     """Create the run directory; True if it is new. ConfigError when it cannot be made."""
+    check_run_dir(run_dir)
     existed = run_dir.is_dir()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -126,6 +152,7 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     both studies share one split; its split must match a saved one.
     """
     run_dir = Path(study_cfg.run_dir)
+    check_run_dir(run_dir)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
     if prepared is not None and saved and saved["split"] != prepared.split:
@@ -303,11 +330,22 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
     """
     budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
     planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget)
+    results = []
     if planned:
+        deadline = time.monotonic() + budget if budget else None
         with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
                             f"{study_cfg.repeats} seeds"):
             results = repeat(planned, study_cfg.repeats, task, prepared, run_dir,
-                             study_cfg.max_epochs)
+                             study_cfg.max_epochs, deadline)
+        done = sum(len(r.seeds) for r in results)
+        results = [r for r in results if len(r.seeds) >= 2]  # an interval needs 2 seeds
+        if done < len(planned) * study_cfg.repeats:
+            note = (f"seed repeats stopped at their time limit "
+                    f"({format_seconds(budget or 0)}) after {done} of "
+                    f"{len(planned) * study_cfg.repeats} seed models")
+            if results:  # else the fallback below says it
+                log.warning("%s", note)
+    if results:
         chosen = choose(results, task.direction)
         bound = "lower" if task.direction == "maximize" else "upper"
         record = {"rule": f"the configuration with the best {bound} "
@@ -368,7 +406,21 @@ def predict_file(bundle_dir: str | Path, path: str | Path,
         raise ConfigError(f"{bundle_dir}: bundle of unknown task {task_name!r}")
     task = TASKS[task_name]()
     frame = task.read_rows(str(path), state)
-    return task.predict_rows(bundle.model, frame, state, str(path))
+    return _finite(task.predict_rows(bundle.model, frame, state, str(path)), path)
+
+
+def _finite(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The prediction table, or DataError when the model gave a row no finite number: a
+    blank or NaN prediction is never an answer. (The readers refuse non-finite input;
+    finite values far outside the training range can still overflow inside the model.)"""
+    numbers = table.select_dtypes("number").to_numpy(dtype="float64")
+    bad = ~np.isfinite(numbers).all(axis=1)
+    if bad.any():
+        rows = [int(i) + 1 for i in np.flatnonzero(bad)[:5]]
+        raise DataError(f"{path}: the model gives no finite prediction for {int(bad.sum())} "
+                        f"of {len(table)} output rows (first: {rows}); their input values "
+                        "are far outside the range of the training data")
+    return table
 
 
 __all__ = ["TuneResult", "predict_file", "tune", "format_seconds"]

@@ -11,12 +11,18 @@ trial uses the trial's seed + j x ``SEED_STRIDE``.
 
 Repeats cost time: they run only while the estimate (each configuration's recorded
 training time x its new seeds) fits ``repeat_budget_s``; configurations are dropped
-from the bottom until it does, and the metrics say so.
+from the bottom until it does, and the metrics say so. The estimate comes from the
+search's timings, which a busier machine no longer keeps, so the budget is also a
+deadline: a seed still training when it passes stops after its epoch and is dropped
+(a cut-short model would be judged on fewer epochs than its peers), and no further
+seed starts.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +30,11 @@ import optuna
 import torch
 
 from .evaluate import trial_models
+from .exceptions import TrialFailure
 from .intervals import mean_interval
 from .model import Ensemble, SequenceModel
 from .objective import build_model
+from .oom import is_oom, oom_reason
 from .search_space import train_config
 from .tasks import Prepared, Task
 from .trainer import fit, predict
@@ -56,6 +64,11 @@ class Repeated:
                 "test_interval": [t_low, t_high]}
 
 
+def now() -> float:
+    """The clock deadlines are measured on (``time.monotonic``; tests replace it)."""
+    return time.monotonic()
+
+
 def plan(trials: list[optuna.trial.FrozenTrial], seeds: int,
          budget_s: float | None) -> tuple[list[optuna.trial.FrozenTrial], str]:
     """The trials whose repeats fit the budget (best first), and a note when some did not."""
@@ -76,8 +89,17 @@ def plan(trials: list[optuna.trial.FrozenTrial], seeds: int,
 
 
 def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
-           prepared: Prepared, run_dir: Path, max_epochs: int) -> list[Repeated]:
-    """Train every trial's configuration with ``seeds`` seeds (the first is its own run)."""
+           prepared: Prepared, run_dir: Path, max_epochs: int,
+           deadline: float | None = None) -> list[Repeated]:
+    """Train every trial's configuration with ``seeds`` seeds (the first is its own run).
+
+    ``deadline`` (``time.monotonic()`` seconds): no seed starts after it, and a seed
+    still training then stops after its epoch and is dropped; configurations keep the
+    seeds that finished.
+    """
+    def out_of_time() -> str | None:
+        return "budget" if deadline is not None and now() > deadline else None
+
     out = []
     for trial in trials:
         rep = Repeated(trial)
@@ -88,8 +110,22 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
                 models = trial_models(trial, task, prepared, run_dir, max_epochs)
                 value = float(trial.value)
             else:
-                models, value = train_seed(trial.user_attrs["config"], seed, task,
-                                           prepared, max_epochs)
+                try:
+                    done = None if out_of_time() else train_seed(
+                        trial.user_attrs["config"], seed, task, prepared, max_epochs,
+                        out_of_time)
+                except (TrialFailure, RuntimeError, MemoryError) as err:
+                    if not isinstance(err, TrialFailure) and not is_oom(err):
+                        raise
+                    reason = str(err) if isinstance(err, TrialFailure) else oom_reason(err)
+                    log.warning("seed repeat: trial %d seed %d failed (%s); it is left out",
+                                trial.number, seed, reason)
+                    continue
+                if done is None:
+                    log.info("seed repeats: stopped at their time limit (trial %d, seed %d)",
+                             trial.number, seed)
+                    return [*out, rep]
+                models, value = done
             test_out = predict(Ensemble(models, task.combine).eval(), prepared.test)
             rep.seeds.append(seed)
             rep.models.append(models)
@@ -101,16 +137,22 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
     return out
 
 
-def train_seed(params: dict, seed: int, task: Task, prepared: Prepared,
-               max_epochs: int) -> tuple[list[SequenceModel], float]:
+def train_seed(params: dict, seed: int, task: Task, prepared: Prepared, max_epochs: int,
+               should_stop: Callable[[], str | None] | None = None,
+               ) -> tuple[list[SequenceModel], float] | None:
     """One seed of a configuration: its models (per fold) and validation value, computed
-    as the search computes a trial's (best epoch on holdout; pooled out-of-fold)."""
+    as the search computes a trial's (best epoch on holdout; pooled out-of-fold).
+
+    None when ``should_stop`` cut its training short (the seed is not comparable).
+    """
     pairs = prepared.fold_pairs()
     cfg = train_config(params, max_epochs, seed, task.epoch_rows)
     models, outputs, results = [], [], []
     for fold, (train, val) in enumerate(pairs):
         model = build_model(task, params, prepared.state, seed + fold)
-        results.append(fit(model, train, val, cfg, task))
+        results.append(fit(model, train, val, cfg, task, should_stop=should_stop))
+        if results[-1].stopped == "budget":
+            return None
         models.append(model.eval())
         outputs.append(predict(model, val))
     if len(pairs) == 1:

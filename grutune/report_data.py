@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.metrics import precision_recall_curve
 
 from .exceptions import ConfigError
-from .study import FINISHED, make_storage, storage_url, trial_score
+from .study import FINISHED, make_storage, recorded_storage, trial_score
 
 
 @dataclass
@@ -40,35 +40,42 @@ class RunFiles:
 def read_run(run_dir: str | Path) -> RunFiles:
     """Open a run directory's study (read as it is now) and its files."""
     run_dir = Path(run_dir)
-    config = _json(run_dir / "config.json") or {}
-    study_cfg = config.get("study", {})
-    storage = storage_url(run_dir, study_cfg.get("storage"))
+    config = read_json(run_dir / "config.json") or {}
+    study_cfg = config.get("study") if isinstance(config.get("study"), dict) else {}
+    storage = recorded_storage(run_dir, config)
     study = None
-    if storage.startswith("sqlite") and not (run_dir / "study.db").exists():
-        storage = ""
     if storage:
         names = optuna.study.get_all_study_names(make_storage(storage))
         name = study_cfg.get("study_name")
         if name in names or (names and name is None):
             study = optuna.load_study(study_name=name or names[0], storage=make_storage(storage))
-    split = _json(run_dir / "split.json") or {}
+    split = read_json(run_dir / "split.json") or {}
     predictions = (pd.read_csv(run_dir / "test_predictions.csv")
                    if (run_dir / "test_predictions.csv").exists() else None)
-    return RunFiles(run_dir, study, _json(run_dir / "metrics.json"), config,
+    return RunFiles(run_dir, study, read_json(run_dir / "metrics.json"), config,
                     split.get("summary", {}), predictions)
 
 
 def read_compare(run_dir: str | Path) -> dict:
     """A ``grutune compare`` directory's ``compare.json``."""
     path = Path(run_dir) / "compare.json"
-    record = _json(path)
+    record = read_json(path)
     if record is None:
         raise ConfigError(f"{run_dir}: no compare.json (not a finished grutune compare run)")
     return record
 
 
-def _json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+def read_json(path: Path) -> dict | None:
+    """A run file's JSON object; None when absent; ConfigError when it is no JSON object."""
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"{path}: not a readable JSON file ({str(err)[:80]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def maximize(study: optuna.Study) -> bool:

@@ -159,7 +159,7 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
         storage = make_storage(storage_url(run_dir, cfg.storage, cfg.workers),
                                cfg.heartbeat_s, cfg.grace_s)
         # each worker its own sampler stream, so concurrent trials differ
-        sampler = make_sampler(cfg.sampler, cfg.seed + 7919 * index, space)
+        sampler = make_sampler(cfg.sampler, (cfg.seed + 7919 * index) % 2**32, space)
         mine = optuna.load_study(study_name=study.study_name, storage=storage,
                                  sampler=sampler, pruner=study.pruner)
         with StopFlag(Console(quiet=True), signals=(signal.SIGTERM,)) as flag:

@@ -107,6 +107,32 @@ def storage_url(run_dir: str | Path, storage: str | None, workers: int = 1) -> s
     return f"sqlite:///{sqlite.as_posix()}"
 
 
+def recorded_storage(run_dir: str | Path, config: dict) -> str:
+    """The storage URL a run directory's ``config.json`` records, for ``report`` and
+    ``dashboard``; "" when there is no study to open yet.
+
+    Opening a storage can create a file (an SQLite database, a journal), and a run
+    directory may come from someone else: a file storage is opened only when its file
+    already exists, so no command that reads a run writes where a config points.
+
+    >>> recorded_storage("/nonexistent-run", {})
+    ''
+    """
+    study_cfg = config.get("study") if isinstance(config, dict) else None
+    saved = study_cfg.get("storage") if isinstance(study_cfg, dict) else None
+    if saved is not None and not isinstance(saved, str):
+        raise ConfigError(f"{Path(run_dir) / 'config.json'}: its study storage must be a URL "
+                          f"string; got {type(saved).__name__}")
+    url = storage_url(run_dir, saved)
+    if url.startswith("journal:"):
+        path = url[len("journal:"):]
+    elif url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+    else:
+        return url  # a database server: opening it creates no local file
+    return url if path and Path(path).is_file() else ""
+
+
 def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
                  grace_s: int = GRACE_S) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``: sqlite/postgresql/mysql (with heartbeats every
@@ -115,7 +141,17 @@ def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
         path = url[len("journal:"):]
         if not path:
             raise ConfigError("--storage: journal storage needs a file: journal:PATH")
-        return JournalStorage(JournalFileBackend(path))
+        if Path(path).is_dir():
+            raise ConfigError(f"--storage: {path} is a directory; journal:PATH needs a file "
+                              "path (made if missing)")
+        if not Path(path).parent.is_dir():
+            raise ConfigError(f"--storage: {path}: its folder {Path(path).parent} does not "
+                              "exist")
+        try:
+            return JournalStorage(JournalFileBackend(path))
+        except OSError as err:
+            raise ConfigError(f"--storage: cannot open journal file {path} "
+                              f"({err.strerror or err})") from None
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(f"--storage: unknown storage {url!r}; use sqlite:///FILE, "

@@ -198,6 +198,9 @@ def test_report_command_rebuilds_and_works_before_metrics_exist(runs, runner, tm
     page = (copy / "report.html").read_text()
     assert "No test metrics yet" in page and "<h2>Search" in page
     result = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "nowhere: no such directory" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["report", str(tmp_path / "empty")])
     assert result.exit_code == 2 and "not a grutune run directory" in result.stderr
 
 

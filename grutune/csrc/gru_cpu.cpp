@@ -57,8 +57,8 @@ void gemm_rows(bool trans_w, int rows, int n, int k, const T* a, int lda, const 
 // gates saturated (large learning rates). Beyond the clamp both functions equal their
 // limits to double precision: sigmoid(40) = 1 - 4e-18, tanh(20) = 1 - 8e-18.
 // The clamp would also turn an infinite or NaN argument (diverged weights) into a finite
-// one, so those are detected apart (nonfinite) and make that member's whole output NaN
-// (nn.GRU passes a NaN on; it saturates an infinite argument, which only diverged
+// one, so those are detected apart (nonfinite) and make that member's output NaN for
+// that row, at every step (nn.GRU passes a NaN on; it saturates an infinite argument, which only diverged
 // weights produce): the trainer then fails the trial instead of training on garbage.
 template <typename T>
 inline T sigmoid(T x) {
@@ -112,11 +112,10 @@ void for_each_piece(const Shape& s, F fn) {
   });
 }
 
-// Returns nonzero when a gate's argument was infinite or NaN.
+// Sets bad[b] (b < rows) when a gate argument of row b0 + b was infinite or NaN.
 template <typename T>
-int forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* gi,
-                  const T* w_hh, const T* b_hh, T* out, T* saved, T* gh) {
-  int bad = 0;
+void forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* gi,
+                   const T* w_hh, const T* b_hh, T* out, T* saved, T* gh, uint8_t* bad_rows) {
   const int64_t H = s.H, B = s.B, T_ = s.T;
   const T* w = w_hh + k * 3 * H * H;  // [3H, H]
   const T* bias = b_hh + k * 3 * H;
@@ -132,6 +131,7 @@ int forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* 
       T* ho = out + (row0 + b) * H;
       T* sv = saved + (row0 + b) * 4 * H;  // r, z, n, gh_n
       const bool first = t == 0;
+      int bad = 0;
 #pragma omp simd reduction(| : bad)
       for (int64_t j = 0; j < H; ++j) {
         T hr = first ? T(0) : gh_row[j], hz = first ? T(0) : gh_row[H + j];
@@ -149,9 +149,9 @@ int forward_piece(const Shape& s, int64_t k, int64_t b0, int64_t rows, const T* 
         sv[2 * H + j] = n;
         sv[3 * H + j] = hn;
       }
+      bad_rows[b] |= static_cast<uint8_t>(bad != 0);
     }
   }
-  return bad;
 }
 
 template <typename T>
@@ -204,20 +204,22 @@ std::vector<at::Tensor> gru_forward(at::Tensor gi, at::Tensor w_hh, at::Tensor b
   const Shape s{gi.size(0), gi.size(1), gi.size(2), gi.size(3) / 3};
   auto out = at::empty({s.K, s.T, s.B, s.H}, gi.options());
   auto saved = at::empty({s.K, s.T, s.B, 4 * s.H}, gi.options());
-  std::vector<std::atomic<bool>> diverged(s.K);  // per member: one fails alone
-  for (auto& flag : diverged) flag.store(false);
+  // per member and row: a bad row fails alone, so one row's input never changes another
+  // row's output (a batch predicts what each row predicts alone)
+  auto diverged = at::zeros({s.K, s.B}, gi.options().dtype(at::kByte));
+  uint8_t* flags = diverged.data_ptr<uint8_t>();  // pieces write disjoint rows
   AT_DISPATCH_FLOATING_TYPES(gi.scalar_type(), "gru_forward", [&] {
     for_each_piece(s, [&](int64_t k, int64_t b0, int64_t rows) {
       std::vector<scalar_t> gh(rows * 3 * s.H);
-      if (forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
-                                  w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
-                                  out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(),
-                                  gh.data()))
-        diverged[k].store(true, std::memory_order_relaxed);
+      forward_piece<scalar_t>(s, k, b0, rows, gi.data_ptr<scalar_t>(),
+                              w_hh.data_ptr<scalar_t>(), b_hh.data_ptr<scalar_t>(),
+                              out.data_ptr<scalar_t>(), saved.data_ptr<scalar_t>(), gh.data(),
+                              flags + k * s.B + b0);
     });
   });
-  for (int64_t k = 0; k < s.K; ++k)
-    if (diverged[k].load()) out[k].fill_(std::numeric_limits<double>::quiet_NaN());
+  if (diverged.any().item<bool>())
+    out.masked_fill_(diverged.to(at::kBool).view({s.K, 1, s.B, 1}),
+                     std::numeric_limits<double>::quiet_NaN());
   return {out, saved};
 }
 
