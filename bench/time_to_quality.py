@@ -47,9 +47,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from grutune.config import DataConfig, parse_duration
 from grutune.progress import format_seconds
-from grutune.search_space import default_space, train_config
+from grutune.search_space import train_config
 from grutune.study import STARTUP_TRIALS, WARMUP_EPOCHS
-from grutune.tasks import get_task
+from grutune.tasks import default_space, get_task
 from grutune.trainer import lr_factor, seed_everything
 
 MAX_EPOCHS = 20  # grutune's text default

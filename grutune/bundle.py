@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -44,6 +43,7 @@ from . import __version__
 from .config import ModelConfig, to_dict
 from .exceptions import BundleError, ConfigError
 from .files import atomic_path, plain_json, write_json
+from .manifest_checks import Checker, is_int, is_number, short
 from .model import Ensemble, make_model
 
 FORMAT_VERSION = 2
@@ -52,7 +52,6 @@ MANIFEST = "bundle.json"
 CHECKSUM = "checksum"  # format 2: over the whole manifest (see the module docstring)
 MAX_MANIFEST_BYTES = 256 << 20  # a 20,000-token vocabulary takes ~0.5 MB
 MAX_LAYERS = 64  # far beyond any search space (1-8); keeps a forged config cheap to check
-SHORT = 60  # characters of a value quoted in an error
 
 
 def sha256(path: Path) -> str:
@@ -159,17 +158,11 @@ def load_bundle(directory: str | Path) -> Bundle:
 
 # --- checks ------------------------------------------------------------------------------
 
-def _short(value: Any) -> str:
-    """repr of ``value``, at most SHORT characters (a forged manifest may hold anything)."""
-    text = repr(value)
-    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
-
-
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         twice = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"the key {_short(twice)} appears twice")
+        raise ValueError(f"the key {short(twice)} appears twice")
     return dict(pairs)
 
 
@@ -190,49 +183,22 @@ def _read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise BundleError(f"{path}: not a grutune bundle (no format_version)")
     version = manifest["format_version"]
-    if _is_int(version) and version > FORMAT_VERSION:
+    if is_int(version) and version > FORMAT_VERSION:
         raise BundleError(f"{path}: bundle format {version!r} is newer than this "
                           f"grutune reads ({FORMAT_VERSION}); upgrade grutune")
-    if not _is_int(version) or version < 1:
-        raise BundleError(f"{path}: unknown bundle format {_short(version)} (this grutune "
+    if not is_int(version) or version < 1:
+        raise BundleError(f"{path}: unknown bundle format {short(version)} (this grutune "
                           f"reads 1 to {FORMAT_VERSION})")
     return manifest
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _is_number_list(value: Any, n: int) -> bool:
-    return isinstance(value, list) and len(value) == n and all(map(_is_number, value))
-
-
-class _Checker:
-    """Collects the first broken rule as a BundleError naming the manifest and the field."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def require(self, ok: bool, field: str, rule: str, value: Any = ...) -> None:
-        if not ok:
-            got = "" if value is ... else f"; got {_short(value)}"
-            raise BundleError(f"{self.path}: corrupted manifest ({field} must be {rule}{got})")
 
 
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(ModelConfig)}
 
 
-def _model_config(raw: Any, where: str, check: _Checker) -> ModelConfig:
+def _model_config(raw: Any, where: str, check: Checker) -> ModelConfig:
     check.require(isinstance(raw, dict), where, "a mapping", raw)
+    if "kind" not in raw:  # written before model kinds had names: a horizon meant forecast
+        raw = {**raw, "kind": "forecast" if raw.get("horizon") not in (0, None) else "sequence"}
     unknown = sorted(set(raw) - set(_FIELD_TYPES))
     check.require(not unknown, where, "made of ModelConfig fields", unknown)
     check.require("num_outputs" in raw, where, "given num_outputs")
@@ -241,9 +207,9 @@ def _model_config(raw: Any, where: str, check: _Checker) -> ModelConfig:
         if kind == "bool":
             check.require(isinstance(value, bool), at, "true or false", value)
         elif kind == "int":
-            check.require(_is_int(value) and value >= 0, at, "a whole number >= 0", value)
+            check.require(is_int(value) and value >= 0, at, "a whole number >= 0", value)
         elif kind == "float":
-            check.require(_is_number(value), at, "a number", value)
+            check.require(is_number(value), at, "a number", value)
         elif kind == "str":
             check.require(isinstance(value, str), at, "a string", value)
     check.require(raw.get("num_layers", 1) <= MAX_LAYERS, f"{where}.num_layers",
@@ -259,7 +225,7 @@ def _check_manifest(manifest: dict, path: Path) -> list[ModelConfig]:
     """Every member's ModelConfig, after checking the manifest's structure."""
     from .tasks import TASKS
 
-    check = _Checker(path)
+    check = Checker(path)
     for key in ("members", "combine", "state", "weights_sha256"):
         check.require(key in manifest, key, "present")
     state = manifest["state"]
@@ -295,120 +261,8 @@ def _check_manifest(manifest: dict, path: Path) -> list[ModelConfig]:
             check.require(getattr(c, name) == getattr(first, name),
                           f"members[{i}].model_config.{name}", "the same for every member",
                           getattr(c, name))
-    _STATE_CHECKS[task](state, first, check)
+    TASKS[task].check_state(state, first, check)
     return configs
-
-
-def _check_labels(state: dict, config: ModelConfig, check: _Checker) -> None:
-    labels = state.get("labels")
-    check.require(_is_str_list(labels) and len(labels) >= 1, "state.labels",
-                  "a non-empty list of strings", labels)
-    check.require(len(set(labels)) == len(labels), "state.labels", "distinct", labels)
-    check.require(len(labels) == config.num_outputs, "state.labels",
-                  f"one per model output ({config.num_outputs})", labels)
-    check.require(config.horizon == 0, "members[0].model_config.horizon",
-                  "0 for a classifier", config.horizon)
-    kind = state.get("label_kind", "str")
-    check.require(kind in ("str", "int"), "state.label_kind", "str or int", kind)
-    if kind == "int":
-        check.require(all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in labels), "state.labels",
-                      "whole numbers (label_kind int)", labels)
-    for key in ("target_column",):
-        if key in state:
-            check.require(isinstance(state[key], str), f"state.{key}", "a string", state[key])
-
-
-def _check_text(state: dict, config: ModelConfig, check: _Checker) -> None:
-    _check_labels(state, config, check)
-    vocab = state.get("vocab")
-    check.require(_is_str_list(vocab), "state.vocab", "a list of strings", vocab)
-    check.require(len(vocab) == config.vocab_size and config.vocab_size >= 2, "state.vocab",
-                  f"as long as the model's vocabulary ({config.vocab_size})", len(vocab))
-    max_len = state.get("max_len", 1)
-    check.require(_is_int(max_len) and max_len >= 1, "state.max_len", "a whole number >= 1",
-                  max_len)
-    check.require(isinstance(state.get("stop_words", False), bool), "state.stop_words",
-                  "true or false", state.get("stop_words"))
-    check.require(isinstance(state.get("text_column", ""), str), "state.text_column",
-                  "a string", state.get("text_column"))
-
-
-def _check_series(state: dict, config: ModelConfig, check: _Checker) -> None:
-    _check_labels(state, config, check)
-    channels = state.get("channels")
-    check.require(_is_int(channels) and channels == config.input_dim
-                  and config.vocab_size == 0, "state.channels",
-                  f"the model's input channels ({config.input_dim})", channels)
-    for key in ("channel_mean", "channel_std"):
-        check.require(_is_number_list(state.get(key), channels), f"state.{key}",
-                      f"{channels} finite numbers", state.get(key))
-    check.require(all(v > 0 for v in state["channel_std"]), "state.channel_std",
-                  "positive", state["channel_std"])
-
-
-def _check_forecast(state: dict, config: ModelConfig, check: _Checker) -> None:
-    targets, covariates = state.get("targets"), state.get("covariates")
-    check.require(_is_str_list(targets) and len(targets) >= 1, "state.targets",
-                  "a non-empty list of column names", targets)
-    check.require(_is_str_list(covariates), "state.covariates", "a list of column names",
-                  covariates)
-    columns = targets + covariates
-    check.require(len(set(columns)) == len(columns), "state.targets and state.covariates",
-                  "distinct columns", columns)
-    check.require(len(targets) == config.targets and len(columns) == config.input_dim
-                  and config.vocab_size == 0, "state.targets",
-                  f"the model's {config.targets} targets of {config.input_dim} inputs",
-                  targets)
-    for key in ("horizon", "window", "season"):
-        check.require(_is_int(state.get(key)) and state[key] >= 1, f"state.{key}",
-                      "a whole number >= 1", state.get(key))
-    check.require(state["horizon"] == config.horizon, "state.horizon",
-                  f"the model's horizon ({config.horizon})", state["horizon"])
-    for key, n in (("center", len(columns)), ("scale", len(columns)),
-                   ("mase_scale", len(targets))):
-        if key in state or key != "mase_scale":
-            check.require(_is_number_list(state.get(key), n), f"state.{key}",
-                          f"{n} finite numbers", state.get(key))
-    check.require(all(v != 0 for v in state["scale"]), "state.scale", "non-zero",
-                  state["scale"])
-    kind, freq = state.get("time_kind"), state.get("freq")
-    check.require(kind in ("datetime", "number", "row"), "state.time_kind",
-                  "datetime, number or row", kind)
-    time_column = state.get("time_column")
-    check.require(time_column is None or isinstance(time_column, str), "state.time_column",
-                  "a string or null", time_column)
-    if kind == "datetime":
-        check.require(isinstance(freq, str) and _is_offset(freq), "state.freq",
-                      "a pandas frequency", freq)
-        check.require(time_column is not None, "state.time_column", "given with times")
-    elif kind == "number":
-        check.require(_is_number(_float(freq)) and _float(freq) > 0, "state.freq",
-                      "a positive step", freq)
-    basis = state.get("time_basis")
-    check.require(basis is None or isinstance(basis, str), "state.time_basis",
-                  "a string or null", basis)
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _is_offset(freq: str) -> bool:
-    from pandas.tseries.frequencies import to_offset
-
-    try:
-        to_offset(freq)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-_STATE_CHECKS = {"text": _check_text, "series": _check_series, "forecast": _check_forecast}
 
 
 def _weights_path(directory: Path, manifest: dict, manifest_path: Path) -> Path:
@@ -420,7 +274,7 @@ def _weights_path(directory: Path, manifest: dict, manifest_path: Path) -> Path:
           and not Path(name).is_absolute())
     if not ok:
         raise BundleError(f"{manifest_path}: weights_file must be a file name inside the "
-                          f"bundle directory; got {_short(name)}")
+                          f"bundle directory; got {short(name)}")
     weights = directory / name
     if weights.is_symlink():
         try:
@@ -456,7 +310,7 @@ def _check_shapes(weights: Path, expected: dict[str, tuple[int, ...]]) -> None:
         k = wrong[0]
         detail = f"{k} is {list(found[k])}, the config makes {list(expected[k])}"
     elif missing:
-        detail = f"missing {_short(missing)}"
+        detail = f"missing {short(missing)}"
     else:
-        detail = f"unexpected {_short(extra)}"
+        detail = f"unexpected {short(extra)}"
     raise BundleError(f"{weights}: weights do not match the model config ({detail})")

@@ -7,9 +7,7 @@ Exit codes: 0 success, 2 bad input or configuration (one line, no traceback),
 from __future__ import annotations
 
 import logging
-import re
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
+from .config import COMPARE_SEEDS, DEFAULT_DATASET, DataConfig, StudyConfig, parse_duration
 from .exceptions import GrutuneError
 
 err_console = Console(stderr=True)
@@ -68,9 +66,8 @@ app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True
                   pretty_exceptions_enable=False,
                   help="Tune, evaluate and ship GRU sequence models.")
 
-DEFAULT_DATASET = "bbc-news"
-DEFAULT_BUDGET = "10m"
-DEFAULT_TRIALS = 60
+# The defaults below are read from the library's configs: the CLI has none of its own.
+_D, _S = DataConfig, StudyConfig
 
 
 @contextmanager
@@ -109,20 +106,6 @@ def _setup_logging() -> None:
     logger.propagate = False
 
 
-def _default_study(file: Path | None, dataset: str, sample: int | None) -> str:
-    """A study name from the data's name: letters outside ASCII lose their accents, any
-    other character outside ``[A-Za-z0-9._-]`` becomes ``-`` (``my data.csv`` ->
-    ``my-data``), so a file name never breaks the ``--study`` rule.
-
-    >>> _default_study(Path("Données été 2024.csv"), "", None)
-    'Donnees-ete-2024'
-    """
-    base = file.stem if file is not None else dataset
-    ascii_base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-    base = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_base).strip("-._") or "data"
-    return f"{base}-sample{sample}" if sample else base
-
-
 # Options shared by `tune` and `compare` (the data and the search), one definition each.
 File = Annotated[Path | None, typer.Argument(
     help=f"CSV, Parquet or JSON Lines file; omit to use --dataset (default {DEFAULT_DATASET}).")]
@@ -147,7 +130,8 @@ Season = Annotated[int | None, typer.Option(
 Scaling = Annotated[str, typer.Option(
     help="Forecast: standard, minmax or robust scaling, fitted on the training part.")]
 Trials = Annotated[int | None, typer.Option(help="Finished trials to aim for.")]
-Budget = Annotated[str | None, typer.Option(help="Search wall time: 90s, 20m, 1h.")]
+Budget = Annotated[str | None, typer.Option(
+    help=f"Search wall time: 90s, 20m, 1h (default {StudyConfig.budget_s / 60:g}m).")]
 MaxEpochs = Annotated[int | None, typer.Option(
     help="Epochs per trial at most (early stopping; default: text 20, series 100, "
          "forecast 60).")]
@@ -156,8 +140,8 @@ Seed = Annotated[int, typer.Option(help="Seed of the split, sampler and trials."
 Sampler = Annotated[str, typer.Option(help="tpe, random, grid, cmaes, qmc or gp.")]
 Pruner = Annotated[str, typer.Option(help="median, percentile, asha, hyperband or none.")]
 Workers = Annotated[int | None, typer.Option(
-    help="Trial worker processes on this machine, one thread each (default: one per core "
-         "on a CPU, 1 on a GPU).")]
+    help="Trial worker processes on this machine, one thread each (default, or 0: one per "
+         "core).")]
 Folds = Annotated[int | None, typer.Option(
     help="Score trials by k-fold cross-validation (default: 5 below 500 train+validation "
          "rows, else 1 = one validation split).")]
@@ -184,41 +168,36 @@ MinCount = Annotated[int, typer.Option(help="Minimum token count for the vocabul
 MaxVocab = Annotated[int, typer.Option(help="Vocabulary size at most.")]
 
 
-def _configs(o: dict, study_prefix: str = "", **study: object
-             ) -> tuple[DataConfig, StudyConfig]:
+def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
     """The DataConfig and StudyConfig of a command's options (``o``: the ``locals()`` of
     ``tune`` or ``compare``, which share the data and search options); ``study``: the
-    command's own StudyConfig fields."""
-    from .datasets import get_dataset
-    from .tasks import get_task
-
+    command's own StudyConfig fields. Options not given stay unset: the library fills
+    them (``pipeline.resolve``), so Python and the command line share one set of defaults.
+    """
     file, dataset = o["file"], o["dataset"]
     if file is not None and dataset is not None:
         raise GrutuneError("give a FILE or --dataset, not both")
     if o["test"] is not None and file is not None and _same_file(o["test"], file):
         raise GrutuneError(f"--test {o['test']}: is FILE itself; the held-out test rows "
                            "must be a separate file")
-    name = None if file is not None else (dataset or DEFAULT_DATASET)
-    task = o["task"] or (get_dataset(name).task if name else "text")
-    data_cfg = DataConfig(
-        dataset=name, path=str(file) if file is not None else None,
-        test_path=str(o["test"]) if o["test"] is not None else None, task=task,
+    data = dict(
+        dataset=dataset, path=str(file) if file is not None else None,
+        test_path=str(o["test"]) if o["test"] is not None else None, task=o["task"],
         text_column=o["text"], id_column=o["id_column"], time_column=o["time_column"],
         covariates=o["covariates"], horizon=o["horizon"], season=o["season"],
         scaling=o["scaling"], target_column=o["target"], sample=o["sample"], seed=o["seed"],
         stop_words=o["stop_words"], min_count=o["min_count"], max_vocab=o["max_vocab"],
         max_len=o["max_len"])
-    study_name = o["study"] or study_prefix + _default_study(file, name or "", o["sample"])
-    study_cfg = StudyConfig(
-        study_name=study_name, run_dir=str(o["run_dir"] or Path("runs") / study_name),
+    search = dict(
+        study_name=o["study"], run_dir=str(o["run_dir"]) if o["run_dir"] else None,
         storage=o["storage"], sampler=o["sampler"], pruner=o["pruner"], trials=o["trials"],
         budget_s=parse_duration(o["budget"]) if o["budget"] else None,
-        max_epochs=(get_task(task).default_max_epochs if o["max_epochs"] is None
-                    else o["max_epochs"]),
+        max_epochs=o["max_epochs"],
         space_path=str(o["space"]) if o["space"] is not None else None, seed=o["seed"],
-        folds=o["folds"], workers=_workers(o["workers"]), heartbeat_s=o["heartbeat"],
+        folds=o["folds"], workers=o["workers"], heartbeat_s=o["heartbeat"],
         grace_s=o["grace"], **study)
-    return data_cfg, study_cfg
+    return (DataConfig(**{k: v for k, v in data.items() if v is not None}),
+            StudyConfig(**{k: v for k, v in search.items() if v is not None}))
 
 
 @app.command()
@@ -226,28 +205,30 @@ def tune(
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
     time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
-    season: Season = None, scaling: Scaling = "standard", trials: Trials = DEFAULT_TRIALS,
-    budget: Budget = DEFAULT_BUDGET, max_epochs: MaxEpochs = None, sample: Sample = None,
-    seed: Seed = 0, sampler: Sampler = "tpe", pruner: Pruner = "median",
+    season: Season = None, scaling: Scaling = _D.scaling, trials: Trials = _S.trials,
+    budget: Budget = None, max_epochs: MaxEpochs = None, sample: Sample = None,
+    seed: Seed = _D.seed, sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner,
     workers: Workers = None,
-    population: int = typer.Option(1, help="Train K trials that share an architecture "
-                                   "together as one stacked model (GRU classifiers; "
-                                   "1: one at a time, the CPU default - see "
-                                   "bench/population.py)."),
+    population: int = typer.Option(
+        _S.population, help="Train K trials that share an architecture together as one "
+        "stacked model (GRU classifiers; 1: one at a time, the CPU default - see "
+        "bench/population.py)."),
     mlflow: str | None = typer.Option(None, "--mlflow", help="MLflow tracking URI "
                                       "(e.g. file:///path/mlruns): log every trial and the "
                                       "model when the run ends (pip install "
                                       "'grutune[mlflow]')."),
-    repeats: int = typer.Option(3, help="Seed repeats: re-train the top configurations with "
-                                "N seeds each and choose by the lower bound of the "
-                                "validation interval (1: off)."),
-    repeat_top: int = typer.Option(3, help="Configurations the seed repeats re-train."),
-    ensemble: int = typer.Option(3, help="Without seed repeats, the final model averages "
-                                 "the K best trials (1: the best trial alone)."),
+    repeats: int = typer.Option(
+        _S.repeats, help="Seed repeats: re-train the top configurations with N seeds each "
+        "and choose by the lower bound of the validation interval (1: off)."),
+    repeat_top: int = typer.Option(_S.repeat_top,
+                                   help="Configurations the seed repeats re-train."),
+    ensemble: int = typer.Option(
+        _S.ensemble, help="Without seed repeats, the final model averages the K best trials "
+        "(1: the best trial alone)."),
     folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
-    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = 30,
-    grace: Grace = 120, run_dir: RunDir = None, stop_words: StopWords = None,
-    max_len: MaxLen = None, min_count: MinCount = 2, max_vocab: MaxVocab = 20_000,
+    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
+    grace: Grace = _S.grace_s, run_dir: RunDir = None, stop_words: StopWords = None,
+    max_len: MaxLen = None, min_count: MinCount = _D.min_count, max_vocab: MaxVocab = _D.max_vocab,
 ) -> None:
     """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
     options = locals()
@@ -267,18 +248,19 @@ def compare(
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
     time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
-    season: Season = None, scaling: Scaling = "standard",
-    trials: Trials = DEFAULT_TRIALS,
+    season: Season = None, scaling: Scaling = _D.scaling,
+    trials: Trials = _S.trials,
     budget: Annotated[str | None, typer.Option(
-        help="Search wall time of EACH cell's study: 90s, 20m, 1h.")] = DEFAULT_BUDGET,
+        help="Search wall time of EACH cell's study: 90s, 20m, 1h (default "
+             f"{_S.budget_s / 60:g}m).")] = None,
     seeds: int = typer.Option(COMPARE_SEEDS, help="Seeds each winner is trained with for "
                               "the paired test (the same seeds for both cells)."),
-    max_epochs: MaxEpochs = None, sample: Sample = None, seed: Seed = 0,
-    sampler: Sampler = "tpe", pruner: Pruner = "median", workers: Workers = None,
+    max_epochs: MaxEpochs = None, sample: Sample = None, seed: Seed = _D.seed,
+    sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner, workers: Workers = None,
     folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
-    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = 30,
-    grace: Grace = 120, run_dir: RunDir = None, stop_words: StopWords = None,
-    max_len: MaxLen = None, min_count: MinCount = 2, max_vocab: MaxVocab = 20_000,
+    storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
+    grace: Grace = _S.grace_s, run_dir: RunDir = None, stop_words: StopWords = None,
+    max_len: MaxLen = None, min_count: MinCount = _D.min_count, max_vocab: MaxVocab = _D.max_vocab,
 ) -> None:
     """GRU vs LSTM on FILE (or a built-in dataset): both tuned on one split with the same
     budget at a matched size, each winner trained over the same seeds, a paired test;
@@ -288,7 +270,7 @@ def compare(
 
     _setup_logging()
     with _fatal_errors():
-        data_cfg, study_cfg = _configs(options, "compare-", repeats=1, ensemble=1)
+        data_cfg, study_cfg = _configs(options)
         result = run_compare(data_cfg, study_cfg, seeds=seeds, metric=metric,
                              console=err_console)
     if result.interrupted:
@@ -311,17 +293,6 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
     except OSError:
         return False
-
-
-def _workers(requested: int | None) -> int:
-    """--workers: None or 0 -> one per core (1 with a GPU), else as given."""
-    from .workers import default_workers
-
-    if requested is None:
-        requested = 0
-    if requested < 0:
-        raise GrutuneError(f"--workers: must be >= 0 (0: one per core); got {requested}")
-    return requested or default_workers()
 
 
 @app.command("predict")

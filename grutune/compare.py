@@ -45,7 +45,7 @@ from .files import write_json
 from .intervals import mean_interval
 from .model import Ensemble, count_parameters
 from .objective import build_model
-from .pipeline import check_run_dir, file_logging, run_search, setup
+from .pipeline import check_run_dir, file_logging, resolve, run_search, setup
 from .progress import format_seconds
 from .repeats import SEED_STRIDE, train_seed
 from .report import build_compare_report, build_or_warn
@@ -65,11 +65,6 @@ SCOPE = ("The p-value covers the training seeds of the two winners found on this
          "The searches are random too (with several workers, so is their trial order): "
          "a rerun can find other winners, so judge the tuning itself by repeating the "
          "comparison with other --seed values.")
-# the verdict table's metrics, primary (the task's own metric) first; direction
-METRICS = {"classification": {"accuracy": "maximize", "f1_macro": "maximize",
-                              "roc_auc": "maximize", "log_loss": "minimize"},
-           "forecast": {"mase": "minimize", "mae": "minimize", "rmse": "minimize",
-                        "smape": "minimize"}}
 
 
 @dataclass
@@ -154,7 +149,7 @@ def seed_list(seed: int, n: int) -> list[int]:
 
 def verdict_metrics(task: Task) -> dict[str, str]:
     """The verdict table's metrics and directions, the task's own metric first."""
-    metrics = METRICS["forecast" if task.name == "forecast" else "classification"]
+    metrics = task.verdict_metrics
     primary = task.metric if task.metric in metrics else next(iter(metrics))
     return {primary: metrics[primary], **metrics}
 
@@ -250,17 +245,20 @@ def verdict(rows: list[dict], metric: str, direction: str, n: int) -> dict:
 
 # --- the command ---------------------------------------------------------------------
 
-def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = COMPARE_SEEDS,
-            metric: str | None = None, console: Console | None = None) -> CompareResult:
+def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
+            seeds: int = COMPARE_SEEDS, metric: str | None = None,
+            console: Console | None = None) -> CompareResult:
     """Tune a GRU and an LSTM alike and judge them; writes ``compare.json`` and
-    ``report.html`` in ``study_cfg.run_dir``. See the module docstring.
+    ``report.html`` in ``study_cfg.run_dir``. See the module docstring. Options left out
+    take the library's defaults (``pipeline.resolve``; the study name gets "compare-").
 
     Example (a quick look)::
 
         compare(DataConfig(dataset="sunspots"),
-                StudyConfig(study_name="cmp", run_dir="runs/cmp", trials=4, max_epochs=5),
-                seeds=3)
+                StudyConfig(run_dir="runs/cmp", trials=4, max_epochs=5), seeds=3)
     """
+    data_cfg, study_cfg = resolve(data_cfg, study_cfg, prefix="compare-")
+    study_cfg = replace(study_cfg, repeats=1, ensemble=1)  # each cell's winner alone
     console = console or Console(stderr=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     if seeds < 2:
@@ -268,7 +266,7 @@ def compare(data_cfg: DataConfig, study_cfg: StudyConfig, seeds: int = COMPARE_S
     task = get_task(data_cfg.task, metric)
     with console.status("reading data"):
         context = task.space_context(data_cfg)
-    space = load_space(task.name, study_cfg.space_path, context)
+    space = load_space(task.default_space(context), study_cfg.space_path)
     for name in SHAPE:
         if name in space.named and space[name].kind != "fixed":
             raise ConfigError(f"{study_cfg.space_path}: {name}: compare fixes the model's "

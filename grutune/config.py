@@ -12,7 +12,9 @@ and the offending value, so the rest of the code can trust its inputs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, fields
+from pathlib import PurePath
 from typing import Any
 
 from .exceptions import ConfigError
@@ -22,9 +24,9 @@ SCHEDULES = ("constant", "step", "exponential", "cosine")
 CELLS = ("gru", "lstm")
 POOLINGS = ("last", "mean", "max", "attention")
 INITS = ("default", "xavier", "he", "orthogonal")
-TASKS = ("text", "series", "forecast")
 SCALINGS = ("standard", "minmax", "robust")
 BASELINES = ("none", "naive", "seasonal")
+DEFAULT_DATASET = "bbc-news"  # what `grutune tune` with no data tunes
 # grutune compare: seeds per cell for the paired test (5 missed a 0.03 MASE gap on
 # sunspots at p = 0.053 that 10 found at p = 0.0002)
 COMPARE_SEEDS = 10
@@ -52,10 +54,10 @@ def _in(name: str, value: Any, allowed: tuple) -> None:
 class DataConfig:
     """How raw data becomes prepared tensors; fixed for the whole study (not tuned)."""
 
-    dataset: str | None = None  # a built-in dataset name, or None when `path` is given
+    dataset: str | None = None  # a built-in dataset; None with no path: DEFAULT_DATASET
     path: str | None = None  # the user's file (csv, parquet, jsonl)
     test_path: str | None = None  # the user's own held-out file; else a split is carved
-    task: str = "text"  # which task pipeline prepares the data
+    task: str | None = None  # a registered task's name; None: the dataset's, else "text"
     text_column: str | None = None  # None: the built-in dataset's, or "text"
     target_column: str | None = None  # None: the built-in dataset's, or "label"
     id_column: str | None = None  # series: long-form tables, the series id column
@@ -75,9 +77,7 @@ class DataConfig:
     test_fraction: float = 0.15  # of all rows, when no test split is given
 
     def __post_init__(self) -> None:
-        _check(self.dataset is not None or self.path is not None,
-               "data: give a file or --dataset NAME")
-        _in("task", self.task, TASKS)
+        _check(self.dataset is None or self.path is None, "give a FILE or --dataset, not both")
         _check_seed(self.seed)
         _in("--scaling", self.scaling, SCALINGS)
         _check(self.horizon is None or self.horizon >= 1,
@@ -102,6 +102,7 @@ class ModelConfig:
     """Architecture of a SequenceModel; see model.py for the data flow."""
 
     num_outputs: int  # classes (or forecast values) produced by the head
+    kind: str = "sequence"  # the model family, a name in model.MODEL_KINDS (set by the task)
     vocab_size: int = 0  # > 0: token ids through an embedding; 0: numeric input
     input_dim: int = 1  # features per time step when vocab_size == 0
     embed_dim: int = 128  # embedding (or input projection) width
@@ -114,7 +115,7 @@ class ModelConfig:
     dropout: float = 0.0  # on embeddings and on the pooled vector
     init: str = "default"  # weight initialization scheme
     series_norm: bool = False  # numeric input: z-normalize each series over its valid steps
-    # forecasting (horizon > 0): the head emits [horizon, targets] values
+    # forecasting (kind "forecast"): the head emits [horizon, targets] values
     horizon: int = 0  # 0: a classifier
     targets: int = 1  # forecast targets: the first `targets` input channels
     lookback: int = 0  # the GRU reads the last `lookback` steps of a window (0: all)
@@ -188,19 +189,20 @@ PRUNERS = ("median", "percentile", "asha", "hyperband", "none")
 class StudyConfig:
     """The search: its budget, engine parts and where it lives."""
 
-    study_name: str
-    run_dir: str
+    study_name: str | None = None  # None: from the data's name (default_study_name)
+    run_dir: str | None = None  # None: runs/<study_name>
     storage: str | None = None  # None: sqlite file study.db in the run directory
     sampler: str = "tpe"
     pruner: str = "median"
     trials: int | None = 60  # finished (complete or pruned) trials the study aims for
     budget_s: float | None = 600.0  # wall time of this invocation's search
-    max_epochs: int = 20
+    max_epochs: int | None = None  # None: the task's default_max_epochs
     space_path: str | None = None
     seed: int = 0
     ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
     folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
-    workers: int = 1  # trial worker processes on this machine, one thread each when > 1
+    workers: int | None = None  # trial worker processes, one thread each; None or 0: one
+    # per core (workers.default_workers)
     population: int = 1  # trials trained together as one stacked model (1: one at a time)
     mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
     repeats: int = 3  # seeds per configuration in the seed repeats (1: off)
@@ -218,9 +220,11 @@ class StudyConfig:
                f"--budget: must be a finite duration > 0; got {self.budget_s}")
         _check(self.trials is not None or self.budget_s is not None,
                "give --trials or --budget (or both): the search needs an end")
-        _check(self.max_epochs >= 1, f"--max-epochs: must be >= 1; got {self.max_epochs}")
+        _check(self.max_epochs is None or self.max_epochs >= 1,
+               f"--max-epochs: must be >= 1; got {self.max_epochs}")
         _check(self.ensemble >= 1, f"--ensemble: must be >= 1; got {self.ensemble}")
-        _check(self.workers >= 1, f"--workers: must be >= 1; got {self.workers}")
+        _check(self.workers is None or self.workers >= 0,
+               f"--workers: must be >= 0 (0: one per core); got {self.workers}")
         _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
         _check(self.repeats >= 1, f"--repeats: must be >= 1; got {self.repeats}")
         _check(self.repeat_top >= 1, f"--repeat-top: must be >= 1; got {self.repeat_top}")
@@ -229,8 +233,25 @@ class StudyConfig:
                f"({self.heartbeat_s} s); got {self.grace_s}")
         _check(self.folds is None or self.folds >= 1,
                f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
-        _check(bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),
+        _check(self.study_name is None
+               or bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),
                f"--study: letters, digits, '.', '_' and '-' only; got {self.study_name!r}")
+
+
+def default_study_name(path: str | None, dataset: str | None, sample: int | None) -> str:
+    """A study name from the data's name: letters outside ASCII lose their accents, any
+    other character outside ``[A-Za-z0-9._-]`` becomes ``-`` (``my data.csv`` ->
+    ``my-data``), so a file name never breaks the ``--study`` rule.
+
+    >>> default_study_name("Données été 2024.csv", None, None)
+    'Donnees-ete-2024'
+    >>> default_study_name(None, "bbc-news", 300)
+    'bbc-news-sample300'
+    """
+    base = PurePath(path).stem if path is not None else (dataset or "data")
+    ascii_base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_base).strip("-._") or "data"
+    return f"{base}-sample{sample}" if sample else base
 
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")

@@ -54,8 +54,8 @@ def test_split(run_dir: Path) -> SequenceData:
                           f"({err}); export checks the model on the run's test split") from None
     data_cfg = DataConfig(**config["data"])
     task = get_task(data_cfg.task, config.get("metric"))
-    space = load_space(task.name, config["study"].get("space_path"),
-                       task.space_context(data_cfg))
+    space = load_space(task.default_space(task.space_context(data_cfg)),
+                       config["study"].get("space_path"))
     return task.prepare(data_cfg, saved["split"], space).test
 
 

@@ -5,9 +5,9 @@ summary, and returns a sentence that says what is wrong and what to change. Warn
 never stop a run.
 
 >>> from grutune.config import StudyConfig
->>> from grutune.search_space import default_space
+>>> from grutune.tasks import default_space
 >>> space = default_space("text").apply({"num_layers": 1, "layer_dropout": 0.3})
->>> lint(space, StudyConfig(study_name="s", run_dir="r"), {"rows": {"train": 1000}})[0][:40]
+>>> lint(space, StudyConfig(max_epochs=20), {"rows": {"train": 1000}})[0][:40]
 'layer_dropout is set but num_layers is a'
 """
 

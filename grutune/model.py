@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import ModelConfig
+from .exceptions import ConfigError
 from .recurrence import FastGRU
 
 
@@ -197,9 +198,21 @@ class ForecastModel(SequenceModel):
         return anchor + spread * out
 
 
+# model families by name: a task's model_config names one (ModelConfig.kind)
+MODEL_KINDS: dict[str, type[SequenceModel]] = {"sequence": SequenceModel,
+                                               "forecast": ForecastModel}
+
+
 def make_model(config: ModelConfig) -> SequenceModel:
-    """A forecaster when the config has a horizon, else a classifier."""
-    return ForecastModel(config) if config.horizon > 0 else SequenceModel(config)
+    """The model of ``config.kind`` (``MODEL_KINDS``).
+
+    >>> type(make_model(ModelConfig(num_outputs=2, input_dim=3))).__name__
+    'SequenceModel'
+    """
+    if config.kind not in MODEL_KINDS:
+        raise ConfigError(f"model kind: must be one of {', '.join(MODEL_KINDS)}; got "
+                          f"{config.kind!r}")
+    return MODEL_KINDS[config.kind](config)
 
 
 class Ensemble(nn.Module):

@@ -15,7 +15,7 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,8 @@ from rich.console import Console
 from . import __version__
 from .bundle import load_bundle, save_bundle
 from .cache import fingerprint
-from .config import DataConfig, StudyConfig, to_dict
+from .config import DEFAULT_DATASET, DataConfig, StudyConfig, default_study_name, to_dict
+from .datasets import get_dataset
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
 from .exceptions import ConfigError, DataError
 from .files import atomic_path, write_json
@@ -49,7 +50,7 @@ from .study import (
     retry_failed,
     storage_url,
 )
-from .tables import metrics_table, plan_text, repeats_table, trials_frame
+from .tables import plan_text, repeats_table, trials_frame
 from .tasks import Prepared, Task, get_task
 from .trainer import predict
 
@@ -216,15 +217,44 @@ def _finished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None,
-         console: Console | None = None) -> TuneResult:
+def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
+            prefix: str = "") -> tuple[DataConfig, StudyConfig]:
+    """Every default the configs leave open, filled the one way the CLI and Python share:
+    the data (DEFAULT_DATASET), the task (the dataset's, else "text"), the study name (from
+    the data's name; ``prefix`` for compare), the run directory (runs/STUDY), the epochs
+    (the task's ``default_max_epochs``) and the workers (one per core).
+
+    >>> data, study = resolve(DataConfig(dataset="sunspots"))
+    >>> data.task, study.study_name, study.run_dir, study.max_epochs
+    ('forecast', 'sunspots', 'runs/sunspots', 60)
+    """
+    from .workers import default_workers
+
+    data_cfg, study_cfg = data_cfg or DataConfig(), study_cfg or StudyConfig()
+    if data_cfg.path is None and data_cfg.dataset is None:
+        data_cfg = replace(data_cfg, dataset=DEFAULT_DATASET)
+    if data_cfg.task is None:
+        task = get_dataset(data_cfg.dataset).task if data_cfg.dataset else "text"
+        data_cfg = replace(data_cfg, task=task)
+    name = study_cfg.study_name or prefix + default_study_name(
+        data_cfg.path, data_cfg.dataset, data_cfg.sample)
+    return data_cfg, replace(
+        study_cfg, study_name=name, run_dir=study_cfg.run_dir or str(Path("runs") / name),
+        max_epochs=study_cfg.max_epochs or get_task(data_cfg.task).default_max_epochs,
+        workers=study_cfg.workers or default_workers())
+
+
+def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
+         metric: str | None = None, console: Console | None = None) -> TuneResult:
     """Tune, evaluate on the test split, and save the bundle; see the module docstring.
+    Every option left out takes the library's default (``resolve``).
 
     Example (a quick look on the built-in BBC News data)::
 
         tune(DataConfig(dataset="bbc-news", sample=400),
-             StudyConfig(study_name="demo", run_dir="runs/demo", trials=2, max_epochs=1))
+             StudyConfig(run_dir="runs/demo", trials=2, max_epochs=1))
     """
+    data_cfg, study_cfg = resolve(data_cfg, study_cfg)
     console = console or Console(stderr=True)
     # trial failures are reported by our progress lines (with the reason); Optuna would
     # add a traceback for each
@@ -236,7 +266,7 @@ def tune(data_cfg: DataConfig, study_cfg: StudyConfig, metric: str | None = None
     task = get_task(data_cfg.task, metric)
     with console.status("reading data"):
         context = task.space_context(data_cfg)
-    space = load_space(task.name, study_cfg.space_path, context)
+    space = load_space(task.default_space(context), study_cfg.space_path)
     if study_cfg.sampler == "grid":
         space = space.for_grid()
     prepared, study, new = setup(data_cfg, study_cfg, task, space, console)
@@ -279,7 +309,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                 extra={"trials": numbers, "params": [t.user_attrs["config"] for t in members],
                        "study": study.study_name})
     prune_checkpoints(run_dir, numbers, folds)
-    console.print(metrics_table(metrics))
+    console.print(task.metrics_table(metrics))
     with console.status("writing report.html"):
         _write_report(run_dir)
     if study_cfg.mlflow:
@@ -307,7 +337,7 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
         study.enqueue_trial(space.defaults(), skip_if_exists=True)
     done = _finished(study)
     remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
-    text = plan_text(prepared.summary, study_cfg, remaining, done, run_dir)
+    text = plan_text(task, prepared.summary, study_cfg, remaining, done, run_dir)
     console.print(plan or text)
     for warning in lint(space, study_cfg, prepared.summary):
         log.warning("search space: %s", warning)

@@ -46,7 +46,7 @@ from .trainer import EarlyStopping, EpochLog, FitResult, Scorer, epoch_size, lr_
 
 # ModelConfig fields that fix the stacked shapes: members must agree on all of them.
 SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_size",
-                "num_layers", "bidirectional", "pooling", "cell", "series_norm", "horizon")
+                "num_layers", "bidirectional", "pooling", "cell", "series_norm", "kind")
 # TrainConfig fields that fix the batches and the optimizer's kind.
 SHARED_TRAIN = ("batch_size", "max_epochs", "epoch_rows")
 OPTIMIZERS = ("adam", "adamw")  # both decoupled-decay Adam in grutune (see trainer)
@@ -57,7 +57,7 @@ POPULATION_PARAMS = ("cell", "embed_dim", "hidden_size", "num_layers", "bidirect
 
 def population_key(model: ModelConfig, train: TrainConfig) -> tuple | None:
     """What members of one population must share; None if the pair cannot join one."""
-    if model.cell != "gru" or model.horizon > 0 or train.optimizer not in OPTIMIZERS:
+    if model.cell != "gru" or model.kind != "sequence" or train.optimizer not in OPTIMIZERS:
         return None
     return (tuple(getattr(model, f) for f in SHARED_MODEL)
             + tuple(getattr(train, f) for f in SHARED_TRAIN))
@@ -80,7 +80,7 @@ class Population(nn.Module):
         for m in models:
             if any(getattr(m.config, f) != getattr(first, f) for f in SHARED_MODEL):
                 raise ValueError("population members must share the architecture")
-        if first.cell != "gru" or first.horizon > 0:
+        if first.cell != "gru" or first.kind != "sequence":
             raise ValueError("populations train GRU classifiers")
         self.config = first
         self.names = [name for name, _ in models[0].named_parameters()]

@@ -84,10 +84,9 @@ def build_report(run_dir: str | Path) -> Path:
         parts += _factors(run.study, figure)
         parts += _search(run.study, figure)
         parts += _best_model(run.study, figure)
-    if run.metrics and run.metrics.get("task") == "forecast" and run.predictions is not None:
-        parts += _forecast(run, figure)
-    elif run.metrics and "confusion_matrix" in run.metrics:
-        parts += _classification(run, figure)
+    task = _task_of(run)
+    if task is not None:
+        parts += task.report_sections(run, figure)
     return _write_page(Path(run_dir) / "report.html", title, parts)
 
 
@@ -258,8 +257,9 @@ def _summary(run: rd.RunFiles) -> list[str]:
                    f"{_cell(best.value)}):</p>" + _table(shown, ("parameter", "value")))
     if run.metrics:
         out += _repeats(run.metrics.get("seed_repeats") or {})
+        task = _task_of(run)
         out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
-                   + _metrics_table(run.metrics))
+                   + (task.report_metrics(run.metrics) if task else ""))
     else:
         out.append("<p class='note'>No test metrics yet: the study is still running.</p>")
     return out
@@ -296,25 +296,39 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _metrics_table(metrics: dict) -> str:
-    intervals = metrics.get("intervals", {})
-    method = (f"<p class='note'>[intervals: {html.escape(metrics['interval_method'])}]</p>"
-              if intervals else "")
+def _interval_note(metrics: dict) -> str:
+    return (f"<p class='note'>[intervals: {html.escape(metrics['interval_method'])}]</p>"
+            if metrics.get("intervals") else "")
 
-    def band(key: str, value: object) -> str:
-        return _band(value, intervals.get(key))
 
-    if metrics.get("task") == "forecast":
-        names = ("mae", "rmse", "smape", "mase")
-        rows = [("model", *[band(n, metrics.get(n)) for n in names])]
-        for base, values in (metrics.get("baselines") or {}).items():
-            rows.append((base, *[band(f"baselines.{base}.{n}", values.get(n)) for n in names]))
-        return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE")) + method
-                + f"<p>skill (1 - MASE / best baseline's): {_cell(metrics.get('skill'))}</p>")
+def _band_of(metrics: dict, key: str, value: object) -> str:
+    return _band(value, metrics.get("intervals", {}).get(key))
+
+
+def forecast_metrics_html(metrics: dict) -> str:
+    """The model's test errors beside its baselines', with intervals, and the skill."""
+    names = ("mae", "rmse", "smape", "mase")
+    rows = [("model", *[_band_of(metrics, n, metrics.get(n)) for n in names])]
+    for base, values in (metrics.get("baselines") or {}).items():
+        rows.append((base, *[_band_of(metrics, f"baselines.{base}.{n}", values.get(n))
+                             for n in names]))
+    return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE")) + _interval_note(metrics)
+            + f"<p>skill (1 - MASE / best baseline's): {_cell(metrics.get('skill'))}</p>")
+
+
+def classification_metrics_html(metrics: dict) -> str:
+    """The classifier's scalar test metrics with intervals."""
     names = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "pr_auc",
              "log_loss")
-    return _table([(n, band(n, metrics[n])) for n in names if metrics.get(n) is not None],
-                  ("metric", "value [95% interval]")) + method
+    return _table([(n, _band_of(metrics, n, metrics[n])) for n in names
+                   if metrics.get(n) is not None],
+                  ("metric", "value [95% interval]")) + _interval_note(metrics)
+
+
+def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own sections
+    from .tasks import get_task
+
+    return get_task(run.metrics["task"]) if run.metrics and run.metrics.get("task") else None
 
 
 # --- key factors ---------------------------------------------------------------------
@@ -425,7 +439,8 @@ def _best_model(study: optuna.Study, figure) -> list[str]:
 
 # --- task sections -------------------------------------------------------------------
 
-def _classification(run: rd.RunFiles, figure) -> list[str]:
+def classification_sections(run: rd.RunFiles, figure) -> list[str]:
+    """ROC and PR curves, the confusion matrix, per-class scores."""
     metrics = run.metrics
     labels = [str(label) for label in metrics["labels"]]
     out = ["<h2>Classification</h2>"]
@@ -466,7 +481,8 @@ def _classification(run: rd.RunFiles, figure) -> list[str]:
     return out
 
 
-def _forecast(run: rd.RunFiles, figure) -> list[str]:
+def forecast_sections(run: rd.RunFiles, figure) -> list[str]:
+    """Per target: test actuals, forecasts and baselines over time."""
     metrics = run.metrics
     frame = rd.forecast_frame(run.predictions)
     out = ["<h2>Forecast</h2>"]

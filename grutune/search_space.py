@@ -11,11 +11,14 @@ A YAML file overrides any parameter (``--space space.yaml``)::
     hidden_size: [64, 128]                        # choices
     cell: gru                                     # fixed
 
->>> space = default_space("text")
+Each task assembles its default space (``Task.default_space``) from the shared lists
+here (``training_params``, ``numeric_params``) and its own parameters.
+
+>>> space = Space(numeric_params() + training_params())
 >>> space["lr"].kind, space["lr"].log
 ('float', True)
 >>> sorted(space.apply({"lr": {"low": 1e-3, "high": 1e-2}}).names)[:3]
-['batch_size', 'bidirectional', 'cell']
+['batch_size', 'bidirectional', 'dropout']
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from .config import BASELINES, CELLS, INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
+from .config import INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
 from .exceptions import ConfigError
 
 REGULARIZATIONS = ("weight_decay", "l2_penalty")
@@ -56,66 +59,60 @@ class Param:
         return all(values.get(other) in options for other, options in self.when)
 
 
-def _f(name, low, high, default, log=False, when=(), bounds=(-math.inf, math.inf)) -> Param:
+def float_param(name: str, low: float, high: float, default: float, log: bool = False,
+                when: tuple = (), bounds: tuple = (-math.inf, math.inf)) -> Param:
+    """A float range (a task's default space is built from these four helpers)."""
     return Param(name, "float", default, low, high, log, when=when, bounds=bounds)
 
 
-def _i(name, low, high, default, when=(), bounds=(1, math.inf)) -> Param:
+def int_param(name: str, low: int, high: int, default: int, when: tuple = (),
+              bounds: tuple = (1, math.inf)) -> Param:
+    """An integer range."""
     return Param(name, "int", default, low, high, when=when, bounds=bounds)
 
 
-def _c(name, choices, default, allowed=(), when=(), bounds=(-math.inf, math.inf)) -> Param:
+def choice_param(name: str, choices: list, default: Any, allowed: tuple = (),
+                 when: tuple = (), bounds: tuple = (-math.inf, math.inf)) -> Param:
+    """A list of choices; ``allowed`` limits what a space file may choose."""
     return Param(name, "categorical", default, choices=tuple(choices), when=when,
                  allowed=tuple(allowed), bounds=bounds)
 
 
-def _x(name, value, allowed=(), bounds=(-math.inf, math.inf)) -> Param:
+def fixed_param(name: str, value: Any, allowed: tuple = (),
+                bounds: tuple = (-math.inf, math.inf)) -> Param:
+    """A fixed value (a space file may still turn it into a range or choices)."""
     return Param(name, "fixed", value, choices=(value,), allowed=tuple(allowed), bounds=bounds)
 
 
-_SGD_LIKE = (("optimizer", ("sgd", "rmsprop")),)
-_UNIT = (0.0, 0.95)  # dropout probabilities
-_POS = (1e-12, math.inf)
+SGD_LIKE = (("optimizer", ("sgd", "rmsprop")),)
+UNIT = (0.0, 0.95)  # dropout probabilities
+POSITIVE = (1e-12, math.inf)
 
 
-def _common_params() -> list[Param]:
+def training_params() -> list[Param]:
     """Training factors shared by every task, in sampling order."""
     return [
-        _c("optimizer", ["adamw", "sgd", "rmsprop"], "adamw", allowed=OPTIMIZERS),
-        _f("lr", 1e-4, 3e-2, 2e-2, log=True, bounds=_POS),
-        _f("momentum", 0.5, 0.99, 0.9, when=_SGD_LIKE, bounds=(0.0, 0.999)),
-        _c("nesterov", [False, True], True, when=(("optimizer", ("sgd",)),),
-           allowed=(False, True)),
-        _c("regularization", list(REGULARIZATIONS), "l2_penalty", allowed=REGULARIZATIONS),
-        _f("weight_decay", 1e-6, 1e-1, 1e-2, log=True,
-           when=(("regularization", ("weight_decay",)),), bounds=(0.0, 1.0)),
-        _f("l2_penalty", 1e-7, 1e-3, 2e-5, log=True,
-           when=(("regularization", ("l2_penalty",)),), bounds=(0.0, 1.0)),
-        _c("schedule", list(SCHEDULES), "cosine", allowed=SCHEDULES),
-        _i("warmup_epochs", 0, 3, 2, bounds=(0, math.inf)),
-        _i("step_size", 2, 8, 4, when=(("schedule", ("step",)),)),
-        _f("step_gamma", 0.1, 0.9, 0.5, when=(("schedule", ("step",)),), bounds=(1e-6, 1.0)),
-        _f("exp_gamma", 0.8, 0.99, 0.9, when=(("schedule", ("exponential",)),),
-           bounds=(1e-6, 1.0)),
-        _c("batch_size", [16, 32, 64, 128], 64, bounds=(1, math.inf)),
-        _i("patience", 2, 6, 5),
-        _c("grad_clip", [0.0, 0.5, 1.0, 5.0], 0.0, bounds=(0.0, math.inf)),
-    ]
-
-
-def _model_params() -> list[Param]:
-    """Architecture factors for a recurrent classifier."""
-    return [
-        _x("cell", "gru", allowed=CELLS),
-        _c("embed_dim", [64, 128, 256], 128, bounds=(1, math.inf)),
-        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
-        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
-        _c("bidirectional", [False, True], True, allowed=(False, True)),
-        _f("layer_dropout", 0.0, 0.5, 0.2, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
-           bounds=_UNIT),
-        _c("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
-        _f("dropout", 0.0, 0.5, 0.2, bounds=_UNIT),
-        _c("init", list(INITS), "xavier", allowed=INITS),
+        choice_param("optimizer", ["adamw", "sgd", "rmsprop"], "adamw", allowed=OPTIMIZERS),
+        float_param("lr", 1e-4, 3e-2, 2e-2, log=True, bounds=POSITIVE),
+        float_param("momentum", 0.5, 0.99, 0.9, when=SGD_LIKE, bounds=(0.0, 0.999)),
+        choice_param("nesterov", [False, True], True, when=(("optimizer", ("sgd",)),),
+                     allowed=(False, True)),
+        choice_param("regularization", list(REGULARIZATIONS), "l2_penalty",
+                     allowed=REGULARIZATIONS),
+        float_param("weight_decay", 1e-6, 1e-1, 1e-2, log=True,
+                    when=(("regularization", ("weight_decay",)),), bounds=(0.0, 1.0)),
+        float_param("l2_penalty", 1e-7, 1e-3, 2e-5, log=True,
+                    when=(("regularization", ("l2_penalty",)),), bounds=(0.0, 1.0)),
+        choice_param("schedule", list(SCHEDULES), "cosine", allowed=SCHEDULES),
+        int_param("warmup_epochs", 0, 3, 2, bounds=(0, math.inf)),
+        int_param("step_size", 2, 8, 4, when=(("schedule", ("step",)),)),
+        float_param("step_gamma", 0.1, 0.9, 0.5, when=(("schedule", ("step",)),),
+                    bounds=(1e-6, 1.0)),
+        float_param("exp_gamma", 0.8, 0.99, 0.9, when=(("schedule", ("exponential",)),),
+                    bounds=(1e-6, 1.0)),
+        choice_param("batch_size", [16, 32, 64, 128], 64, bounds=(1, math.inf)),
+        int_param("patience", 2, 6, 5),
+        choice_param("grad_clip", [0.0, 0.5, 1.0, 5.0], 0.0, bounds=(0.0, math.inf)),
     ]
 
 
@@ -164,7 +161,7 @@ class Space:
     def for_grid(self) -> Space:
         """The space the grid sampler walks: key factors and named ones free, others fixed.
 
-        >>> sorted(default_space("text").for_grid().grid())
+        >>> sorted(Space(numeric_params() + training_params()).for_grid().grid())
         ['batch_size', 'dropout', 'hidden_size', 'lr']
         """
         keep = set(GRID_FACTORS) | set(self.named)
@@ -283,79 +280,29 @@ def _override(p: Param, spec: Any, source: str) -> Param:
     return replace(p, kind="fixed", default=value, choices=(value,), low=None, high=None)
 
 
-def _numeric_params() -> list[Param]:
+def numeric_params() -> list[Param]:
     """Recurrent factors for numeric inputs (series, forecasts): small input projections."""
     return [
-        _c("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
-        _c("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
-        _c("num_layers", [1, 2], 1, bounds=(1, 8)),
-        _c("bidirectional", [False, True], True, allowed=(False, True)),
-        _f("layer_dropout", 0.0, 0.5, 0.2, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
-           bounds=_UNIT),
-        _c("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
-        _f("dropout", 0.0, 0.5, 0.1, bounds=_UNIT),
-        _c("init", list(INITS), "xavier", allowed=INITS),
+        choice_param("embed_dim", [16, 32, 64], 32, bounds=(1, math.inf)),
+        choice_param("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
+        choice_param("num_layers", [1, 2], 1, bounds=(1, 8)),
+        choice_param("bidirectional", [False, True], True, allowed=(False, True)),
+        float_param("layer_dropout", 0.0, 0.5, 0.2, when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),),
+                    bounds=UNIT),
+        choice_param("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
+        float_param("dropout", 0.0, 0.5, 0.1, bounds=UNIT),
+        choice_param("init", list(INITS), "xavier", allowed=INITS),
     ]
 
 
-def _series_params() -> list[Param]:
-    """Architecture factors for a series classifier: small inputs, a normalization choice."""
-    return [_x("cell", "gru", allowed=CELLS),
-            _c("series_norm", [True, False], True, allowed=(False, True)),
-            *_numeric_params()]
-
-
-def _forecast_params(lookbacks: list[int]) -> list[Param]:
-    """Architecture factors for a forecaster: how far back to look, what to predict over."""
-    numeric = _with(
-        _numeric_params(),
-        bidirectional=_c("bidirectional", [False, True], False, allowed=(False, True)),
-        layer_dropout=_f("layer_dropout", 0.0, 0.5, 0.1,
-                         when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),), bounds=_UNIT),
-        pooling=_c("pooling", list(POOLINGS), "last", allowed=POOLINGS),
-        dropout=_f("dropout", 0.0, 0.3, 0.0, bounds=_UNIT))
-    return [_x("cell", "gru", allowed=CELLS),
-            _c("lookback", lookbacks, lookbacks[min(2, len(lookbacks) - 1)], bounds=(1, math.inf)),
-            _c("baseline", list(BASELINES), "seasonal", allowed=BASELINES),
-            _c("window_norm", [True, False], True, allowed=(False, True)),
-            *numeric]
-
-
-def _with(params: list[Param], **changes: Param) -> list[Param]:
+def with_params(params: list[Param], **changes: Param) -> list[Param]:
     """``params`` with some replaced by name."""
     return [changes.get(p.name, p) for p in params]
 
 
-def default_space(task: str, context: dict | None = None) -> Space:
-    """The default space of a task: "text", "series" or "forecast".
-
-    ``context`` holds data facts a space depends on: a forecaster's lookback choices.
-
-    >>> default_space("series")["batch_size"].choices
-    (8, 16, 32)
-    >>> default_space("forecast", {"lookback": [12, 24]})["lookback"].choices
-    (12, 24)
-    """
-    context = context or {}
-    if task == "text":
-        return Space(_model_params() + _common_params())
-    if task == "series":
-        # Archives of 40-300 training series: small batches, patient early stopping.
-        common = _with(_common_params(),
-                       batch_size=_c("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
-                       patience=_i("patience", 5, 20, 15))
-        return Space(_series_params() + common)
-    if task == "forecast":
-        common = _with(_common_params(),
-                       lr=_f("lr", 1e-4, 1e-2, 2e-3, log=True, bounds=_POS),
-                       batch_size=_c("batch_size", [16, 32, 64, 128], 32, bounds=(1, math.inf)),
-                       patience=_i("patience", 4, 15, 8))
-        return Space(_forecast_params(context.get("lookback", [24, 48, 96])) + common)
-    raise ConfigError(f"no default search space for task {task!r}")
-
-
-def load_space(task: str, path: str | None, context: dict | None = None) -> Space:
-    """The task's default space with a YAML file's overrides applied (validated).
+def load_space(default: Space, path: str | None) -> Space:
+    """``default`` (a task's ``default_space``) with a YAML file's overrides applied
+    (validated).
 
     The file must be a mapping of parameter names to ranges, choices or values. An empty
     file (or one holding only comments) means no overrides; any other document that is
@@ -364,7 +311,7 @@ def load_space(task: str, path: str | None, context: dict | None = None) -> Spac
     (``&a`` / ``*a``: a few hundred bytes of nested aliases expand to gigabytes), nesting
     at most MAX_SPACE_DEPTH deep; errors quote at most SHORT characters of a value.
     """
-    space = default_space(task, context)
+    space = default
     if path is None:
         return space
     file = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
@@ -11,6 +12,9 @@ from rich.table import Table
 
 from .config import StudyConfig
 from .progress import format_seconds
+
+if TYPE_CHECKING:  # tables draws for tasks; tasks import it, so no import at run time
+    from .tasks import Task
 
 
 def counts_text(counts: dict, sep: str = ", ") -> str:
@@ -28,19 +32,11 @@ def limit_text(cfg: StudyConfig, remaining: int | None, done: int = 0) -> str:
     return " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
 
 
-def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
+def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
               run_dir: Path) -> str:
-    """One paragraph saying what the run will do and for how long."""
+    """One paragraph saying what the run will do and for how long (the data sentence and
+    what the test compares with are the task's: ``describe_data``, ``plan_phrases``)."""
     rows = summary.get("rows", {})
-    split = counts_text(rows, " / ")
-    dropped = []
-    if summary.get("duplicates_removed"):
-        dropped.append(f"{summary['duplicates_removed']} duplicates removed")
-    if summary.get("test_overlap_removed"):
-        dropped.append(f"{summary['test_overlap_removed']} training rows also in test removed")
-    if summary.get("empty_removed"):
-        dropped.append(f"{summary['empty_removed']} empty texts dropped")
-    n_classes = len(summary.get("class_counts", {}).get("train", {}))
     limit = limit_text(cfg, remaining, done)
     resumed = f"Resuming: {done} finished trials kept. " if done else ""
     folds = summary.get("folds", 1)
@@ -62,31 +58,23 @@ def plan_text(summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
         ensemble = (f"top {cfg.repeat_top} configurations are re-trained with {cfg.repeats} "
                     f"seeds each{share} (seed repeats), and the one whose validation interval "
                     "has the best bound, averaged over its seeds, is")
-    if "vocab_size" in summary:
-        inputs = (f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}")
-    else:
-        lengths = (f"length {summary.get('min_length')}"
-                   if summary.get("min_length") == summary.get("max_length")
-                   else f"lengths {summary.get('min_length')}-{summary.get('max_length')}")
-        inputs = f"{summary.get('channels')} channel(s), {lengths}"
-        if summary.get("interpolated"):
-            dropped.append(f"{summary['interpolated']} missing values interpolated")
-    if summary.get("kind") == "forecast":
-        return (f"Tuning a GRU forecaster on {summary.get('source')}: "
-                f"{summary['description']}.\n{resumed}Search: {limit} with the {cfg.sampler} "
-                f"sampler and {cfg.pruner} pruning, up to {cfg.max_epochs} epochs per trial, "
-                f"scored by validation {summary.get('metric', 'MASE')}; then the {ensemble} "
-                f"evaluated on the untouched test windows beside the naive and seasonal-naive "
-                f"forecasts, and saved to {run_dir}/model.")
-    return (
-        f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
-        f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
-        f"{inputs}.\n"
-        f"{scoring}{resumed}Search: {limit} with the {cfg.sampler} sampler and "
-        f"{cfg.pruner} pruning, "
-        f"up to {cfg.max_epochs} epochs per trial; then the {ensemble} evaluated on the "
-        f"untouched test split and saved to {run_dir}/model."
-    )
+    scored, evaluated = task.plan_phrases(summary)
+    return (f"{task.describe_data(summary)}\n{scoring}{resumed}Search: {limit} with the "
+            f"{cfg.sampler} sampler and {cfg.pruner} pruning, up to {cfg.max_epochs} epochs "
+            f"per trial{scored}; then the {ensemble} {evaluated} and saved to {run_dir}/model.")
+
+
+def classification_data_text(summary: dict, inputs: str, dropped: list[str]) -> str:
+    """The plan's data sentence for a classifier: split, what was dropped, classes, inputs."""
+    dropped = [f"{summary[key]} {what}" for key, what in (
+        ("duplicates_removed", "duplicates removed"),
+        ("test_overlap_removed", "training rows also in test removed"),
+        ("empty_removed", "empty texts dropped")) if summary.get(key)] + dropped
+    split = counts_text(summary.get("rows", {}), " / ")
+    n_classes = len(summary.get("class_counts", {}).get("train", {}))
+    return (f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
+            f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
+            f"{inputs}.")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -152,8 +140,6 @@ def _with_interval(value: float | None, interval: list[float] | None) -> str:
 
 def metrics_table(metrics: dict) -> Group | Table:
     """The test metrics, per-class scores and confusion matrix as rich tables."""
-    if metrics.get("task") == "forecast":
-        return forecast_table(metrics)
     main = Table(title="Test metrics",
                  caption=f"{metrics.get('n')} test rows, {_model_text(metrics)}",
                  min_width=40)

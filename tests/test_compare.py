@@ -48,7 +48,7 @@ def test_sized_hidden_is_the_closest_size(gates, hidden, inputs):
 def _text_task(texts_csv: Path):
     task = get_task("text")
     cfg = DataConfig(path=str(texts_csv), task="text")
-    space = load_space("text", None, task.space_context(cfg))
+    space = load_space(task.default_space(task.space_context(cfg)), None)
     return task, task.prepare(cfg, None, space), space
 
 

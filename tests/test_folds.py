@@ -56,7 +56,7 @@ def _cv_run(tmp_path, name: str, **study) -> tuple[Path, dict]:
     run_dir = tmp_path / name
     tune(DataConfig(path=str(path)),
          StudyConfig(study_name=name, run_dir=str(run_dir), trials=3, budget_s=None,
-                     max_epochs=3, folds=3, **study))
+                     max_epochs=3, folds=3, **{"workers": 1, **study}))
     return run_dir, json.loads((run_dir / "metrics.json").read_text())
 
 

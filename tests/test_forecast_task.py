@@ -33,7 +33,7 @@ def _prepare(path, **kwargs):
     task = get_task("forecast")
     cfg = DataConfig(path=str(path), task="forecast", time_column="date", target_column="load",
                      **kwargs)
-    space = load_space("forecast", None, task.space_context(cfg))
+    space = load_space(task.default_space(task.space_context(cfg)), None)
     return task, task.prepare(cfg, None, space)
 
 
@@ -267,7 +267,7 @@ def test_bad_forecast_input_exits_2(runner, tmp_path, case, message):
 def test_builtin_forecast_datasets_prepare(name, steps, horizon, season):
     task = get_task("forecast")
     cfg = DataConfig(dataset=name, task="forecast")
-    prep = task.prepare(cfg, None, load_space("forecast", None, task.space_context(cfg)))
+    prep = task.prepare(cfg, None, load_space(task.default_space(task.space_context(cfg)), None))
     assert prep.split["steps"] == steps
     assert (prep.state["horizon"], prep.state["season"]) == (horizon, season)
     assert prep.summary["interpolated"] == 0 and len(prep.test) >= 5
@@ -279,7 +279,7 @@ def test_several_targets_are_forecast_together(tmp_path):
     task = get_task("forecast")
     cfg = DataConfig(path=str(path), task="forecast", time_column="date",
                      target_column="load,temp", horizon=5)
-    prep = task.prepare(cfg, None, load_space("forecast", None, task.space_context(cfg)))
+    prep = task.prepare(cfg, None, load_space(task.default_space(task.space_context(cfg)), None))
     assert prep.test.y.shape[1:] == (5, 2) and prep.state["targets"] == ["load", "temp"]
     naive = baseline_forecast(prep.test.x, "naive", 5, 1)  # a "model" that repeats the last
     metrics = task.evaluate(naive, prep.test, prep.state)

@@ -290,3 +290,28 @@ def test_a_failing_seed_repeat_is_left_out(data, tmp_path, monkeypatch):
     assert "failed (training loss became nan in epoch 1); it is left out" in result.stderr
     record = json.loads((run / "metrics.json").read_text())["seed_repeats"]
     assert len(record["configurations"][0]["seeds"]) == 2  # the search's run + 1 new seed
+
+
+def test_typed_labels_survive_the_bundle(tmp_path):
+    """Labels of a typed file (float, bool in JSON Lines) are saved with their values and
+    the bundle's checks accept them: predict gives them back as written."""
+    import random
+
+    rng = random.Random(0)
+    topics = {1.5: ["goal", "team", "match"], 2.5: ["chip", "data", "robot"],
+              True: ["pizza", "soup", "bread"]}
+    path = tmp_path / "typed.jsonl"
+    with path.open("w") as f:
+        for label, words in topics.items():
+            for _ in range(20):
+                text = " ".join(rng.choice(words + ["the", "a"]) for _ in range(8))
+                f.write(json.dumps({"text": text, "label": label}) + "\n")
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["tune", str(path), "--run-dir", str(run), *FAST]).exit_code == 0
+    out = tmp_path / "p.jsonl.csv"
+    result = runner.invoke(app, ["predict", str(run / "model"), str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert set(pd.read_csv(out)["prediction"].astype(str)) <= {"1.5", "2.5", "True"}

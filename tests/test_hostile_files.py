@@ -19,7 +19,8 @@ from grutune.cli import app
 from grutune.exceptions import ConfigError, TrialFailure
 from grutune.files import atomic_path, current_umask, write_json, write_text
 from grutune.oom import is_oom
-from grutune.search_space import MAX_SPACE_BYTES, default_space, load_space
+from grutune.search_space import MAX_SPACE_BYTES, load_space
+from grutune.tasks import default_space
 
 from .hostile import assert_refused
 
@@ -79,21 +80,22 @@ def test_billion_laughs_is_refused_before_expanding(tmp_path):
     space.write_text(LAUGHS)
     assert len(LAUGHS) < 1000
     with pytest.raises(ConfigError, match="anchors and aliases"):
-        load_space("text", str(space))  # returns at once: nothing is expanded
+        load_space(default_space("text"), str(space))  # returns at once: nothing is expanded
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n", "{}\n"])
 def test_empty_space_files_mean_no_overrides(tmp_path, text):
     space = tmp_path / "space.yaml"
     space.write_text(text)
-    assert load_space("text", str(space)).describe() == default_space("text").describe()
+    default = default_space("text")
+    assert load_space(default, str(space)).describe() == default.describe()
 
 
 def test_a_normal_space_file_still_works(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("# tiny\nlr: {low: 1.0e-4, high: 1.0e-2, log: true}\n"
                      "hidden_size: [16, 32]\ncell: gru\ndropout: 0.1\n")
-    got = load_space("text", str(space))
+    got = load_space(default_space("text"), str(space))
     assert got["lr"].low == 1e-4 and got["hidden_size"].choices == (16, 32)
     assert got["dropout"].kind == "fixed" and got.named >= {"lr", "hidden_size", "cell"}
 

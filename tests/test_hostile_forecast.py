@@ -309,7 +309,7 @@ def test_naive_times_keep_their_state(tmp_path):
     task = get_task("forecast")
     cfg = DataConfig(path=str(path), task="forecast", time_column="ts", target_column="y",
                      covariates="holiday", horizon=5)
-    prep = task.prepare(cfg, None, load_space("forecast", None, task.space_context(cfg)))
+    prep = task.prepare(cfg, None, load_space(task.default_space(task.space_context(cfg)), None))
     assert "time_basis" not in prep.state and prep.summary["time_basis"] is None
     assert prep.summary["repairs"] == "" and prep.split["first"] == "2020-01-01 00:00:00"
 

@@ -6,8 +6,7 @@ import pytest
 
 from grutune.config import StudyConfig
 from grutune.lint import lint
-from grutune.search_space import default_space
-from grutune.tasks import get_task
+from grutune.tasks import default_space, get_task
 
 SUMMARY = {"rows": {"train": 1000}, "steps": {"train": 2000}}
 

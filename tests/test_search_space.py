@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from grutune.exceptions import ConfigError
-from grutune.search_space import default_space, load_space, train_config
+from grutune.search_space import load_space, train_config
+from grutune.tasks import default_space
 
 
 def _sample(space, seed=0, n=30):
@@ -39,7 +40,7 @@ def test_defaults_are_the_warm_start_trial():
 def _space(tmp_path, text):
     path = tmp_path / "space.yaml"
     path.write_text(text)
-    return load_space("text", str(path))
+    return load_space(default_space("text"), str(path))
 
 
 def test_overrides_range_choices_fixed(tmp_path):

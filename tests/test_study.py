@@ -26,7 +26,7 @@ def data_path(tmp_path_factory):
 def _tune(data_path, run_dir, trials=3, **study_kw):
     data = DataConfig(path=str(data_path))
     study = StudyConfig(study_name="s", run_dir=str(run_dir), trials=trials, budget_s=None,
-                        max_epochs=3, **study_kw)
+                        max_epochs=3, **{"workers": 1, **study_kw})
     return tune(data, study)
 
 

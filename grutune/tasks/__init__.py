@@ -1,12 +1,18 @@
-"""Task pipelines, by name.
+"""Task pipelines, by name: the registry every other layer goes through.
+
+A new task is one module with a ``Task`` subclass and one ``register_task`` call; no
+other module names a task.
 
 >>> get_task("text").name
 'text'
+>>> default_space("series")["batch_size"].choices
+(8, 16, 32)
 """
 
 from __future__ import annotations
 
 from ..exceptions import ConfigError
+from ..search_space import Space
 from .base import ClassificationTask, Prepared, Task
 from .forecasting import Forecasting
 from .series_classification import SeriesClassification
@@ -16,6 +22,17 @@ TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClas
                                 "forecast": Forecasting}
 
 
+def register_task(cls: type[Task]) -> type[Task]:
+    """Add a task to the registry under its ``name`` (usable as a class decorator)."""
+    TASKS[cls.name] = cls
+    return cls
+
+
+def default_space(name: str, context: dict | None = None) -> Space:
+    """The default search space of the task called ``name``."""
+    return get_task(name).default_space(context or {})
+
+
 def get_task(name: str, metric: str | None = None) -> Task:
     """A task instance optimizing ``metric`` on validation (None: the task's default)."""
     if name not in TASKS:
@@ -23,4 +40,5 @@ def get_task(name: str, metric: str | None = None) -> Task:
     return TASKS[name]() if metric is None else TASKS[name](metric)  # each checks its metric
 
 
-__all__ = ["ClassificationTask", "Prepared", "TASKS", "Task", "get_task"]
+__all__ = ["ClassificationTask", "Prepared", "TASKS", "Task", "default_space", "get_task",
+           "register_task"]

@@ -23,6 +23,7 @@ from torch import Tensor
 from ..cache import SequenceData
 from ..config import DataConfig, ModelConfig
 from ..exceptions import ConfigError, DataError
+from ..manifest_checks import Checker, is_str_list
 from ..metrics import SCORES, classification_metrics, classification_scalars
 from ..readers import read_table, show
 from ..search_space import Space
@@ -61,6 +62,8 @@ class Task(ABC):
         """The rows of a file to predict (``encode`` turns them into inputs)."""
         return read_table(path)
 
+    # the test metrics ``grutune compare`` judges two cells by, and their directions
+    verdict_metrics: ClassVar[dict[str, str]] = {}
     uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
     select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
     epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)
@@ -68,6 +71,41 @@ class Task(ABC):
     def space_context(self, cfg: DataConfig) -> dict:
         """Data facts the default search space depends on (a forecaster's lookbacks)."""
         return {}
+
+    @classmethod
+    def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
+        """Check a loaded bundle's ``state`` against its model ``config`` (a manifest may
+        be damaged or forged); ``check.require`` raises the BundleError. Default: the
+        state is a mapping."""
+        check.require(isinstance(state, dict), "state", "a mapping", state)
+
+    @abstractmethod
+    def describe_data(self, summary: dict) -> str:
+        """The plan's first sentence: what is tuned on which data (``Prepared.summary``)."""
+
+    def plan_phrases(self, summary: dict) -> tuple[str, str]:
+        """(how trials are scored, appended to "epochs per trial"; how the final model is
+        evaluated) for the plan paragraph."""
+        return "", "evaluated on the untouched test split"
+
+    def metrics_table(self, metrics: dict) -> object:
+        """The test metrics printed at the end of a run (a rich renderable)."""
+        from ..tables import metrics_table
+
+        return metrics_table(metrics)
+
+    def report_metrics(self, metrics: dict) -> str:
+        """The report's test-metrics table (HTML) of ``metrics.json``."""
+        return ""
+
+    def report_sections(self, run: object, figure: object) -> list[str]:
+        """The report's task sections (HTML parts) for a run directory's files."""
+        return []
+
+    @abstractmethod
+    def default_space(self, context: dict) -> Space:
+        """The task's search space before a space file's overrides; ``context`` is what
+        ``space_context`` found in the data."""
 
     @abstractmethod
     def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
@@ -123,12 +161,60 @@ class ClassificationTask(Task):
     """Cross-entropy over class ids; metrics and predictions with class names."""
 
     combine = "probability"
+    verdict_metrics = {"accuracy": "maximize", "f1_macro": "maximize", "roc_auc": "maximize",
+                       "log_loss": "minimize"}
 
     def __init__(self, metric: str = "accuracy"):
         if metric not in SCORES:
             raise ConfigError(f"--metric: must be one of {', '.join(SCORES)}; got {metric!r}")
         self.metric = metric
         self._score, self.direction = SCORES[metric]
+
+    @classmethod
+    def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
+        """Labels: distinct strings, one per model output, of a known kind."""
+        labels = state.get("labels")
+        check.require(is_str_list(labels) and len(labels) >= 1, "state.labels",
+                      "a non-empty list of strings", labels)
+        check.require(len(set(labels)) == len(labels), "state.labels", "distinct", labels)
+        check.require(len(labels) == config.num_outputs, "state.labels",
+                      f"one per model output ({config.num_outputs})", labels)
+        check.require(config.kind == "sequence", "members[0].model_config.kind",
+                      "'sequence' for a classifier", config.kind)
+        kind = state.get("label_kind", "str")
+        check.require(kind in ("str", "int", "value"), "state.label_kind", "str, int or value",
+                      kind)
+        if kind == "int":
+            check.require(all(re.fullmatch(r"-?[0-9]{1,30}", v) for v in labels), "state.labels",
+                          "whole numbers (label_kind int)", labels)
+        if kind == "value":  # labels of a typed file (JSON Lines, Parquet) as they were written
+            values = state.get("label_values")
+            check.require(isinstance(values, list) and len(values) == len(labels)
+                          and all(isinstance(v, (str, int, float, bool)) for v in values),
+                          "state.label_values", "one text, number or boolean per label", values)
+        for key in ("target_column",):
+            if key in state:
+                check.require(isinstance(state[key], str), f"state.{key}", "a string", state[key])
+
+    def describe_data(self, summary: dict) -> str:
+        from ..tables import classification_data_text
+
+        inputs, notes = self.describe_inputs(summary)
+        return classification_data_text(summary, inputs, notes)
+
+    def describe_inputs(self, summary: dict) -> tuple[str, list[str]]:
+        """(the inputs in words, notes on what preparation changed) for the plan."""
+        return "", []
+
+    def report_metrics(self, metrics: dict) -> str:
+        from ..report import classification_metrics_html
+
+        return classification_metrics_html(metrics)
+
+    def report_sections(self, run: object, figure: object) -> list[str]:
+        from ..report import classification_sections
+
+        return classification_sections(run, figure) if "confusion_matrix" in run.metrics else []
 
     def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
         return torch.nn.functional.cross_entropy(outputs, y)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,13 +40,26 @@ import torch
 from torch import Tensor
 
 from ..cache import SequenceData
-from ..config import DataConfig, ModelConfig
+from ..config import BASELINES, CELLS, POOLINGS, DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import ConfigError, DataError
+from ..manifest_checks import Checker, is_int, is_number, is_number_list, is_str_list
 from ..metrics import forecast_metrics, mase_scale
 from ..model import baseline_forecast
 from ..readers import read_table
-from ..search_space import Space
+from ..search_space import (
+    POSITIVE,
+    UNIT,
+    Param,
+    Space,
+    choice_param,
+    fixed_param,
+    float_param,
+    int_param,
+    numeric_params,
+    training_params,
+    with_params,
+)
 from ..trainer import predict
 from .base import Prepared, Task
 from .series_frame import CleanSeries, clean_series, future_times, show
@@ -105,10 +119,111 @@ def default_lookbacks(horizon: int, season: int, train_steps: int | None = None)
     return [base * k for k in LOOKBACK_FACTORS if base * k <= limit] or [base]
 
 
+def forecast_params(lookbacks: list[int]) -> list[Param]:
+    """Architecture factors for a forecaster: how far back to look, what to predict over."""
+    numeric = with_params(
+        numeric_params(),
+        bidirectional=choice_param("bidirectional", [False, True], False,
+                                   allowed=(False, True)),
+        layer_dropout=float_param("layer_dropout", 0.0, 0.5, 0.1,
+                                  when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),), bounds=UNIT),
+        pooling=choice_param("pooling", list(POOLINGS), "last", allowed=POOLINGS),
+        dropout=float_param("dropout", 0.0, 0.3, 0.0, bounds=UNIT))
+    return [fixed_param("cell", "gru", allowed=CELLS),
+            choice_param("lookback", lookbacks, lookbacks[min(2, len(lookbacks) - 1)],
+                         bounds=(1, math.inf)),
+            choice_param("baseline", list(BASELINES), "seasonal", allowed=BASELINES),
+            choice_param("window_norm", [True, False], True, allowed=(False, True)),
+            *numeric]
+
+
 class Forecasting(Task):
     """A series -> its next ``horizon`` values (all at once: a direct multi-step head)."""
 
     name = "forecast"
+    verdict_metrics = {"mase": "minimize", "mae": "minimize", "rmse": "minimize",
+                       "smape": "minimize"}
+
+    @classmethod
+    def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
+        """Targets and covariates, horizon and window, scaling, time kind and frequency."""
+        targets, covariates = state.get("targets"), state.get("covariates")
+        check.require(is_str_list(targets) and len(targets) >= 1, "state.targets",
+                      "a non-empty list of column names", targets)
+        check.require(is_str_list(covariates), "state.covariates", "a list of column names",
+                      covariates)
+        columns = targets + covariates
+        check.require(len(set(columns)) == len(columns), "state.targets and state.covariates",
+                      "distinct columns", columns)
+        check.require(len(targets) == config.targets and len(columns) == config.input_dim
+                      and config.vocab_size == 0, "state.targets",
+                      f"the model's {config.targets} targets of {config.input_dim} inputs",
+                      targets)
+        for key in ("horizon", "window", "season"):
+            check.require(is_int(state.get(key)) and state[key] >= 1, f"state.{key}",
+                          "a whole number >= 1", state.get(key))
+        check.require(state["horizon"] == config.horizon, "state.horizon",
+                      f"the model's horizon ({config.horizon})", state["horizon"])
+        for key, n in (("center", len(columns)), ("scale", len(columns)),
+                       ("mase_scale", len(targets))):
+            if key in state or key != "mase_scale":
+                check.require(is_number_list(state.get(key), n), f"state.{key}",
+                              f"{n} finite numbers", state.get(key))
+        check.require(all(v != 0 for v in state["scale"]), "state.scale", "non-zero",
+                      state["scale"])
+        kind, freq = state.get("time_kind"), state.get("freq")
+        check.require(kind in ("datetime", "number", "row"), "state.time_kind",
+                      "datetime, number or row", kind)
+        time_column = state.get("time_column")
+        check.require(time_column is None or isinstance(time_column, str), "state.time_column",
+                      "a string or null", time_column)
+        if kind == "datetime":
+            check.require(isinstance(freq, str) and is_offset(freq), "state.freq",
+                          "a pandas frequency", freq)
+            check.require(time_column is not None, "state.time_column", "given with times")
+        elif kind == "number":
+            check.require(is_number(as_float(freq)) and as_float(freq) > 0, "state.freq",
+                          "a positive step", freq)
+        basis = state.get("time_basis")
+        check.require(basis is None or isinstance(basis, str), "state.time_basis",
+                      "a string or null", basis)
+
+    def describe_data(self, summary: dict) -> str:
+        return f"Tuning a GRU forecaster on {summary.get('source')}: {summary['description']}."
+
+    def plan_phrases(self, summary: dict) -> tuple[str, str]:
+        return (f", scored by validation {summary.get('metric', 'MASE')}",
+                "evaluated on the untouched test windows beside the naive and seasonal-naive "
+                "forecasts,")
+
+    def metrics_table(self, metrics: dict) -> object:
+        from ..tables import forecast_table
+
+        return forecast_table(metrics)
+
+    def report_metrics(self, metrics: dict) -> str:
+        from ..report import forecast_metrics_html
+
+        return forecast_metrics_html(metrics)
+
+    def report_sections(self, run: object, figure: object) -> list[str]:
+        from ..report import forecast_sections
+
+        return forecast_sections(run, figure) if run.predictions is not None else []
+
+    def default_space(self, context: dict) -> Space:
+        """Lookbacks from the data (``space_context``), a slower learning rate.
+
+        >>> Forecasting().default_space({"lookback": [12, 24]})["lookback"].choices
+        (12, 24)
+        """
+        common = with_params(
+            training_params(),
+            lr=float_param("lr", 1e-4, 1e-2, 2e-3, log=True, bounds=POSITIVE),
+            batch_size=choice_param("batch_size", [16, 32, 64, 128], 32,
+                                    bounds=(1, math.inf)),
+            patience=int_param("patience", 4, 15, 8))
+        return Space(forecast_params(context.get("lookback", [24, 48, 96])) + common)
     direction = "minimize"
     combine = "mean"
     uses_folds = False
@@ -249,7 +364,7 @@ class Forecasting(Task):
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         targets = len(state["targets"])
         return ModelConfig(
-            num_outputs=state["horizon"] * targets, vocab_size=0,
+            num_outputs=state["horizon"] * targets, kind="forecast", vocab_size=0,
             input_dim=targets + len(state["covariates"]), embed_dim=params["embed_dim"],
             cell=params["cell"], hidden_size=params["hidden_size"],
             num_layers=params["num_layers"], bidirectional=params["bidirectional"],
@@ -509,3 +624,22 @@ def _saved_bounds(saved: dict, index: pd.Index, name: str) -> tuple[int, int]:
                         f"{saved.get('last')}); use a new --study or --run-dir")
     labels = [str(t) for t in index]
     return labels.index(saved["val"][0]), labels.index(saved["test"][0])
+
+
+def as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def is_offset(freq: str) -> bool:
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(freq)
+    except (ValueError, TypeError):
+        return False
+    return True

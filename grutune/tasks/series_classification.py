@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +41,21 @@ import pandas as pd
 import torch
 
 from ..cache import SequenceData
-from ..config import DataConfig, ModelConfig
+from ..config import CELLS, DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
+from ..manifest_checks import Checker, is_int, is_number_list
 from ..readers import read_table, require_columns, show, typed_format
-from ..search_space import Space
+from ..search_space import (
+    Param,
+    Space,
+    choice_param,
+    fixed_param,
+    int_param,
+    numeric_params,
+    training_params,
+    with_params,
+)
 from ..ts_format import read_ts
 from .base import (
     ClassificationTask,
@@ -328,10 +339,49 @@ def pad_series(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
+def series_params() -> list[Param]:
+    """Architecture factors for a series classifier: small inputs, a normalization choice."""
+    return [fixed_param("cell", "gru", allowed=CELLS),
+            choice_param("series_norm", [True, False], True, allowed=(False, True)),
+            *numeric_params()]
+
+
 class SeriesClassification(ClassificationTask):
     """Labelled series -> labels."""
 
     name = "series"
+
+    @classmethod
+    def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
+        super().check_state(state, config, check)
+        channels = state.get("channels")
+        check.require(is_int(channels) and channels == config.input_dim
+                      and config.vocab_size == 0, "state.channels",
+                      f"the model's input channels ({config.input_dim})", channels)
+        for key in ("channel_mean", "channel_std"):
+            check.require(is_number_list(state.get(key), channels), f"state.{key}",
+                          f"{channels} finite numbers", state.get(key))
+        check.require(all(v > 0 for v in state["channel_std"]), "state.channel_std",
+                      "positive", state["channel_std"])
+
+    def describe_inputs(self, summary: dict) -> tuple[str, list[str]]:
+        low, high = summary.get("min_length"), summary.get("max_length")
+        lengths = f"length {low}" if low == high else f"lengths {low}-{high}"
+        notes = ([f"{summary['interpolated']} missing values interpolated"]
+                 if summary.get("interpolated") else [])
+        return f"{summary.get('channels')} channel(s), {lengths}", notes
+
+    def default_space(self, context: dict) -> Space:
+        """Archives of 40-300 training series: small batches, patient early stopping.
+
+        >>> SeriesClassification().default_space({})["batch_size"].choices
+        (8, 16, 32)
+        """
+        common = with_params(
+            training_params(),
+            batch_size=choice_param("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
+            patience=int_param("patience", 5, 20, 15))
+        return Space(series_params() + common)
     default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
 
     def _load(self, cfg: DataConfig) -> _Source:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -29,11 +30,20 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.model_selection import train_test_split
 
 from ..cache import SequenceData
-from ..config import DataConfig, ModelConfig
+from ..config import CELLS, INITS, POOLINGS, DataConfig, ModelConfig
 from ..datasets import get_dataset
 from ..exceptions import DataError
+from ..manifest_checks import Checker, is_int, is_str_list
 from ..readers import read_table, require_columns, typed_format
-from ..search_space import Space
+from ..search_space import (
+    UNIT,
+    Param,
+    Space,
+    choice_param,
+    fixed_param,
+    float_param,
+    training_params,
+)
 from .base import (
     ClassificationTask,
     Prepared,
@@ -201,10 +211,52 @@ def _assign(rows: dict[str, pd.DataFrame], saved: dict, name: str) -> dict[str, 
     return parts
 
 
+def text_params() -> list[Param]:
+    """Architecture factors of a text classifier: a token embedding into the GRU."""
+    return [
+        fixed_param("cell", "gru", allowed=CELLS),
+        choice_param("embed_dim", [64, 128, 256], 128, bounds=(1, math.inf)),
+        choice_param("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
+        choice_param("num_layers", [1, 2], 1, bounds=(1, 8)),
+        choice_param("bidirectional", [False, True], True, allowed=(False, True)),
+        float_param("layer_dropout", 0.0, 0.5, 0.2,
+                    when=(("num_layers", (2, 3, 4, 5, 6, 7, 8)),), bounds=UNIT),
+        choice_param("pooling", list(POOLINGS), "mean", allowed=POOLINGS),
+        float_param("dropout", 0.0, 0.5, 0.2, bounds=UNIT),
+        choice_param("init", list(INITS), "xavier", allowed=INITS),
+    ]
+
+
 class TextClassification(ClassificationTask):
     """Documents -> labels."""
 
     name = "text"
+
+    @classmethod
+    def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
+        super().check_state(state, config, check)
+        vocab = state.get("vocab")
+        check.require(is_str_list(vocab), "state.vocab", "a list of strings", vocab)
+        check.require(len(vocab) == config.vocab_size and config.vocab_size >= 2, "state.vocab",
+                      f"as long as the model's vocabulary ({config.vocab_size})", len(vocab))
+        max_len = state.get("max_len", 1)
+        check.require(is_int(max_len) and max_len >= 1, "state.max_len", "a whole number >= 1",
+                      max_len)
+        check.require(isinstance(state.get("stop_words", False), bool), "state.stop_words",
+                      "true or false", state.get("stop_words"))
+        check.require(isinstance(state.get("text_column", ""), str), "state.text_column",
+                      "a string", state.get("text_column"))
+
+    def describe_inputs(self, summary: dict) -> tuple[str, list[str]]:
+        return f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}", []
+
+    def default_space(self, context: dict) -> Space:
+        """A token embedding into the GRU, with the shared training factors.
+
+        >>> TextClassification().default_space({})["embed_dim"].choices
+        (64, 128, 256)
+        """
+        return Space(text_params() + training_params())
 
     def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
                 space: Space | None = None) -> Prepared:
