@@ -7,6 +7,21 @@ one trial broke numerically and the study records it and goes on.
 
 from __future__ import annotations
 
+from typing import Any
+
+SHORT = 60  # characters of a value quoted in an error message
+
+
+def short(value: Any) -> str:
+    """``repr`` of a value for an error message, cut to SHORT characters (a file may hold
+    anything, a gigabyte string included).
+
+    >>> short("x" * 100)[-5:]
+    'xx...'
+    """
+    text = repr(value)
+    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
+
 
 class GrutuneError(Exception):
     """Base of the fatal errors; the CLI prints the message and exits with code 2."""

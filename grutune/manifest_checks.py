@@ -13,16 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .exceptions import BundleError
-
-SHORT = 60  # characters of a value quoted in an error
-
-
-def short(value: Any) -> str:
-    """repr of ``value``, at most SHORT characters (a forged manifest may hold anything)."""
-    text = repr(value)
-    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
-
+from .exceptions import BundleError, short
 
 
 def is_int(value: Any) -> bool:

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from .config import INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
-from .exceptions import ConfigError
+from .exceptions import ConfigError, short
 
 REGULARIZATIONS = ("weight_decay", "l2_penalty")
 # A full grid over every factor has billions of points; the grid sampler searches these
@@ -205,11 +205,11 @@ class Space:
         if not isinstance(overrides, dict):
             raise ConfigError(f"{source}: expected a mapping of parameter names to ranges, "
                               f"choices or values; got {type(overrides).__name__} "
-                              f"{_short(overrides)}")
+                              f"{short(overrides)}")
         params = dict(self.params)
         for name, spec in overrides.items():
             if name not in params:
-                raise ConfigError(f"{source}: unknown parameter {_short(name)}; known parameters: "
+                raise ConfigError(f"{source}: unknown parameter {short(name)}; known parameters: "
                                   f"{', '.join(params)}")
             params[name] = _override(params[name], spec, source)
         return Space(list(params.values()), self.named | frozenset(overrides))
@@ -218,13 +218,13 @@ class Space:
 def _number(value: Any, where: str) -> float:
     """YAML reads 1e-4 (no dot) as a string: accept numeric strings too (finite ones)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number; got {_short(value)}")
+        raise ConfigError(f"{where}: expected a number; got {short(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{where}: expected a number; got {_short(value)}") from None
+        raise ConfigError(f"{where}: expected a number; got {short(value)}") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{where}: expected a finite number; got {_short(value)}")
+        raise ConfigError(f"{where}: expected a finite number; got {short(value)}")
     return number
 
 
@@ -232,15 +232,15 @@ def _check_value(p: Param, value: Any, where: str) -> Any:
     if p.allowed:
         if value not in p.allowed:
             raise ConfigError(f"{where}: must be one of {', '.join(map(str, p.allowed))}; "
-                              f"got {_short(value)}")
+                              f"got {short(value)}")
         return value
     number = _number(value, where)
     low, high = p.bounds
     if not low <= number <= high:
-        raise ConfigError(f"{where}: must be between {low} and {high}; got {_short(value)}")
+        raise ConfigError(f"{where}: must be between {low} and {high}; got {short(value)}")
     if p.kind == "int" or (isinstance(p.default, int) and not isinstance(p.default, bool)):
         if number != int(number):
-            raise ConfigError(f"{where}: must be a whole number; got {_short(value)}")
+            raise ConfigError(f"{where}: must be a whole number; got {short(value)}")
         return int(number)
     return number
 
@@ -251,20 +251,20 @@ def _override(p: Param, spec: Any, source: str) -> Param:
         unknown = set(spec) - {"low", "high", "log"}
         if unknown or not {"low", "high"} <= set(spec):
             raise ConfigError(f"{where}: a range needs exactly low, high and optional log; "
-                              f"got keys {_short(sorted(map(str, spec)))}")
+                              f"got keys {short(sorted(map(str, spec)))}")
         if p.allowed:
             raise ConfigError(f"{where}: takes choices ({', '.join(map(str, p.allowed))}), "
                               "not a range")
         low, high = _check_value(p, spec["low"], where), _check_value(p, spec["high"], where)
         if not low < high:
-            raise ConfigError(f"{where}: low must be < high, got low={_short(spec['low'])} "
-                              f"high={_short(spec['high'])}")
+            raise ConfigError(f"{where}: low must be < high, got low={short(spec['low'])} "
+                              f"high={short(spec['high'])}")
         log = spec.get("log", p.log)
         if not isinstance(log, bool):
-            raise ConfigError(f"{where}: log must be true or false; got {_short(log)}")
+            raise ConfigError(f"{where}: log must be true or false; got {short(log)}")
         if log and low <= 0:
             raise ConfigError(f"{where}: a log range needs low > 0, got "
-                              f"low={_short(spec['low'])}")
+                              f"low={short(spec['low'])}")
         is_int = isinstance(low, int) and isinstance(high, int) and p.kind != "float"
         default = min(max(p.default, low), high)
         return replace(p, kind="int" if is_int else "float", low=low, high=high, log=log,
@@ -340,7 +340,6 @@ def load_space(default: Space, path: str | None) -> Space:
 
 MAX_SPACE_BYTES = 64 * 1024  # a full space file with comments is ~2 KB
 MAX_SPACE_DEPTH = 8  # a space file nests 3 deep (mapping -> range -> value)
-SHORT = 60  # characters of a value quoted in an error message
 
 
 class _Refused(Exception):
@@ -369,12 +368,6 @@ class _SpaceLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
-
-
-def _short(value: Any) -> str:
-    """repr of ``value``, cut to SHORT characters."""
-    text = repr(value)
-    return text if len(text) <= SHORT else text[: SHORT - 3] + "..."
 
 
 def train_config(params: dict, max_epochs: int, seed: int, epoch_rows: int = 0) -> TrainConfig:
