@@ -10,7 +10,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .bundle import Bundle, load_bundle  # noqa: E402
-from .exceptions import BundleError, ConfigError, DataError, GrutuneError  # noqa: E402
+from .exceptions import (  # noqa: E402
+    BundleError,
+    ConfigError,
+    DataError,
+    ExportError,
+    GrutuneError,
+    SearchError,
+)
 from .pipeline import TuneResult, predict_file, tune  # noqa: E402
 
 __all__ = [
@@ -18,7 +25,9 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DataError",
+    "ExportError",
     "GrutuneError",
+    "SearchError",
     "TuneResult",
     "__version__",
     "load_bundle",

@@ -19,7 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from .config import COMPARE_SEEDS, DEFAULT_DATASET, DataConfig, StudyConfig, parse_duration
-from .exceptions import GrutuneError
+from .exceptions import ConfigError, GrutuneError
 
 err_console = Console(stderr=True)
 
@@ -176,9 +176,9 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
     """
     file, dataset = o["file"], o["dataset"]
     if file is not None and dataset is not None:
-        raise GrutuneError("give a FILE or --dataset, not both")
+        raise ConfigError("give a FILE or --dataset, not both")
     if o["test"] is not None and file is not None and _same_file(o["test"], file):
-        raise GrutuneError(f"--test {o['test']}: is FILE itself; the held-out test rows "
+        raise ConfigError(f"--test {o['test']}: is FILE itself; the held-out test rows "
                            "must be a separate file")
     data = dict(
         dataset=dataset, path=str(file) if file is not None else None,
@@ -283,9 +283,9 @@ def _check_output(out: Path | None, option: str = "--out") -> None:
     if out is None:
         return
     if out.is_dir():
-        raise GrutuneError(f"{option} {out}: is a directory; give a file name")
+        raise ConfigError(f"{option} {out}: is a directory; give a file name")
     if not out.parent.is_dir():
-        raise GrutuneError(f"{option} {out}: the folder {out.parent} does not exist")
+        raise ConfigError(f"{option} {out}: the folder {out.parent} does not exist")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -318,15 +318,15 @@ def predict_cmd(
                 with atomic_path(out) as tmp:
                     table.to_csv(tmp, index=False)
             except OSError as err:
-                raise GrutuneError(f"--out {out}: cannot write ({err.strerror})") from None
+                raise ConfigError(f"--out {out}: cannot write ({err.strerror})") from None
             err_console.print(f"wrote {len(table):,} predictions to {out}")
 
 
 def _require_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
-        raise GrutuneError(f"{run_dir}: no such directory (give a run directory, runs/STUDY)")
+        raise ConfigError(f"{run_dir}: no such directory (give a run directory, runs/STUDY)")
     if not (run_dir / "config.json").is_file():
-        raise GrutuneError(f"{run_dir}: not a grutune run directory (no config.json)")
+        raise ConfigError(f"{run_dir}: not a grutune run directory (no config.json)")
 
 
 @app.command("report")
@@ -359,11 +359,11 @@ def dashboard_cmd(
         try:
             from optuna_dashboard import run_server
         except ImportError:
-            raise GrutuneError("grutune dashboard needs optuna-dashboard; pip install "
+            raise ConfigError("grutune dashboard needs optuna-dashboard; pip install "
                                "'grutune[dashboard]'") from None
         url = recorded_storage(run_dir, read_json(run_dir / "config.json") or {})
         if not url:
-            raise GrutuneError(f"{run_dir}: its study has not been created yet (no study "
+            raise ConfigError(f"{run_dir}: its study has not been created yet (no study "
                                "file); start the run first")
         storage = make_storage(url)
         err_console.print(f"optuna-dashboard for {run_dir} on http://127.0.0.1:{port} "

@@ -42,9 +42,9 @@ from .config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
 from .evaluate import top_trials
 from .exceptions import ConfigError
 from .files import write_json
+from .fitting import build_model
 from .intervals import mean_interval
 from .model import Ensemble, count_parameters
-from .objective import build_model
 from .pipeline import check_run_dir, file_logging, resolve, run_search, setup
 from .progress import format_seconds
 from .repeats import SEED_STRIDE, train_seed
@@ -252,10 +252,14 @@ def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     ``report.html`` in ``study_cfg.run_dir``. See the module docstring. Options left out
     take the library's defaults (``pipeline.resolve``; the study name gets "compare-").
 
-    Example (a quick look)::
+    Example (a quick look, on the built-in monthly gas production series)::
 
-        compare(DataConfig(dataset="sunspots"),
-                StudyConfig(run_dir="runs/cmp", trials=4, max_epochs=5), seeds=3)
+        from grutune.compare import compare
+        from grutune.config import DataConfig, StudyConfig
+
+        result = compare(DataConfig(dataset="gas"),
+                         StudyConfig(run_dir="runs/cmp", trials=4, max_epochs=5), seeds=3)
+        print(result.record["verdict"]["text"])
     """
     data_cfg, study_cfg = resolve(data_cfg, study_cfg, prefix="compare-")
     study_cfg = replace(study_cfg, repeats=1, ensemble=1)  # each cell's winner alone

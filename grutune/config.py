@@ -27,6 +27,7 @@ INITS = ("default", "xavier", "he", "orthogonal")
 SCALINGS = ("standard", "minmax", "robust")
 BASELINES = ("none", "naive", "seasonal")
 DEFAULT_DATASET = "bbc-news"  # what `grutune tune` with no data tunes
+DEFAULT_TASK = "text"  # the task of a data file when none is named
 # grutune compare: seeds per cell for the paired test (5 missed a 0.03 MASE gap on
 # sunspots at p = 0.053 that 10 found at p = 0.0002)
 COMPARE_SEEDS = 10
@@ -57,7 +58,7 @@ class DataConfig:
     dataset: str | None = None  # a built-in dataset; None with no path: DEFAULT_DATASET
     path: str | None = None  # the user's file (csv, parquet, jsonl)
     test_path: str | None = None  # the user's own held-out file; else a split is carved
-    task: str | None = None  # a registered task's name; None: the dataset's, else "text"
+    task: str | None = None  # a registered task's name; None: the dataset's, else DEFAULT_TASK
     text_column: str | None = None  # None: the built-in dataset's, or "text"
     target_column: str | None = None  # None: the built-in dataset's, or "label"
     id_column: str | None = None  # series: long-form tables, the series id column

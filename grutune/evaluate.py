@@ -19,20 +19,18 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .bundle import load_weights
-from .exceptions import GrutuneError, TrialFailure
+from .exceptions import SearchError, TrialFailure
+from .fitting import checkpoint_paths, restore_models
 from .model import Ensemble, SequenceModel
-from .objective import build_model, checkpoint_paths
 from .oom import is_oom, oom_reason
-from .search_space import train_config
 from .tasks import Prepared, Task
-from .trainer import fit, predict
+from .trainer import predict
 
 log = logging.getLogger("grutune")
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
-    """The best complete trial, or a GrutuneError that says why there is none."""
+    """The best complete trial, or a SearchError that says why there is none."""
     states = optuna.trial.TrialState
     complete = study.get_trials(deepcopy=False, states=(states.COMPLETE,))
     if complete:
@@ -40,10 +38,10 @@ def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
     failed = study.get_trials(deepcopy=False, states=(states.FAIL,))
     reasons = sorted({t.user_attrs.get("fail_reason", "unknown") for t in failed})
     if failed:
-        raise GrutuneError(f"every trial failed or was pruned ({len(failed)} failed: "
+        raise SearchError(f"every trial failed or was pruned ({len(failed)} failed: "
                            f"{'; '.join(reasons[:3])}); try a lower learning rate range "
                            "or a smaller model")
-    raise GrutuneError("no trial completed; give the search more --trials or --budget")
+    raise SearchError("no trial completed; give the search more --trials or --budget")
 
 
 def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared,
@@ -54,27 +52,19 @@ def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared
     checkpoint is missing.
     """
     params, seed = trial.user_attrs["config"], trial.user_attrs["seed"]
-    pairs = prepared.fold_pairs()
-    models = []
-    for fold, (path, (train, val)) in enumerate(zip(
-            checkpoint_paths(run_dir, trial.number, len(pairs)), pairs, strict=True)):
-        model = build_model(task, params, prepared.state, seed + fold)
-        if path.is_file():
-            load_weights(model, path)
-        else:
-            log.warning("no checkpoint %s; retraining it from its parameters and seed",
-                        path.name)
-            try:
-                fit(model, train, val, train_config(params, max_epochs, seed, task.epoch_rows),
-                    task)
-            except (TrialFailure, RuntimeError, MemoryError, OSError) as err:
-                if not isinstance(err, TrialFailure) and not is_oom(err):
-                    raise
-                reason = str(err) if isinstance(err, TrialFailure) else oom_reason(err)
-                raise GrutuneError(f"trial {trial.number}: retraining it for the final model "
-                                   f"failed ({reason})") from None
-        models.append(model.eval())
-    return models
+    paths = checkpoint_paths(run_dir, trial.number, len(prepared.fold_pairs()))
+
+    def missing(path: Path) -> None:
+        log.warning("no checkpoint %s; retraining it from its parameters and seed", path.name)
+
+    try:
+        return restore_models(task, prepared, params, seed, paths, max_epochs, missing)
+    except (TrialFailure, RuntimeError, MemoryError, OSError) as err:
+        if not isinstance(err, TrialFailure) and not is_oom(err):
+            raise
+        reason = str(err) if isinstance(err, TrialFailure) else oom_reason(err)
+        raise SearchError(f"trial {trial.number}: retraining it for the final model "
+                           f"failed ({reason})") from None
 
 
 def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
@@ -106,7 +96,8 @@ def final_model(trials: list[optuna.trial.FrozenTrial], task: Task, prepared: Pr
         sign = 1.0 if task.direction == "maximize" else -1.0
         scores = [sign * task.val_metric(
             predict(Ensemble([m for ms in models[:k] for m in ms], task.combine),
-                    prepared.val), prepared.val.y) for k in range(1, len(trials) + 1)]
+                    prepared.val), prepared.val.y, prepared.state)
+            for k in range(1, len(trials) + 1)]
         keep = max(range(len(scores)), key=lambda i: (scores[i], i)) + 1  # ties: more
     members = [m for ms in models[:keep] for m in ms]
     return Ensemble(members, task.combine).eval(), trials[:keep]

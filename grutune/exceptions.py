@@ -1,8 +1,10 @@
 """Errors, split by who must act.
 
-``GrutuneError`` and its subclasses are *fatal*: the user's configuration or data is
-wrong and the run stops with one clear line (exit code 2). ``TrialFailure`` is not fatal:
-one trial broke numerically and the study records it and goes on.
+``GrutuneError``'s subclasses are *fatal*: the user's configuration or data is wrong, or
+the search found nothing to keep, and the run stops with one clear line (exit code 2);
+every error grutune raises is one of the subclasses, so ``except ConfigError`` means it.
+``TrialFailure`` is not fatal: one trial broke numerically and the study records it and
+goes on.
 """
 
 from __future__ import annotations
@@ -27,12 +29,22 @@ class GrutuneError(Exception):
     """Base of the fatal errors; the CLI prints the message and exits with code 2."""
 
 
-class ConfigError(GrutuneError):
-    """An option, a space file or a run directory breaks a rule."""
+class ConfigError(GrutuneError, ValueError):
+    """An option, a space file or a run directory breaks a rule (a ValueError too, as
+    KerasTuner's are: ``except ValueError`` catches it)."""
 
 
-class DataError(GrutuneError):
+class DataError(GrutuneError, ValueError):
     """An input file or column cannot be used; the message names file, column, value, rule."""
+
+
+class SearchError(GrutuneError, RuntimeError):
+    """The search gave nothing to evaluate: every trial failed or none finished, a worker
+    process died, or the final model could not be rebuilt."""
+
+
+class ExportError(GrutuneError, RuntimeError):
+    """An exported model does not compute what its bundle computes."""
 
 
 class BundleError(GrutuneError):

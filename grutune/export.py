@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from .bundle import load_bundle
 from .cache import SequenceData
 from .config import DataConfig
-from .exceptions import ConfigError, GrutuneError
+from .exceptions import ConfigError, ExportError
 from .recurrence import plain_gru
 
 FORMATS = ("onnx", "torchscript")
@@ -86,7 +86,7 @@ def export_bundle(bundle_dir: str | Path, fmt: str, out: str | Path | None = Non
         worst = max(float(np.abs(run(b.x, b.lengths) - e).max())
                     for b, e in zip(batches, expected, strict=True))
     if worst > TOLERANCE:
-        raise GrutuneError(f"{path}: the exported model differs from the bundle by {worst:.2e} "
+        raise ExportError(f"{path}: the exported model differs from the bundle by {worst:.2e} "
                            f"on the test split (tolerance {TOLERANCE:.0e}); do not use it")
     lengths = test.lengths
     return Exported(path, worst, len(test), (int(lengths.min()), int(lengths.max())))

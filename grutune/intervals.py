@@ -41,10 +41,12 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
 
 def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
               data: SequenceData, resamples: int = RESAMPLES, seed: int = 0,
-              skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season")) -> dict:
+              skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season"),
+              unit: str = "rows") -> dict:
     """{"intervals": {metric: [low, high]} at LEVEL, "interval_method": how}.
 
-    ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``).
+    ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``);
+    ``unit``: what a test row is, in words (``Task.test_unit``).
     """
     rng = np.random.default_rng(seed)
     n = len(data)
@@ -64,7 +66,7 @@ def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
                  for key, v in draws.items() if len(v) >= resamples // 2}
     return {"intervals": intervals,
             "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
-                               f"{'windows' if 'mase' in intervals else 'rows'}, "
+                               f"{unit}, "
                                f"{resamples} resamples"}
 
 

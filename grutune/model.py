@@ -21,6 +21,8 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -81,6 +83,9 @@ def znormalize(x: Tensor, valid: Tensor, eps: float = 1e-6) -> Tensor:
 
 class SequenceModel(nn.Module):
     """Embedding (token ids) or linear projection (numbers) -> recurrent stack -> head."""
+
+    # population.py may train K of these as one stacked model (its forward is this one's)
+    stackable: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -173,6 +178,8 @@ class ForecastModel(SequenceModel):
     >>> torch.equal(ForecastModel(cfg)(x, torch.full((5,), 8)), x[:, -1:].expand(-1, 3, -1))
     True
     """
+
+    stackable = False  # its own forward: a population would compute another model
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

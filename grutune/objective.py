@@ -22,13 +22,14 @@ import torch
 from .bundle import save_weights
 from .config import TrainConfig
 from .exceptions import Interrupted, TrialFailure
-from .model import SequenceModel, count_parameters, make_model
+from .fitting import TrialFit, build_model, checkpoint_paths, fit_trial
+from .model import SequenceModel, count_parameters
 from .oom import is_oom, oom_reason, release_memory
 from .population import fit_population, population_key
 from .progress import Progress
 from .search_space import Space, train_config
 from .tasks import Prepared, Task
-from .trainer import EpochLog, FitResult, fit, predict, seed_everything
+from .trainer import EpochLog, FitResult
 
 log = logging.getLogger("grutune")
 
@@ -36,24 +37,6 @@ log = logging.getLogger("grutune")
 def trial_seed(study_seed: int, number: int) -> int:
     """Each trial's own seed; the seed is never a tuned hyperparameter."""
     return (study_seed * 1_000_003 + number) % 2**31
-
-
-def checkpoint_path(run_dir: Path, number: int, fold: int | None = None) -> Path:
-    """Where a trial's weights go (one file per fold under cross-validation)."""
-    suffix = "" if fold is None else f"-fold-{fold}"
-    return run_dir / "checkpoints" / f"trial-{number}{suffix}.safetensors"
-
-
-def checkpoint_paths(run_dir: Path, number: int, folds: int) -> list[Path]:
-    if folds <= 1:
-        return [checkpoint_path(run_dir, number)]
-    return [checkpoint_path(run_dir, number, i) for i in range(folds)]
-
-
-def build_model(task: Task, params: dict, state: dict, seed: int) -> SequenceModel:
-    """The trial's model, initialized from its seed."""
-    seed_everything(seed)
-    return make_model(task.model_config(params, state))
 
 
 class Objective:
@@ -100,53 +83,42 @@ class Objective:
         params, seed = self._start(trial)
         if self.progress:
             self.progress.trial_started(trial.number)
-        pairs = self.prepared.fold_pairs()
-        cfg = train_config(params, self.max_epochs, seed, self.task.epoch_rows)
+        folds = len(self.prepared.fold_pairs())
+        trial.set_user_attr("n_params", count_parameters(
+            build_model(self.task, params, self.prepared.state, seed)))
         start = time.perf_counter()
-        models, results, outputs = [], [], []
-        for fold, (train, val) in enumerate(pairs):
-            model = build_model(self.task, params, self.prepared.state, seed + fold)
-            result = self._fit(trial, model, train, val, cfg, start, per_epoch=len(pairs) == 1)
-            models.append(model)
-            results.append(result)
-            if result.stopped in ("callback", "interrupted"):
-                break
-            if len(pairs) > 1:  # the pooled out-of-fold metric so far, after each fold
-                outputs.append(predict(model, val))
-                seen = torch.cat([v.y for _, v in pairs[: fold + 1]])
-                trial.report(self.task.val_metric(torch.cat(outputs), seen), fold)
-                if fold < len(pairs) - 1 and trial.should_prune():
-                    self._record(trial, results, start)
-                    raise optuna.TrialPruned(f"pruned after fold {fold + 1}")
-        return self._conclude(trial, models, results, start,
-                              (outputs, pairs) if len(pairs) > 1 else None)
 
-    def _conclude(self, trial: optuna.Trial, models: list[SequenceModel], results: list,
-                  start: float, folds: tuple[list, list] | None = None) -> float:
-        """Record a trial's finished fits; its value, or raise TrialPruned / Interrupted.
+        def after_fold(fold: int, pooled: float) -> bool:  # the pooled metric so far
+            trial.report(pooled, fold)
+            return fold < folds - 1 and trial.should_prune()
 
-        ``folds``: (out-of-fold outputs, fold pairs) under cross-validation, whose pooled
-        metric is the value; otherwise the (single) fit's best epoch is.
-        """
-        self._record(trial, results, start)
-        last = results[-1]
-        if last.stopped == "callback":
+        try:
+            done = fit_trial(self.task, self.prepared, params, seed, self.max_epochs,
+                             on_epoch=self._reporter(trial, show=True, prune=folds == 1),
+                             after_fold=after_fold, should_stop=self.should_stop,
+                             ends=("callback", "interrupted"))
+        except TrialFailure as err:  # a NaN/inf loss; out of memory: see __call__
+            self._record_failure(trial, str(err), start)
+            raise
+        if done.stopped == "fold":
+            self._record(trial, done.results, start)
+            raise optuna.TrialPruned(f"pruned after fold {len(done.results)}")
+        return self._conclude(trial, done, start)
+
+    def _conclude(self, trial: optuna.Trial, done: TrialFit, start: float) -> float:
+        """Record a trial's finished fits; its value, or raise TrialPruned / Interrupted."""
+        self._record(trial, done.results, start)
+        last = done.results[-1]
+        if done.stopped == "callback":
             raise optuna.TrialPruned(f"pruned after epoch {len(last.history)}")
-        if last.stopped == "interrupted":
+        if done.stopped == "interrupted":
             trial.set_user_attr("fail_reason", f"interrupted after epoch {len(last.history)}")
             raise Interrupted()
-        if folds is None:
-            value = last.best_metric
-            loss = last.history[last.best_epoch - 1].val_loss
-        else:
-            outputs, pairs = folds
-            pooled, truth = torch.cat(outputs), torch.cat([v.y for _, v in pairs])
-            value = self.task.val_metric(pooled, truth)
-            loss = float(self.task.loss(pooled, truth))
-            trial.set_user_attr("fold_values", [r.best_metric for r in results])
-        trial.set_user_attr("val_loss", loss)  # breaks ties between equal values
-        self._checkpoint_if_best(trial, models, value)
-        return value
+        if len(done.results) > 1:
+            trial.set_user_attr("fold_values", done.fold_values)
+        trial.set_user_attr("val_loss", done.val_loss)  # breaks ties between equal values
+        self._checkpoint_if_best(trial, done.models, done.value)
+        return done.value
 
     def population(self, trials: list[optuna.Trial]) -> list[float | BaseException]:
         """Train ``trials`` together where they share an architecture (``population.py``),
@@ -193,7 +165,8 @@ class Objective:
         start = time.perf_counter()
         reason = None
         try:
-            results = fit_population(models, cfgs, train, val, self.task, callbacks,
+            results = fit_population(models, cfgs, train, val,
+                                     self.task.scoring(self.prepared.state), callbacks,
                                      self.should_stop)
         except (RuntimeError, MemoryError, OSError) as err:
             if not is_oom(err):  # out of memory: every member fails, the study goes on
@@ -209,10 +182,15 @@ class Objective:
                 lambda t=trial, m=model, r=result: self._finish(t, m, r, start))
         return outcomes
 
-    def _reporter(self, trial: optuna.Trial, show: bool) -> Callable[[EpochLog], bool]:
+    def _reporter(self, trial: optuna.Trial, show: bool,
+                  prune: bool = True) -> Callable[[EpochLog], bool]:
+        """The per-epoch callback: progress (``show``), and with ``prune`` the epoch's
+        value to Optuna and its pruner's verdict (a cross-validation fold only shows)."""
         def on_epoch(epoch_log: EpochLog) -> bool:
             if show and self.progress:
                 self.progress.epoch(epoch_log, self.max_epochs)
+            if not prune:
+                return False
             if math.isfinite(epoch_log.val_metric):
                 trial.report(epoch_log.val_metric, epoch_log.epoch)
             return trial.should_prune()
@@ -224,27 +202,10 @@ class Objective:
         if isinstance(result, TrialFailure):
             self._record_failure(trial, str(result), start)
             raise result
-        return self._conclude(trial, [model], [result], start)
-
-    def _fit(self, trial: optuna.Trial, model: SequenceModel, train, val, cfg, start: float,
-             per_epoch: bool):
-        """fit() with pruning by epoch (holdout) or progress only (a cross-validation fold)."""
-        trial.set_user_attr("n_params", count_parameters(model))
-        report = self._reporter(trial, show=True)
-
-        def on_epoch(epoch_log: EpochLog) -> bool:
-            if not per_epoch:
-                if self.progress:
-                    self.progress.epoch(epoch_log, self.max_epochs)
-                return False
-            return report(epoch_log)
-
-        try:
-            return fit(model, train, val, cfg, self.task, on_epoch=on_epoch,
-                       should_stop=self.should_stop)
-        except TrialFailure as err:  # a NaN/inf loss; out of memory: see __call__
-            self._record_failure(trial, str(err), start)
-            raise
+        best = result.history[result.best_epoch - 1]
+        return self._conclude(trial, TrialFit([model], [result], "" if result.stopped not in (
+            "callback", "interrupted") else result.stopped, result.best_metric,
+            best.val_loss), start)
 
     def _record(self, trial: optuna.Trial, results: list, start: float) -> None:
         """Epochs, timing and curves (of the first fold under cross-validation)."""

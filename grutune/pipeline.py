@@ -24,10 +24,17 @@ import pandas as pd
 import torch
 from rich.console import Console
 
-from . import __version__
+from . import __version__, compat
 from .bundle import load_bundle, save_bundle
 from .cache import fingerprint
-from .config import DEFAULT_DATASET, DataConfig, StudyConfig, default_study_name, to_dict
+from .config import (
+    DEFAULT_DATASET,
+    DEFAULT_TASK,
+    DataConfig,
+    StudyConfig,
+    default_study_name,
+    to_dict,
+)
 from .datasets import get_dataset
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
 from .exceptions import ConfigError, DataError
@@ -205,10 +212,7 @@ def fail_left_running(study: optuna.Study) -> None:
     (the run directory's own storage only: nothing else works on it; shared storages
     rely on heartbeats, which fail and retry the same way)."""
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                           "left running by a killed run")
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        retry_failed(study, study._storage.get_trial(t._trial_id))
+        retry_failed(study, compat.fail_trial(study, t, "left running by a killed run"))
         log.warning("trial %d was left running by a killed run; marked failed and queued "
                     "again", t.number)
 
@@ -220,7 +224,7 @@ def _finished(study: optuna.Study) -> int:
 def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
             prefix: str = "") -> tuple[DataConfig, StudyConfig]:
     """Every default the configs leave open, filled the one way the CLI and Python share:
-    the data (DEFAULT_DATASET), the task (the dataset's, else "text"), the study name (from
+    the data (DEFAULT_DATASET), the task (the dataset's, else DEFAULT_TASK), the study name (from
     the data's name; ``prefix`` for compare), the run directory (runs/STUDY), the epochs
     (the task's ``default_max_epochs``) and the workers (one per core).
 
@@ -234,7 +238,7 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     if data_cfg.path is None and data_cfg.dataset is None:
         data_cfg = replace(data_cfg, dataset=DEFAULT_DATASET)
     if data_cfg.task is None:
-        task = get_dataset(data_cfg.dataset).task if data_cfg.dataset else "text"
+        task = get_dataset(data_cfg.dataset).task if data_cfg.dataset else DEFAULT_TASK
         data_cfg = replace(data_cfg, task=task)
     name = study_cfg.study_name or prefix + default_study_name(
         data_cfg.path, data_cfg.dataset, data_cfg.sample)
@@ -249,10 +253,16 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
     """Tune, evaluate on the test split, and save the bundle; see the module docstring.
     Every option left out takes the library's default (``resolve``).
 
-    Example (a quick look on the built-in BBC News data)::
+    Example (a quick look on the built-in BBC News data: one validation split, no seed
+    repeats)::
 
-        tune(DataConfig(dataset="bbc-news", sample=400),
-             StudyConfig(run_dir="runs/demo", trials=2, max_epochs=1))
+        from grutune import tune
+        from grutune.config import DataConfig, StudyConfig
+
+        result = tune(DataConfig(dataset="bbc-news", sample=300),
+                      StudyConfig(run_dir="runs/demo", trials=2, max_epochs=1, folds=1,
+                                  repeats=1))
+        print(result.metrics["accuracy"], result.run_dir / "report.html")
     """
     data_cfg, study_cfg = resolve(data_cfg, study_cfg)
     console = console or Console(stderr=True)
@@ -288,7 +298,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
         metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state), outputs,
-                                 prepared.test, seed=data_cfg.seed))
+                                 prepared.test, seed=data_cfg.seed, unit=task.test_unit))
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
             validation = {"scheme": f"{folds}-fold cross-validation on train + validation",
@@ -296,7 +306,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
         else:
             validation = {"scheme": "holdout validation split",
                           task.metric: task.val_metric(predict(model, prepared.val),
-                                                       prepared.val.y)}
+                                                       prepared.val.y, prepared.state)}
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
                "model": {"kind": "ensemble" if len(model.members) > 1 else "single",
                          "members": numbers, "folds": folds,

@@ -31,18 +31,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .cache import SequenceData
+from .compat import fused_adamw_
 from .config import ModelConfig, TrainConfig
 from .exceptions import TrialFailure
-from .model import SequenceModel, reverse_index, znormalize
+from .model import MODEL_KINDS, SequenceModel, reverse_index, znormalize
 from .recurrence import gru_recurrence
-from .trainer import EarlyStopping, EpochLog, FitResult, Scorer, epoch_size, lr_factor, predict
+from .trainer import (
+    EpochBook,
+    EpochLog,
+    FitResult,
+    Scorer,
+    epoch_size,
+    finite_loss,
+    lr_factor,
+    predict,
+)
 
 # ModelConfig fields that fix the stacked shapes: members must agree on all of them.
 SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_size",
@@ -57,7 +66,8 @@ POPULATION_PARAMS = ("cell", "embed_dim", "hidden_size", "num_layers", "bidirect
 
 def population_key(model: ModelConfig, train: TrainConfig) -> tuple | None:
     """What members of one population must share; None if the pair cannot join one."""
-    if model.cell != "gru" or model.kind != "sequence" or train.optimizer not in OPTIMIZERS:
+    if (model.cell != "gru" or not MODEL_KINDS[model.kind].stackable
+            or train.optimizer not in OPTIMIZERS):
         return None
     return (tuple(getattr(model, f) for f in SHARED_MODEL)
             + tuple(getattr(train, f) for f in SHARED_TRAIN))
@@ -80,8 +90,8 @@ class Population(nn.Module):
         for m in models:
             if any(getattr(m.config, f) != getattr(first, f) for f in SHARED_MODEL):
                 raise ValueError("population members must share the architecture")
-        if first.cell != "gru" or first.kind != "sequence":
-            raise ValueError("populations train GRU classifiers")
+        if first.cell != "gru" or not MODEL_KINDS[first.kind].stackable:
+            raise ValueError("populations train GRU models of a stackable kind (SequenceModel)")
         self.config = first
         self.names = [name for name, _ in models[0].named_parameters()]
         self.stacked = nn.ParameterList(
@@ -227,28 +237,16 @@ class PopulationAdam:
             for matrices, chosen in zip((True, False), self.groups, strict=True):
                 if not chosen:
                     continue
-                torch._fused_adamw_(
+                fused_adamw_(
                     [self.params[i][k] for i in chosen], [grads[i][k] for i in chosen],
                     [self.exp_avg[i][k] for i in chosen], [self.exp_avg_sq[i][k] for i in chosen],
-                    [], [self.steps] * len(chosen), lr=lrs[k], beta1=beta1, beta2=beta2,
-                    weight_decay=cfg.weight_decay if matrices else 0.0, eps=self.eps,
-                    amsgrad=False, maximize=False)
+                    [self.steps] * len(chosen), lr=lrs[k], beta1=beta1, beta2=beta2,
+                    weight_decay=cfg.weight_decay if matrices else 0.0, eps=self.eps)
 
 
 def _per_member(values: Tensor, like: Tensor) -> Tensor:
     """[K] -> [K, 1, ...] broadcastable against ``like``."""
     return values.view(-1, *([1] * (like.dim() - 1)))
-
-
-@dataclass
-class Member:
-    """One member's bookkeeping while it trains."""
-
-    cfg: TrainConfig
-    on_epoch: Callable[[EpochLog], bool] | None
-    stopper: EarlyStopping
-    history: list[EpochLog] = field(default_factory=list)
-    stopped: str = ""
 
 
 def fit_population(
@@ -276,8 +274,8 @@ def fit_population(
     optimizer = PopulationAdam(pop.stacked, cfgs)
     rng = np.random.default_rng(shared.seed)
     steps_per_epoch = math.ceil(epoch_size(shared, len(train)) / shared.batch_size)
-    members = [Member(c, on_epoch[k] if on_epoch else None,
-                      EarlyStopping(scorer.direction, c.patience)) for k, c in enumerate(cfgs)]
+    books = [EpochBook(scorer.direction, c.patience, on_epoch[k] if on_epoch else None)
+             for k, c in enumerate(cfgs)]
     results: list[FitResult | TrialFailure | None] = [None] * len(models)
     active = list(range(len(models)))  # original member numbers, in stack order
     step = 0
@@ -289,44 +287,38 @@ def fit_population(
             out = pop(batch.x, batch.lengths)  # [K, B, C]
             losses = torch.stack([scorer.loss(out[k], batch.y) for k in range(len(active))])
             totals += losses.detach() * batch.y.shape[0]
-            penalty = _l2(pop, [members[m].cfg.l2_penalty for m in active])
+            penalty = _l2(pop, [cfgs[m].l2_penalty for m in active])
             for p in pop.stacked:
                 p.grad = None
             (losses.sum() + penalty).backward()
-            optimizer.step([members[m].cfg.lr * lr_factor(members[m].cfg, step / steps_per_epoch)
+            optimizer.step([cfgs[m].lr * lr_factor(cfgs[m], step / steps_per_epoch)
                             for m in active])
             step += 1
         train_seconds = time.perf_counter() - epoch_start
         val_out = predict(pop, val, row_dim=1)  # [K, N, C]
         leaving = []
         for pos, m in enumerate(active):
-            member = members[m]
+            cfg = cfgs[m]
             train_loss = float(totals[pos]) / epoch_size(shared, len(train))
             val_loss = float(scorer.loss(val_out[pos], val.y))
-            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                which = "training" if not math.isfinite(train_loss) else "validation"
-                value = train_loss if which == "training" else val_loss
-                results[m] = TrialFailure(f"{which} loss became {value} in epoch {epoch}")
+            try:
+                finite_loss("training", train_loss, epoch)
+                finite_loss("validation", val_loss, epoch)
+            except TrialFailure as failure:
+                results[m] = failure
                 leaving.append(pos)
                 continue
             metric = scorer.val_metric(val_out[pos], val.y)
-            lr_now = member.cfg.lr * lr_factor(member.cfg, step / steps_per_epoch)
+            lr_now = cfg.lr * lr_factor(cfg, step / steps_per_epoch)
             log = EpochLog(epoch, train_loss, val_loss, metric, lr_now,
                            time.perf_counter() - epoch_start, train_seconds)
-            member.history.append(log)
-            patience_out = member.stopper.update(epoch, metric, val_loss,
-                                                 lambda pos=pos: pop.member_state(pos))
-            if member.on_epoch is not None and member.on_epoch(log):
-                member.stopped = "callback"
-            elif patience_out:
-                member.stopped = "early_stopping"
-            if member.stopped:
+            if books[m].record(log, lambda pos=pos: pop.member_state(pos)):
                 leaving.append(pos)
         reason = should_stop() if should_stop is not None else None
         if reason and epoch < shared.max_epochs:
             for pos, m in enumerate(active):
                 if pos not in leaving:
-                    members[m].stopped = reason
+                    books[m].stopped = reason
             break
         if leaving:
             stay = [pos for pos in range(len(active)) if pos not in leaving]
@@ -337,13 +329,9 @@ def fit_population(
             optimizer.params = pop.stacked
             optimizer.keep(stay)
     seconds = time.perf_counter() - start
-    for m, member in enumerate(members):
-        if results[m] is not None:
-            continue
-        models[m].load_state_dict(member.stopper.best_state)
-        best_epoch = member.stopper.best_epoch
-        results[m] = FitResult(best_epoch, member.history[best_epoch - 1].val_metric,
-                               member.stopped or "max_epochs", seconds, member.history)
+    for m, book in enumerate(books):
+        if results[m] is None:
+            results[m] = book.result(models[m], seconds)
     return results  # type: ignore[return-value]
 
 

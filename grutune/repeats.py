@@ -27,17 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-import torch
 
 from .evaluate import trial_models
 from .exceptions import TrialFailure
+from .fitting import fit_trial
 from .intervals import mean_interval
 from .model import Ensemble, SequenceModel
-from .objective import build_model
 from .oom import is_oom, oom_reason
-from .search_space import train_config
 from .tasks import Prepared, Task
-from .trainer import fit, predict
+from .trainer import predict
 
 log = logging.getLogger("grutune")
 SEED_STRIDE = 100_003
@@ -130,7 +128,8 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
             rep.seeds.append(seed)
             rep.models.append(models)
             rep.val.append(value)
-            rep.test.append(float(task.val_metric(test_out, prepared.test.y)))
+            rep.test.append(float(task.val_metric(test_out, prepared.test.y,
+                                                  prepared.state)))
             log.info("seed repeat: trial %d seed %d: validation %.4f", trial.number, seed,
                      value)
         out.append(rep)
@@ -140,25 +139,15 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
 def train_seed(params: dict, seed: int, task: Task, prepared: Prepared, max_epochs: int,
                should_stop: Callable[[], str | None] | None = None,
                ) -> tuple[list[SequenceModel], float] | None:
-    """One seed of a configuration: its models (per fold) and validation value, computed
-    as the search computes a trial's (best epoch on holdout; pooled out-of-fold).
+    """One seed of a configuration: its models (per fold, in eval mode) and validation
+    value, computed as the search computes a trial's (``fitting.fit_trial``).
 
     None when ``should_stop`` cut its training short (the seed is not comparable).
     """
-    pairs = prepared.fold_pairs()
-    cfg = train_config(params, max_epochs, seed, task.epoch_rows)
-    models, outputs, results = [], [], []
-    for fold, (train, val) in enumerate(pairs):
-        model = build_model(task, params, prepared.state, seed + fold)
-        results.append(fit(model, train, val, cfg, task, should_stop=should_stop))
-        if results[-1].stopped == "budget":
-            return None
-        models.append(model.eval())
-        outputs.append(predict(model, val))
-    if len(pairs) == 1:
-        return models, float(results[0].best_metric)
-    truth = torch.cat([v.y for _, v in pairs])
-    return models, float(task.val_metric(torch.cat(outputs), truth))
+    done = fit_trial(task, prepared, params, seed, max_epochs, should_stop=should_stop)
+    if done.stopped:
+        return None
+    return [m.eval() for m in done.models], done.value
 
 
 def choose(results: list[Repeated], direction: str) -> Repeated:

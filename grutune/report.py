@@ -24,8 +24,9 @@ from plotly.offline import get_plotlyjs
 
 from . import report_data as rd
 from .files import atomic_path
+from .intervals import scalar_metrics
 from .progress import format_seconds
-from .tables import counts_text
+from .tables import counts_text, scalar_names
 
 TOP_FACTORS = 4  # slice plots for this many of the most important factors
 COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "fail": "#d62728", "running": "#7f7f7f"}
@@ -85,7 +86,7 @@ def build_report(run_dir: str | Path) -> Path:
         parts += _search(run.study, figure)
         parts += _best_model(run.study, figure)
     task = _task_of(run)
-    if task is not None:
+    if task is not None and run.metrics:
         parts += task.report_sections(run, figure)
     return _write_page(Path(run_dir) / "report.html", title, parts)
 
@@ -231,8 +232,9 @@ def _summary(run: rd.RunFiles) -> list[str]:
     if sizes:
         rows.append(("split rows (train / validation / test)",
                      " / ".join(str(sizes.get(k, "?")) for k in ("train", "val", "test"))))
-    if run.summary.get("description"):
-        rows.append(("series", run.summary["description"]))
+    task = _task_of(run)
+    if task is not None:
+        rows += task.report_summary_rows(run.summary)
     if run.study is not None:
         counts = rd.trial_counts(run.study)
         rows.append(("trials", ", ".join(f"{v} {k}" for k, v in counts.items() if v)))
@@ -257,7 +259,6 @@ def _summary(run: rd.RunFiles) -> list[str]:
                    f"{_cell(best.value)}):</p>" + _table(shown, ("parameter", "value")))
     if run.metrics:
         out += _repeats(run.metrics.get("seed_repeats") or {})
-        task = _task_of(run)
         out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
                    + (task.report_metrics(run.metrics) if task else ""))
     else:
@@ -325,10 +326,19 @@ def classification_metrics_html(metrics: dict) -> str:
                   ("metric", "value [95% interval]")) + _interval_note(metrics)
 
 
-def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own sections
+def scalar_metrics_html(metrics: dict) -> str:
+    """Any task's scalar test metrics with intervals (``Task.report_metrics``' default)."""
+    values = scalar_metrics(metrics)
+    return _table([(n, _band_of(metrics, n, values[n])) for n in scalar_names(metrics)],
+                  ("metric", "value [95% interval]")) + _interval_note(metrics)
+
+
+def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own parts
+    """The run's task (from metrics.json, else config.json); None when neither names one."""
     from .tasks import get_task
 
-    return get_task(run.metrics["task"]) if run.metrics and run.metrics.get("task") else None
+    name = (run.metrics or {}).get("task") or (run.config.get("data") or {}).get("task")
+    return get_task(name) if name else None
 
 
 # --- key factors ---------------------------------------------------------------------

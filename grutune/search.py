@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from rich.console import Console
 
+from . import compat
 from .config import StudyConfig
-from .exceptions import GrutuneError, Interrupted, TrialFailure
+from .exceptions import Interrupted, SearchError, TrialFailure
 from .objective import Objective
 from .population import POPULATION_PARAMS
 from .progress import Progress
@@ -98,7 +98,7 @@ def _population_round(study: optuna.Study, objective: Objective, size: int,
     factors. Should another worker take one of the enqueued trials, the trials that
     still share an architecture train together and the rest alone.
     """
-    beating = is_heartbeat_enabled(study._storage)
+    beating = compat.heartbeat_enabled(study)
     if beating:  # what study.optimize does before each trial
         optuna.storages.fail_stale_trials(study)
     with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize":
@@ -113,7 +113,7 @@ def _population_round(study: optuna.Study, objective: Objective, size: int,
     with contextlib.ExitStack() as beats:
         if beating:  # each member's heartbeat, as study.optimize keeps one per trial
             for trial in trials:
-                beats.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+                beats.enter_context(compat.heartbeat(study, trial))
         outcomes = objective.population(trials)
     interrupted = False
     for trial, outcome in zip(trials, outcomes, strict=True):
@@ -221,7 +221,7 @@ def _search_parallel(task: Task, prepared: Prepared, study: optuna.Study, space:
         codes = run_workers(cfg.workers, work, poll, notify=notify)
     failed = [c for c in codes if c not in (0, 130)]
     if failed:
-        raise GrutuneError(f"{len(failed)} of {cfg.workers} workers exited with an error "
+        raise SearchError(f"{len(failed)} of {cfg.workers} workers exited with an error "
                            f"(exit codes {failed}); see the messages above. Finished trials "
                            "are kept: run the same command to continue")
     return any(c == 130 for c in codes)

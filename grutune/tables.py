@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 
 from .config import StudyConfig
+from .intervals import scalar_metrics
 from .progress import format_seconds
 
 if TYPE_CHECKING:  # tables draws for tasks; tasks import it, so no import at run time
@@ -138,8 +139,26 @@ def _with_interval(value: float | None, interval: list[float] | None) -> str:
     return f"{text} [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else text
 
 
-def metrics_table(metrics: dict) -> Group | Table:
-    """The test metrics, per-class scores and confusion matrix as rich tables."""
+# metrics.json numbers that describe the run, not the model's quality
+RUN_NUMBERS = ("best_trial",)
+CLASSIFICATION_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro",
+                       "f1_weighted", "precision", "recall", "f1", "roc_auc", "pr_auc",
+                       "log_loss")
+
+
+def scalar_names(metrics: dict) -> list[str]:
+    """The scalar test metrics of ``metrics.json`` in their order, nested baselines as
+    ``baselines.NAME.KEY``; bookkeeping numbers (``RUN_NUMBERS``, ``n``) left out.
+
+    >>> scalar_names({"n": 9, "best_trial": 2, "rmse": 1.5, "baselines": {"mean": {"rmse": 2.0}}})
+    ['rmse', 'baselines.mean.rmse']
+    """
+    return [k for k in scalar_metrics(metrics) if k not in (*RUN_NUMBERS, "n")]
+
+
+def _main_table(metrics: dict, values: dict[str, object]) -> Table:
+    """The test metrics ``values`` (name -> number; dotted names for nested ones) with
+    their 95% intervals from ``metrics["intervals"]``."""
     main = Table(title="Test metrics",
                  caption=f"{metrics.get('n')} test rows, {_model_text(metrics)}",
                  min_width=40)
@@ -149,12 +168,23 @@ def metrics_table(metrics: dict) -> Group | Table:
     if intervals:
         main.add_column("95% interval", justify="right")
         main.caption += f"; intervals: {metrics.get('interval_method')}"
-    for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted",
-                "precision", "recall", "f1", "roc_auc", "pr_auc", "log_loss"):
-        if key in metrics:
-            band = intervals.get(key)
-            extra = [f"[{_fmt(band[0])}, {_fmt(band[1])}]" if band else "-"] if intervals else []
-            main.add_row(key, _fmt(metrics[key]), *extra)
+    for key, value in values.items():
+        band = intervals.get(key)
+        extra = [f"[{_fmt(band[0])}, {_fmt(band[1])}]" if band else "-"] if intervals else []
+        main.add_row(key, _fmt(value), *extra)
+    return main
+
+
+def scalar_table(metrics: dict) -> Table:
+    """Any task's scalar test metrics with their 95% intervals (``Task.metrics_table``'s
+    default): one row per number of ``metrics.json`` (``scalar_names``)."""
+    values = scalar_metrics(metrics)
+    return _main_table(metrics, {k: values[k] for k in scalar_names(metrics)})
+
+
+def classification_table(metrics: dict) -> Group:
+    """The test metrics, per-class scores and confusion matrix as rich tables."""
+    main = _main_table(metrics, {k: metrics[k] for k in CLASSIFICATION_KEYS if k in metrics})
     labels = metrics.get("labels", [])
     per_class = Table(title="Per class")
     for col in ("class", "precision", "recall", "f1", "support"):

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .cache import SequenceData
+from .compat import scale_
 from .config import TrainConfig
 from .exceptions import TrialFailure
 
@@ -124,7 +125,7 @@ def decoupled_decay(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
         return
     group = optimizer.param_groups[0]
     with torch.no_grad():
-        torch._foreach_mul_(group["params"], 1 - group["lr"] * cfg.weight_decay)
+        scale_(group["params"], 1 - group["lr"] * cfg.weight_decay)
 
 
 def l2_term(model: nn.Module, strength: float) -> Tensor | float:
@@ -173,6 +174,43 @@ class EarlyStopping:
         return epoch - self.best_epoch >= self.patience
 
 
+def finite_loss(which: str, value: float, epoch: int) -> None:
+    """TrialFailure unless the epoch's ``which`` ("training"/"validation") loss is finite."""
+    if not math.isfinite(value):
+        raise TrialFailure(f"{which} loss became {value} in epoch {epoch}")
+
+
+class EpochBook:
+    """One model's epoch bookkeeping, the same for ``fit`` and ``fit_population``: the
+    epoch log, early stopping with the best weights, the callback's verdict and why the
+    training stopped."""
+
+    def __init__(self, direction: str, patience: int,
+                 on_epoch: Callable[[EpochLog], bool] | None = None):
+        self.stopper = EarlyStopping(direction, patience)
+        self.on_epoch = on_epoch
+        self.history: list[EpochLog] = []
+        self.stopped = ""  # "" while it trains: callback | early_stopping | a stop reason
+
+    def record(self, log: EpochLog, weights: Callable[[], dict[str, Tensor]]) -> bool:
+        """Add a finished epoch (``weights()`` copies the current weights, called only on
+        an improvement); True when the model stops here (callback or patience)."""
+        self.history.append(log)
+        patience_out = self.stopper.update(log.epoch, log.val_metric, log.val_loss, weights)
+        if self.on_epoch is not None and self.on_epoch(log):
+            self.stopped = "callback"
+        elif patience_out:
+            self.stopped = "early_stopping"
+        return bool(self.stopped)
+
+    def result(self, model: nn.Module, seconds: float) -> FitResult:
+        """Load the best epoch's weights into ``model``; the fit's result."""
+        model.load_state_dict(self.stopper.best_state)
+        best = self.history[self.stopper.best_epoch - 1]
+        return FitResult(self.stopper.best_epoch, best.val_metric, self.stopped or "max_epochs",
+                         seconds, self.history)
+
+
 def fit(
     model: nn.Module,
     train: SequenceData,
@@ -193,40 +231,25 @@ def fit(
     steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
-    stopper = EarlyStopping(scorer.direction, cfg.patience)
-    history: list[EpochLog] = []
-    stopped = "max_epochs"
+    book = EpochBook(scorer.direction, cfg.patience, on_epoch)
     for epoch in range(1, cfg.max_epochs + 1):
         epoch_start = time.perf_counter()
         train_loss = _train_epoch(model, train, cfg, scorer, optimizer, schedule, rng)
         train_seconds = time.perf_counter() - epoch_start
-        if not math.isfinite(train_loss):
-            raise TrialFailure(f"training loss became {train_loss} in epoch {epoch}")
+        finite_loss("training", train_loss, epoch)
         val_out = predict(model, val)
         val_loss = float(scorer.loss(val_out, val.y))
         metric = scorer.val_metric(val_out, val.y)
-        if not math.isfinite(val_loss):
-            raise TrialFailure(f"validation loss became {val_loss} in epoch {epoch}")
+        finite_loss("validation", val_loss, epoch)
         log = EpochLog(epoch, train_loss, val_loss, metric, optimizer.param_groups[0]["lr"],
                        time.perf_counter() - epoch_start, train_seconds)
-        history.append(log)
-        patience_out = stopper.update(epoch, metric, val_loss,
-                                      lambda: copy.deepcopy(model.state_dict()))
-        if on_epoch is not None and on_epoch(log):
-            stopped = "callback"
-            break
-        if patience_out:
-            stopped = "early_stopping"
+        if book.record(log, lambda: copy.deepcopy(model.state_dict())):
             break
         reason = should_stop() if should_stop is not None else None
         if reason and epoch < cfg.max_epochs:
-            stopped = reason
+            book.stopped = reason
             break
-    if stopper.best_state is not None:
-        model.load_state_dict(stopper.best_state)
-    best = history[stopper.best_epoch - 1]
-    return FitResult(stopper.best_epoch, best.val_metric, stopped,
-                     time.perf_counter() - start, history)
+    return book.result(model, time.perf_counter() - start)
 
 
 def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer: Scorer,

@@ -15,7 +15,8 @@ from .hostile import assert_refused
 def _run(runner, args, tmp_path):
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["tune", *args, "--run-dir", str(run_dir), "--trials", "1",
-                                 "--max-epochs", "1"])
+                                 "--max-epochs", "1", "--folds", "1", "--repeats", "1",
+                                 "--workers", "1"])
     return result, run_dir
 
 

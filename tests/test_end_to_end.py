@@ -23,7 +23,8 @@ pytestmark = pytest.mark.realdata
 def test_quick_bbc_run_writes_everything_and_predict_reproduces(runner, tmp_path):
     run_dir = tmp_path / "bbc"
     result = runner.invoke(app, ["tune", "--trials", "2", "--max-epochs", "1", "--sample",
-                                 "300", "--run-dir", str(run_dir)])
+                                 "300", "--folds", "1", "--repeats", "1", "--workers", "1",
+                                 "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for key in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc",
@@ -58,7 +59,7 @@ def test_killed_run_resumes_with_trials_and_split_intact(tmp_path, workers):
     run_dir = tmp_path / "kill"
     cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
            "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers",
-           str(workers)]
+           str(workers), "--folds", "1", "--repeats", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 240
@@ -90,7 +91,8 @@ def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
     make_texts(150).to_csv(data, index=False)
     run_dir = tmp_path / "sigint"
     cmd = [sys.executable, "-m", "grutune", "tune", str(data), "--trials", "50",
-           "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "1"]
+           "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "1",
+           "--folds", "1", "--repeats", "1"]
     code, stderr, trials = interrupt_after_first_trial(cmd, run_dir)
     assert code == 130, stderr
     assert "stopping after this epoch" in stderr
@@ -111,7 +113,8 @@ def test_population_run_records_trials_like_single_ones(runner, tmp_path):
     run_dir = tmp_path / "pop"
     result = runner.invoke(app, ["tune", "--trials", "6", "--max-epochs", "2", "--sample",
                                  "300", "--population", "3", "--workers", "1",
-                                 "--folds", "1", "--pruner", "none", "--run-dir", str(run_dir)])
+                                 "--folds", "1", "--repeats", "1", "--pruner", "none",
+                                 "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.stderr
     study = optuna.load_study(study_name="bbc-news-sample300",
                               storage=f"sqlite:///{run_dir / 'study.db'}")

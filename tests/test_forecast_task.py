@@ -195,7 +195,8 @@ def test_forecast_metrics_by_hand():
 def _tune(runner, path, run_dir, *extra):
     return runner.invoke(app, ["tune", str(path), "--task", "forecast", "--time", "date",
                                "--target", "load", "--trials", "2", "--max-epochs", "3",
-                               "--run-dir", str(run_dir), *extra])
+                               "--repeats", "1", "--workers", "1", "--run-dir", str(run_dir),
+                               *extra])
 
 
 def test_cli_tune_and_predict_the_next_horizon(runner, tmp_path):

@@ -30,7 +30,7 @@ from .conftest import make_texts
 from .hostile import assert_refused
 from .test_series_task import _ts_text, make_series
 
-QUICK = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1"]
+QUICK = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1"]
 SERIES_LABELS = {"sine": "007", "ramp": "NA"}  # a label "NA" and one with a leading zero
 
 
@@ -493,7 +493,7 @@ def test_excel_unicode_text_is_read(tmp_path):
     path = tmp_path / "export.txt"
     path.write_bytes(frame.to_csv(index=False, sep="\t").encode("utf-16"))
     result = CliRunner().invoke(app, ["tune", str(path), "--run-dir", str(tmp_path / "run"),
-                                      "--trials", "1", "--max-epochs", "1"])
+                                      *QUICK])
     assert result.exit_code == 0, result.output
 
 

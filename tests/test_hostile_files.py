@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from grutune import objective
+from grutune import fitting, objective
 from grutune.cli import app
 from grutune.exceptions import ConfigError, TrialFailure
 from grutune.files import atomic_path, current_umask, write_json, write_text
@@ -214,7 +214,7 @@ def _study(run_dir: Path) -> pd.DataFrame:
 def test_cpu_oom_fails_one_trial_and_the_study_goes_on(texts_csv, tmp_path, runner,
                                                         monkeypatch):
     calls = []
-    real_fit = objective.fit
+    real_fit = fitting.fit
 
     def fit(*args, **kwargs):
         calls.append(1)
@@ -222,7 +222,7 @@ def test_cpu_oom_fails_one_trial_and_the_study_goes_on(texts_csv, tmp_path, runn
             raise RuntimeError(CPU_OOM)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(objective, "fit", fit)
+    monkeypatch.setattr(fitting, "fit", fit)
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["tune", str(texts_csv), "--run-dir", str(run_dir),
                                  "--trials", "3", "--max-epochs", "1", "--workers", "1",
@@ -267,15 +267,20 @@ def test_oom_in_a_population_fails_its_members_and_the_study_goes_on(texts_csv, 
 
 def test_oom_retraining_a_final_member_is_one_error_line(texts_csv, tmp_path, runner,
                                                          monkeypatch):
-    from grutune import evaluate
+    from grutune import evaluate, fitting
 
     def fit(*args, **kwargs):
         raise RuntimeError(CPU_OOM)
 
+    def restore_models(*args, **kwargs):  # the search trained; the retraining runs out
+        monkeypatch.setattr(fitting, "fit", fit)
+        return real_restore(*args, **kwargs)
+
     # no checkpoint (a study filled elsewhere): the member is retrained, and runs out
+    real_restore = fitting.restore_models
     monkeypatch.setattr(evaluate, "checkpoint_paths",
                         lambda run_dir, number, folds: [tmp_path / "none.safetensors"])
-    monkeypatch.setattr(evaluate, "fit", fit)
+    monkeypatch.setattr(evaluate, "restore_models", restore_models)
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["tune", str(texts_csv), "--run-dir", str(run_dir),
                                  "--trials", "1", "--max-epochs", "1", "--workers", "1",

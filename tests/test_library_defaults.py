@@ -38,7 +38,7 @@ def test_unknown_task_is_refused_by_the_registry():
     from grutune.tasks import get_task
 
     with pytest.raises(ConfigError, match="--task: must be one of"):
-        get_task(resolve(DataConfig(path="x.csv", task="regression"))[0].task)
+        get_task(resolve(DataConfig(path="x.csv", task="no-such-task"))[0].task)
 
 
 @pytest.mark.realdata

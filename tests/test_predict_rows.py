@@ -28,7 +28,7 @@ from grutune.recurrence import FastGRU, cpu_kernel
 from .conftest import FILLER, WORDS, make_texts
 
 FAST = ["--trials", "1", "--max-epochs", "2", "--repeats", "1", "--ensemble", "1",
-        "--workers", "1"]
+        "--workers", "1", "--folds", "1"]
 VOCAB = [w for words in WORDS.values() for w in words] + FILLER
 
 

@@ -18,7 +18,9 @@ def test_quick_start_has_exactly_two_commands():
     commands = _quick_start_commands()
     assert len(commands) == 2
     run, test = commands
-    assert run.endswith("grutune tune") and test.endswith("pytest")
+    assert run.endswith("grutune tune")
+    # CI fails on a kernel that does not build, and shows skip reasons and slow tests
+    assert test.endswith("&& GRUTUNE_REQUIRE_KERNEL=1 pytest -rs --durations=15")
     for command in commands:  # the pinned CPU torch goes in before the package
         assert command.index("pip install torch==2.13.0") < command.index("pip install -e")
 

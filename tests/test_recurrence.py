@@ -1,9 +1,12 @@
 """Numerics of our GRU recurrence (C++ kernel and plain-PyTorch fallback) against nn.GRU."""
 
+import os
+
 import pytest
 import torch
 from torch import nn
 
+from grutune import recurrence
 from grutune.recurrence import (
     FastGRU,
     _Recurrence,
@@ -13,6 +16,32 @@ from grutune.recurrence import (
 )
 
 needs_kernel = pytest.mark.skipif(cpu_kernel() is None, reason="no C++ compiler here")
+
+
+def _build_error() -> str:
+    """Why the kernel is missing: the extension builder's own error, asked again."""
+    if os.environ.get("GRUTUNE_NO_KERNEL") == "1":
+        return "GRUTUNE_NO_KERNEL=1 is set"
+    from torch.utils.cpp_extension import load
+
+    try:
+        load(name="grutune_gru_cpu_check", sources=[str(recurrence._SOURCE)],
+             extra_cflags=recurrence._FLAGS, verbose=False)
+    except Exception as err:  # noqa: BLE001 - whatever the builder raises is the answer
+        return f"{type(err).__name__}: {err}"
+    return "it builds when asked again; the first build failed (see the log)"
+
+
+def test_the_kernel_is_built_where_it_is_required():
+    """CI sets GRUTUNE_REQUIRE_KERNEL=1: there a kernel that cannot be built fails this
+    test with the build error, instead of the kernel tests being skipped unnoticed."""
+    kernel = cpu_kernel()
+    if kernel is None:
+        if os.environ.get("GRUTUNE_REQUIRE_KERNEL") == "1":
+            pytest.fail(f"GRUTUNE_REQUIRE_KERNEL=1 but the C++ GRU kernel could not be "
+                        f"built: {_build_error()}")
+        pytest.skip("the C++ kernel could not be built (GRUTUNE_REQUIRE_KERNEL=1 fails here)")
+    assert callable(kernel.forward) and callable(kernel.backward)
 
 
 def _loss_weights(out: torch.Tensor) -> torch.Tensor:

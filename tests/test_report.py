@@ -5,13 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
-from sklearn.metrics import precision_recall_curve
 
 from grutune import report_data as rd
 from grutune.cli import app
@@ -90,13 +88,20 @@ def test_roc_macro_is_the_mean_curve_and_auc():
     assert at_half == pytest.approx((0.5 + 1.0) / 2)
 
 
-def test_precision_recall_matches_sklearn():
-    frame = pd.DataFrame({"label": ["x", "y", "x", "y"], "prediction": ["x", "y", "y", "y"],
-                          "prob_x": [0.9, 0.2, 0.4, 0.3], "prob_y": [0.1, 0.8, 0.6, 0.7]})
-    curves = rd.precision_recall(frame, "label", ["x", "y"])
-    precision, recall, _ = precision_recall_curve(frame["label"] == "x", frame["prob_x"])
-    assert curves["x"]["precision"] == pytest.approx(precision.tolist())
-    assert curves["x"]["recall"] == pytest.approx(recall.tolist())
+def test_precision_recall_curves_by_hand():
+    """One-vs-rest curves from each class's own probability column, labels compared as
+    text (a class written 1 matches the column prob_1)."""
+    frame = pd.DataFrame({"label": [1, 2, 1, 2], "prediction": [1, 2, 2, 2],
+                          "prob_1": [0.9, 0.2, 0.4, 0.3], "prob_2": [0.1, 0.8, 0.6, 0.7]})
+    curves = rd.precision_recall(frame, "label", ["1", "2"])
+    # class 1 (rows 0 and 2) by falling threshold: 0.9 -> 1 of 1 right, recall 1/2;
+    # 0.4 -> 2 of 2, recall 1; 0.3 -> 2 of 3; 0.2 -> 2 of 4; the curve starts at full
+    # recall and ends at (recall 0, precision 1)
+    assert curves["1"]["precision"] == pytest.approx([1 / 2, 2 / 3, 1, 1, 1])
+    assert curves["1"]["recall"] == pytest.approx([1, 1, 1, 1 / 2, 0])
+    # class 2 (rows 1 and 3): thresholds 0.8, 0.7 (both right), 0.6 (2 of 3), 0.1 (2 of 4)
+    assert curves["2"]["precision"] == pytest.approx([1 / 2, 2 / 3, 1, 1, 1])
+    assert curves["2"]["recall"] == pytest.approx([1, 1, 1, 1 / 2, 0])
 
 
 def test_forecast_frame_keeps_the_latest_window_per_time():
@@ -119,7 +124,7 @@ def test_horizon_errors_table():
 
 # --- real runs, real browser ---------------------------------------------------------
 
-RUNS = {
+RUNS = {  # each run with one worker and no seed repeats: these tests are about the report
     "text": ["--sample", "300", "--folds", "1", "--trials", "4", "--max-epochs", "2"],
     "forecast": ["--dataset", "gas", "--trials", "4", "--max-epochs", "2"],
     "series": ["--dataset", "gunpoint", "--trials", "4", "--max-epochs", "3", "--folds", "1"],
@@ -137,8 +142,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for kind, args in RUNS.items():
         run_dir = root / kind
         tracking = ["--mlflow", (root / "mlruns").as_uri()] if kind == "text" else []
-        result = runner.invoke(app, ["tune", *args, *tracking, "--workers", "1", "--run-dir",
-                                     str(run_dir)])
+        result = runner.invoke(app, ["tune", *args, *tracking, "--workers", "1", "--repeats",
+                                     "1", "--run-dir", str(run_dir)])
         assert result.exit_code == 0, result.output
         out[kind] = run_dir
     return out
@@ -205,10 +210,14 @@ def test_report_command_rebuilds_and_works_before_metrics_exist(runs, runner, tm
 
 
 def test_report_of_a_synthetic_run_dir_without_study(tmp_path):
+    """A run directory with only its config (a study that has not started) still gets a
+    page: named after its dataset, with the summary and no metrics yet."""
     (tmp_path / "config.json").write_text('{"data": {"dataset": "x"}}')
     path = build_report(tmp_path)
-    assert "No test metrics yet" in path.read_text()
-    assert np.isfinite(path.stat().st_size)
+    assert path == tmp_path / "report.html"
+    page = path.read_text()
+    assert "<title>grutune report: x</title>" in page and "<h2>Summary" in page
+    assert "No test metrics yet" in page
 
 
 @pytest.mark.realdata

@@ -131,7 +131,8 @@ def test_cli_tune_and_predict_on_a_ts_pair(runner, tmp_path):
     test.write_text(_ts_text(*part(12)))
     run_dir = tmp_path / "run"
     result = runner.invoke(app, ["tune", str(train), "--test", str(test), "--task", "series",
-                                 "--trials", "2", "--max-epochs", "3", "--run-dir",
+                                 "--trials", "2", "--max-epochs", "3", "--folds", "1",
+                                 "--repeats", "1", "--workers", "1", "--run-dir",
                                  str(run_dir)])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run_dir / "metrics.json").read_text())

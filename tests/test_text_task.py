@@ -8,7 +8,13 @@ import pytest
 from grutune.config import DataConfig
 from grutune.exceptions import DataError
 from grutune.tasks import get_task
-from grutune.tasks.text_classification import build_vocab, clean_text, encode_docs, tokenize
+from grutune.tasks.text_classification import (
+    build_vocab,
+    clean_text,
+    encode_docs,
+    row_id,
+    tokenize,
+)
 
 from .conftest import make_texts
 
@@ -49,16 +55,20 @@ def test_split_is_stratified_70_15_15_and_disjoint(tmp_path):
 
 
 def test_vocabulary_comes_from_training_split_only(tmp_path):
+    """With min_count 1 every training token is in the vocabulary and no token that only
+    validation or test documents hold is (each document ends in its own random number)."""
     frame = make_texts(40)
     prep = _prepare(tmp_path, frame, min_count=1)
-    by_id = dict(zip(prep.split["test"], prep.test_frame["text"], strict=True))
-    test_only = set()
-    train_tokens = {t for t in prep.state["vocab"]}
-    for text in by_id.values():
-        test_only |= set(tokenize(clean_text(text), False)) - train_tokens
-    # the random number ending each document is unique: test documents' numbers are unseen
-    assert test_only, "test documents must contain tokens unseen in training"
-    assert not test_only & set(prep.state["vocab"])
+    tokens = {part: set() for part in ("train", "val", "test")}
+    parts = {row: part for part in tokens for row in prep.split[part]}
+    for text in frame["text"]:
+        cleaned = clean_text(text)
+        tokens[parts[row_id(cleaned)]] |= set(tokenize(cleaned, False))
+    held_out_only = (tokens["val"] | tokens["test"]) - tokens["train"]
+    assert held_out_only, "held-out documents must hold tokens unseen in training"
+    vocab = set(prep.state["vocab"])
+    assert not held_out_only & vocab
+    assert tokens["train"] <= vocab
 
 
 def test_duplicates_and_empty_texts_are_dropped(tmp_path, caplog):

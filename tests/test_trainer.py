@@ -67,8 +67,10 @@ def test_fit_learns_and_restores_best_epoch():
     assert result.best_metric >= 0.9
     # the weights on return are those of the best epoch
     assert task.val_metric(predict(model, val), val.y) == pytest.approx(result.best_metric)
-    assert result.stopped in ("early_stopping", "max_epochs")
-    assert len(result.history) >= result.best_epoch
+    # early stopping: patience epochs after the best one, unless max_epochs came first
+    epochs = len(result.history)
+    assert (result.stopped, epochs) in (("early_stopping", result.best_epoch + 3),
+                                        ("max_epochs", 15))
 
 
 def test_on_epoch_can_stop_and_should_stop_reason_is_kept():
@@ -121,9 +123,10 @@ def test_decoupled_decay_for_sgd_shrinks_weights():
     cfg = TrainConfig(optimizer="sgd", lr=0.1, weight_decay=0.5, momentum=0.0)
     opt = make_optimizer(model, cfg)
     before = model.head.weight.detach().clone()
+    bias = model.head.bias.detach().clone()
     decoupled_decay(opt, cfg)
     torch.testing.assert_close(model.head.weight.detach(), before * (1 - 0.05))
-    torch.testing.assert_close(model.head.bias.detach(), model.head.bias.detach())
+    assert torch.equal(model.head.bias.detach(), bias)  # biases are not decayed
 
 
 def test_train_batches_cover_every_row_once_and_group_lengths():

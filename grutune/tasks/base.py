@@ -51,9 +51,15 @@ class Prepared:
 
 
 class Task(ABC):
-    """One kind of problem (text classification, forecasting, series classification)."""
+    """One kind of problem (text classification, forecasting, series classification).
+
+    A task holds no state between calls: ``prepare`` returns everything later steps need
+    (``Prepared.state`` travels into the bundle), and every other method reads only its
+    arguments. The defaults below fit any task; a task overrides what it knows better.
+    """
 
     name: ClassVar[str]
+    metric: str  # the validation metric optimized (set by ``__init__``; ``--metric``)
     direction: str = "maximize"
     combine: ClassVar[str] = "mean"  # how an Ensemble averages members' outputs
     default_max_epochs: ClassVar[int] = 20
@@ -64,6 +70,7 @@ class Task(ABC):
 
     # the test metrics ``grutune compare`` judges two cells by, and their directions
     verdict_metrics: ClassVar[dict[str, str]] = {}
+    test_unit: ClassVar[str] = "rows"  # what one test row is, in words (intervals)
     uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
     select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
     epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)
@@ -89,17 +96,27 @@ class Task(ABC):
         return "", "evaluated on the untouched test split"
 
     def metrics_table(self, metrics: dict) -> object:
-        """The test metrics printed at the end of a run (a rich renderable)."""
-        from ..tables import metrics_table
+        """The test metrics printed at the end of a run (a rich renderable). Default:
+        every scalar of ``metrics.json`` with its 95% interval."""
+        from ..tables import scalar_table
 
-        return metrics_table(metrics)
+        return scalar_table(metrics)
 
     def report_metrics(self, metrics: dict) -> str:
-        """The report's test-metrics table (HTML) of ``metrics.json``."""
-        return ""
+        """The report's test-metrics table (HTML) of ``metrics.json``. Default: every
+        scalar with its 95% interval."""
+        from ..report import scalar_metrics_html
+
+        return scalar_metrics_html(metrics)
+
+    def report_summary_rows(self, summary: dict) -> list[tuple[str, object]]:
+        """Rows the task adds to the report's summary table, from ``Prepared.summary``
+        (as split.json saved it)."""
+        return []
 
     def report_sections(self, run: object, figure: object) -> list[str]:
-        """The report's task sections (HTML parts) for a run directory's files."""
+        """The report's task sections (HTML parts) for a run directory's files (called
+        once metrics.json exists); ``figure(fig, height)`` adds a plotly figure."""
         return []
 
     @abstractmethod
@@ -121,10 +138,19 @@ class Task(ABC):
         """The architecture for sampled ``params`` (input and output sizes from ``state``)."""
 
     @abstractmethod
-    def loss(self, outputs: Tensor, y: Tensor) -> Tensor: ...
+    def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
+        """The training loss of ``outputs`` against targets ``y`` (a scalar tensor)."""
 
     @abstractmethod
-    def val_metric(self, outputs: Tensor, y: Tensor) -> float: ...
+    def val_metric(self, outputs: Tensor, y: Tensor, state: dict | None = None) -> float:
+        """The validation metric (``metric``, better in ``direction``) of ``outputs``
+        against ``y``. ``state``: the prepared state, for a metric that needs fitted
+        numbers (a forecaster's MASE scale; such a task refuses None)."""
+
+    def scoring(self, state: dict) -> Scoring:
+        """The loss and validation metric bound to one prepared ``state``: what the
+        trainer calls (a task keeps no state of its own between calls)."""
+        return Scoring(self, state)
 
     @abstractmethod
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
@@ -155,6 +181,30 @@ class Task(ABC):
                      source: str) -> pd.DataFrame:
         """Predictions of ``model`` for new raw rows (``grutune predict``)."""
         return self.decode(predict(model, self.encode(frame, state, source)), state)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """A task's scoring for one prepared state (``trainer.Scorer``).
+
+    >>> from grutune.tasks import get_task
+    >>> scoring = get_task("text").scoring({"labels": ["a", "b"]})
+    >>> scoring.direction, scoring.val_metric(torch.tensor([[2.0, 0.0]]), torch.tensor([0]))
+    ('maximize', 1.0)
+    """
+
+    task: Task
+    state: dict
+
+    @property
+    def direction(self) -> str:
+        return self.task.direction
+
+    def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
+        return self.task.loss(outputs, y)
+
+    def val_metric(self, outputs: Tensor, y: Tensor) -> float:
+        return self.task.val_metric(outputs, y, self.state)
 
 
 class ClassificationTask(Task):
@@ -206,6 +256,11 @@ class ClassificationTask(Task):
         """(the inputs in words, notes on what preparation changed) for the plan."""
         return "", []
 
+    def metrics_table(self, metrics: dict) -> object:
+        from ..tables import classification_table
+
+        return classification_table(metrics)
+
     def report_metrics(self, metrics: dict) -> str:
         from ..report import classification_metrics_html
 
@@ -219,7 +274,7 @@ class ClassificationTask(Task):
     def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
         return torch.nn.functional.cross_entropy(outputs, y)
 
-    def val_metric(self, outputs: Tensor, y: Tensor) -> float:
+    def val_metric(self, outputs: Tensor, y: Tensor, state: dict | None = None) -> float:
         return self._score(y.cpu().numpy(), probabilities(outputs))
 
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:

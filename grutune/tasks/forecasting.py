@@ -206,6 +206,9 @@ class Forecasting(Task):
 
         return forecast_metrics_html(metrics)
 
+    def report_summary_rows(self, summary: dict) -> list[tuple[str, object]]:
+        return [("series", summary["description"])] if summary.get("description") else []
+
     def report_sections(self, run: object, figure: object) -> list[str]:
         from ..report import forecast_sections
 
@@ -226,6 +229,7 @@ class Forecasting(Task):
         return Space(forecast_params(context.get("lookback", [24, 48, 96])) + common)
     direction = "minimize"
     combine = "mean"
+    test_unit = "windows"
     uses_folds = False
     select_members = True
     # Windows at every step overlap almost entirely; an epoch of 1,024 random windows
@@ -238,14 +242,11 @@ class Forecasting(Task):
             raise ConfigError(f"--metric: a forecast is scored by one of "
                               f"{', '.join(FORECAST_SCORES)}; got {metric!r}")
         self.metric = metric
-        self._spec: tuple[DataConfig, _Spec] | None = None
-        self._scale = torch.ones(1)  # validation MASE denominators (scaled units)
 
     # --- reading ---------------------------------------------------------------------
 
     def _read(self, cfg: DataConfig) -> _Spec:
-        if self._spec is not None and self._spec[0] == cfg:
-            return self._spec[1]
+        """The series and its settings (read anew each call: a task keeps no state)."""
         if cfg.path is None:
             ds = get_dataset(cfg.dataset)
             if ds.task != self.name:
@@ -269,9 +270,7 @@ class Forecasting(Task):
         season = cfg.season or defaults.get("season") or series.season
         horizon = cfg.horizon or defaults.get("horizon") or (
             season if 2 <= season <= 96 else DEFAULT_HORIZON)
-        spec = _Spec(name, targets, covariates, time_col, series, horizon, season)
-        self._spec = (cfg, spec)
-        return spec
+        return _Spec(name, targets, covariates, time_col, series, horizon, season)
 
     def space_context(self, cfg: DataConfig) -> dict:
         spec = self._read(cfg)
@@ -308,7 +307,6 @@ class Forecasting(Task):
             data[part] = SequenceData(torch.from_numpy(x), torch.full((len(o),), window),
                                       torch.from_numpy(np.ascontiguousarray(y[..., :targets])))
         raw_scale = mase_scale(raw[:train_end, :targets], spec.season)
-        self._scale = torch.tensor(raw_scale / scale[:targets], dtype=torch.float32)
         state = {
             "task": self.name, "targets": spec.targets, "covariates": spec.covariates,
             "time_column": spec.time_column, "time_kind": spec.series.time_kind,
@@ -379,8 +377,12 @@ class Forecasting(Task):
     def loss(self, outputs: Tensor, y: Tensor) -> Tensor:
         return torch.nn.functional.l1_loss(outputs, y)  # what MAE and MASE measure
 
-    def val_metric(self, outputs: Tensor, y: Tensor) -> float:
-        return FORECAST_SCORES[self.metric](outputs.detach(), y, self._scale.to(y.device))
+    def val_metric(self, outputs: Tensor, y: Tensor, state: dict | None = None) -> float:
+        if state is None:
+            raise ValueError("a forecast's validation metric needs the prepared state "
+                             "(its MASE scale): val_metric(outputs, y, state)")
+        scale = validation_scale(state)
+        return FORECAST_SCORES[self.metric](outputs.detach(), y, scale.to(y.device))
 
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         out = forecast_metrics(unscale(data.y, state), unscale(outputs, state),
@@ -539,6 +541,19 @@ def _rmse(outputs: Tensor, y: Tensor, scale: Tensor) -> float:
 
 # validation scores (scaled units; MASE is unit-free), all minimized
 FORECAST_SCORES = {"mase": _mase, "mae": _mae, "rmse": _rmse}
+
+
+def validation_scale(state: dict) -> Tensor:
+    """Per target, the MASE denominator in scaled units (the training part's in-sample
+    seasonal-naive error over the scaling): validation MASE in scaled units equals MASE
+    in original units.
+
+    >>> validation_scale({"targets": ["y"], "mase_scale": [3.0], "scale": [2.0, 5.0]})
+    tensor([1.5000])
+    """
+    t = len(state["targets"])
+    return torch.tensor(np.asarray(state["mase_scale"]) / np.asarray(state["scale"][:t]),
+                        dtype=torch.float32)
 
 
 def baselines(data: SequenceData, state: dict) -> dict[str, np.ndarray]:

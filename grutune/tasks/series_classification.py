@@ -15,8 +15,10 @@ Missing is an empty cell (CSV; also ``NA``, ``N/A``, ``null``, ``None``), JSON `
 Parquet null or NaN, and ``?`` in a ``.ts`` file. A series with a channel that has no
 values at all is refused. Labels are kept as written (``NA`` and ``007`` are labels).
 
-Preparation: missing values inside a series are linearly interpolated (and counted);
-the split keeps a given test part and carves a stratified validation part from the
+Preparation: missing values inside a series are linearly interpolated (and counted); a
+series that repeats an earlier one's values is dropped, and so is a training series that
+is also in the given test part (either would be trained on and then tested); the split
+keeps a given test part and carves a stratified validation part from the
 training part (else 70/15/15 stratified); each channel is standardized with the mean and
 standard deviation of the *training* series; per-series z-normalization is a model
 option (``series_norm``, a hyperparameter) applied inside the model over valid steps only.
@@ -320,6 +322,38 @@ def _clean(frame: pd.DataFrame, name: str, target: str, summary: dict) -> pd.Dat
     return out
 
 
+def _content(series: np.ndarray) -> str:
+    """A series' values alone (shape included), as a key: equal keys, equal series."""
+    digest = hashlib.sha1(str(series.shape).encode())
+    digest.update(np.ascontiguousarray(series, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def drop_repeats(frame: pd.DataFrame, name: str, summary: dict,
+                 seen: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame`` without the series that repeat an earlier one's values (whatever their
+    labels), and without those in ``seen`` (the test part): a series in two parts would
+    be trained on and then tested. Counted in ``summary`` (duplicates_removed,
+    test_overlap_removed) when any are dropped, and said in a warning.
+    """
+    keys = frame["series"].map(_content)
+    repeated = keys.duplicated().to_numpy()
+    if repeated.any():
+        log.warning("%s: removed %d series that repeat an earlier series' values", name,
+                    int(repeated.sum()))
+        summary["duplicates_removed"] = summary.get("duplicates_removed", 0) + int(
+            repeated.sum())
+    keep = ~repeated
+    if seen is not None:
+        overlap = keys.isin(set(seen["series"].map(_content))).to_numpy() & keep
+        if overlap.any():
+            log.warning("%s: removed %d training series that are also in the test part",
+                        name, int(overlap.sum()))
+            summary["test_overlap_removed"] = int(overlap.sum())
+        keep &= ~overlap
+    return frame[keep].reset_index(drop=True) if not keep.all() else frame
+
+
 def _unique(ids: list[str]) -> list[str]:
     """Repeated ids (identical series and label) get a -2, -3 ... suffix, in order."""
     seen: dict[str, int] = {}
@@ -407,6 +441,9 @@ class SeriesClassification(ClassificationTask):
             raise DataError(f"{cfg.test_path or src.name}: test series have "
                             f"{test['series'].iloc[0].shape[1]} channels; training series "
                             f"have {pool['series'].iloc[0].shape[1]}")
+        if test is not None:
+            test = drop_repeats(test, cfg.test_path or f"{src.name} (test)", summary)
+        pool = drop_repeats(pool, src.name, summary, seen=test)
         if len(pool) < MIN_SERIES:
             raise DataError(f"{src.name}: {len(pool)} series; need at least {MIN_SERIES}")
         if saved_split is not None:
