@@ -3,14 +3,18 @@
 >>> import grutune
 >>> callable(grutune.tune) and callable(grutune.load_bundle)
 True
+
+Importing ``grutune`` is cheap: the public names below are resolved on first use
+(PEP 562), so ``grutune --help`` and ``import grutune`` load neither PyTorch nor
+scikit-learn until a name that needs them is touched.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .bundle import Bundle, load_bundle  # noqa: E402
-from .exceptions import (  # noqa: E402
+from .exceptions import (
     BundleError,
     ConfigError,
     DataError,
@@ -18,7 +22,41 @@ from .exceptions import (  # noqa: E402
     GrutuneError,
     SearchError,
 )
-from .pipeline import TuneResult, predict_file, tune  # noqa: E402
+
+__version__ = "0.1.0"
+
+# public name -> the submodule that defines it, imported on first use. One line per name;
+# a name must not be a submodule's name too (``import grutune.X`` would replace it).
+_LAZY: dict[str, str] = {
+    "Bundle": "bundle",
+    "load_bundle": "bundle",
+    "TuneResult": "pipeline",
+    "predict_file": "pipeline",
+    "tune": "api",
+    "load": "api",
+    "Run": "api",
+    "Model": "api",
+}
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
+    from .api import Model, Run, load, tune
+    from .bundle import Bundle, load_bundle
+    from .pipeline import TuneResult, predict_file
+
+
+def __getattr__(name: str) -> Any:
+    """Resolve a public name on first use, then keep it as a module global."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Bundle",
@@ -27,9 +65,12 @@ __all__ = [
     "DataError",
     "ExportError",
     "GrutuneError",
+    "Model",
+    "Run",
     "SearchError",
     "TuneResult",
     "__version__",
+    "load",
     "load_bundle",
     "predict_file",
     "tune",

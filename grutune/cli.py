@@ -2,26 +2,66 @@
 
 Exit codes: 0 success, 2 bad input or configuration (one line, no traceback),
 1 internal error, 130 stopped by a second Ctrl-C.
+
+Standard output carries results (the test metrics and the run directory of ``tune``, or
+its ``--json`` summary; ``predict``'s rows; the dataset list), standard error everything
+else: the plan, progress, warnings and errors.
+
+Importing this module is cheap: the heavy modules (PyTorch, the pipeline, Optuna,
+scikit-learn, pandas) are imported inside the commands that need them, so ``--help``,
+``--version`` and shell completion answer at once (``bench/cli_help.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 from typer.core import TyperGroup
 
-from .config import COMPARE_SEEDS, DEFAULT_DATASET, DataConfig, StudyConfig, parse_duration
+from . import __version__
+from .config import (
+    COMPARE_SEEDS,
+    DEFAULT_DATASET,
+    PRUNERS,
+    SAMPLERS,
+    SCALINGS,
+    DataConfig,
+    StudyConfig,
+    parse_duration,
+)
 from .exceptions import ConfigError, GrutuneError
 
+if TYPE_CHECKING:
+    from .pipeline import TuneResult
+
 err_console = Console(stderr=True)
+log = logging.getLogger("grutune")
+
+# The built-in tasks (grutune.tasks.TASKS) and the validation metrics each accepts,
+# default first, by name only: the registry imports PyTorch and --help must not. A test
+# (tests/test_cli_polish.py) keeps these equal to the registry's built-ins; the library
+# still validates --task and --metric, so a task registered in-process is accepted too.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "text": ("accuracy", "f1_macro", "log_loss"),
+    "series": ("accuracy", "f1_macro", "log_loss"),
+    "forecast": ("mase", "mae", "rmse"),
+}
+TASK_NAMES = tuple(TASK_METRICS)
+EXPORT_FORMATS = ("onnx", "torchscript")  # grutune.export.FORMATS (a test keeps them equal)
+
+# tune's and compare's help panels
+DATA, SEARCH, TRAINING, STORAGE, OUTPUT = "Data", "Search", "Training", "Storage", "Output"
 
 
 def _error_line(message: str) -> None:
@@ -48,7 +88,9 @@ class _OneLineErrors(TyperGroup):
             code = super().main(*args, standalone_mode=False, **kwargs)
         except _UsageError as err:
             if _NoArgsIsHelp is not None and isinstance(err, _NoArgsIsHelp):
-                typer.echo(err.ctx.get_help())
+                # raising it drew the help (rich prints it and leaves the message empty)
+                if err.format_message():
+                    typer.echo(err.format_message())
                 sys.exit(0)
             where = f" (see {err.ctx.command_path} --help)" if err.ctx else ""
             _error_line(f"{err.format_message()}{where}")
@@ -62,9 +104,57 @@ class _OneLineErrors(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True,
-                  pretty_exceptions_enable=False,
+app = typer.Typer(cls=_OneLineErrors, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="rich",
                   help="Tune, evaluate and ship GRU sequence models.")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"grutune {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", help="Show the version and exit.", callback=_show_version,
+        is_eager=True)] = False) -> None:
+    """The options before a command (--version; typer adds shell completion's)."""
+
+
+def _h(text: str) -> str:
+    """Help text shown as written: help is rich markup, where ``'grutune[mlflow]'`` would
+    lose its ``[mlflow]``."""
+    return escape(text)
+
+
+def _choice(names: tuple[str, ...] | Callable[[Any], tuple[str, ...]]) -> dict[str, Any]:
+    """typer.Option keywords listing ``names`` in the help (``<a|b|c>``, as typer shows a
+    choice) and completing them in the shell. The value is checked by the library, which
+    names the rule in its one-line error (``--sampler: must be one of ...``) and knows
+    tasks registered at run time. ``names``: a tuple, or a function of the click context
+    (``--metric`` completes the metrics of the ``--task`` given before it)."""
+    shown = names if isinstance(names, tuple) else names(None)
+
+    def complete(ctx: typer.Context, incomplete: str) -> list[str]:
+        options = names if isinstance(names, tuple) else names(ctx)
+        return [name for name in options if name.startswith(incomplete)]
+
+    return {"metavar": f"<{'|'.join(shown)}>", "autocompletion": complete}
+
+
+def _metric_names(ctx: Any) -> tuple[str, ...]:
+    """The metrics of the --task given (all of them without one)."""
+    task = (ctx.params.get("task") if ctx is not None else None) or ""
+    return TASK_METRICS.get(task) or tuple(dict.fromkeys(
+        name for names in TASK_METRICS.values() for name in names))
+
+
+def _dataset_names(incomplete: str) -> list[str]:
+    from .datasets import DATASETS  # pandas: only while completing --dataset
+
+    return [name for name in DATASETS if name.startswith(incomplete)]
+
 
 # The defaults below are read from the library's configs: the CLI has none of its own.
 _D, _S = DataConfig, StudyConfig
@@ -92,80 +182,131 @@ def _fatal_errors() -> Iterator[None]:
 
 
 class _StderrHandler(logging.Handler):
-    """Warnings as ``warning: ...`` lines on whatever sys.stderr is at the time."""
+    """Log records as ``warning: ...`` lines (``info:``/``debug:`` with -v) on whatever
+    sys.stderr is at the time. Records already shown by the progress display (a trial's
+    line, the results) carry ``shown`` and are left to tune.log."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        sys.stderr.write(f"warning: {record.getMessage()}\n")
+        if getattr(record, "shown", False):
+            return
+        kind = "warning" if record.levelno >= logging.WARNING else record.levelname.lower()
+        sys.stderr.write(f"{kind}: {record.getMessage()}\n")  # error: is the refusal's
 
 
-def _setup_logging() -> None:
-    logger = logging.getLogger("grutune")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler(logging.WARNING))
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+def _setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Warnings on stderr; -q: errors only; -v: every record down to debug."""
+    level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING
+    handler = next((h for h in log.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        log.addHandler(handler)
+    handler.setLevel(level)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
 
 
-# Options shared by `tune` and `compare` (the data and the search), one definition each.
+# Options shared by `tune` and `compare` (the data and the search), one definition each,
+# in help panels: data, search, training, storage, output.
 File = Annotated[Path | None, typer.Argument(
+    metavar="FILE", show_default=False,
     help=f"CSV, Parquet or JSON Lines file; omit to use --dataset (default {DEFAULT_DATASET}).")]
-Dataset = Annotated[str | None, typer.Option(help="A built-in dataset (grutune datasets).")]
+Dataset = Annotated[str | None, typer.Option(
+    metavar="NAME", autocompletion=_dataset_names, rich_help_panel=DATA,
+    help="A built-in dataset (grutune datasets).")]
 TaskName = Annotated[str | None, typer.Option(
-    "--task", help="Task: text, series or forecast (default: the dataset's, else text).")]
-Text = Annotated[str | None, typer.Option("--text", help="Text column (default: text).")]
+    "--task", **_choice(TASK_NAMES), rich_help_panel=DATA,
+    help=f"Task: {', '.join(TASK_NAMES)} (default: the dataset's, else text).")]
+Text = Annotated[str | None, typer.Option("--text", metavar="COLUMN", rich_help_panel=DATA,
+                                          help="Text column (default: text).")]
 Target = Annotated[str | None, typer.Option(
+    metavar="COLUMN", rich_help_panel=DATA,
     help="Label column (default: label); for a forecast the value column(s), COL[,COL].")]
-Test = Annotated[Path | None, typer.Option(help="Your own held-out test file.")]
+Test = Annotated[Path | None, typer.Option(metavar="FILE", rich_help_panel=DATA,
+                                           help="Your own held-out test file.")]
 IdColumn = Annotated[str | None, typer.Option(
-    "--id", help="Series in long form: the series id column.")]
+    "--id", metavar="COLUMN", rich_help_panel=DATA,
+    help="Series in long form: the series id column.")]
 TimeColumn = Annotated[str | None, typer.Option(
-    "--time", help="The time column (forecast; series in long form); default: row order.")]
+    "--time", metavar="COLUMN", rich_help_panel=DATA,
+    help="The time column (forecast; series in long form); default: row order.")]
 Covariates = Annotated[str | None, typer.Option(
+    metavar="COL[,COL]", rich_help_panel=DATA,
     help="Forecast: past-observed input columns, COL[,COL].")]
 Horizon = Annotated[int | None, typer.Option(
+    metavar="STEPS", rich_help_panel=DATA,
     help="Forecast: steps predicted at once (default: the season, else 10).")]
 Season = Annotated[int | None, typer.Option(
+    metavar="STEPS", rich_help_panel=DATA,
     help="Forecast: seasonal period for MASE and the seasonal-naive baseline (default: "
          "from the frequency).")]
 Scaling = Annotated[str, typer.Option(
-    help="Forecast: standard, minmax or robust scaling, fitted on the training part.")]
-Trials = Annotated[int | None, typer.Option(help="Finished trials to aim for.")]
+    **_choice(SCALINGS), rich_help_panel=DATA,
+    help=f"Forecast: {', '.join(SCALINGS)} scaling, fitted on the training part.")]
+Sample = Annotated[int | None, typer.Option(metavar="N", rich_help_panel=DATA,
+                                            help="Use a stratified sample of N rows.")]
+StopWords = Annotated[bool | None, typer.Option("--stop-words/--keep-stop-words",
+                                                rich_help_panel=DATA,
+                                                help="Remove English stop words.")]
+MaxLen = Annotated[int | None, typer.Option(
+    metavar="TOKENS", rich_help_panel=DATA,
+    help="Tokens kept per text (default: 98th percentile of training lengths).")]
+MinCount = Annotated[int, typer.Option(rich_help_panel=DATA,
+                                       help="Minimum token count for the vocabulary.")]
+MaxVocab = Annotated[int, typer.Option(rich_help_panel=DATA,
+                                       help="Vocabulary size at most.")]
+Trials = Annotated[int | None, typer.Option(metavar="N", rich_help_panel=SEARCH,
+                                            help="Finished trials to aim for.")]
 Budget = Annotated[str | None, typer.Option(
+    metavar="DURATION", rich_help_panel=SEARCH,
     help=f"Search wall time: 90s, 20m, 1h (default {StudyConfig.budget_s / 60:g}m).")]
-MaxEpochs = Annotated[int | None, typer.Option(
-    help="Epochs per trial at most (early stopping; default: text 20, series 100, "
-         "forecast 60).")]
-Sample = Annotated[int | None, typer.Option(help="Use a stratified sample of N rows.")]
-Seed = Annotated[int, typer.Option(help="Seed of the split, sampler and trials.")]
-Sampler = Annotated[str, typer.Option(help="tpe, random, grid, cmaes, qmc or gp.")]
-Pruner = Annotated[str, typer.Option(help="median, percentile, asha, hyperband or none.")]
+Seed = Annotated[int, typer.Option(rich_help_panel=SEARCH,
+                                   help="Seed of the split, sampler and trials.")]
+Sampler = Annotated[str, typer.Option(**_choice(SAMPLERS), rich_help_panel=SEARCH,
+                                      help="The Optuna sampler.")]
+Pruner = Annotated[str, typer.Option(**_choice(PRUNERS), rich_help_panel=SEARCH,
+                                     help="The Optuna pruner (none: no pruning).")]
 Workers = Annotated[int | None, typer.Option(
+    metavar="N", rich_help_panel=SEARCH,
     help="Trial worker processes on this machine, one thread each (default, or 0: one per "
          "core).")]
 Folds = Annotated[int | None, typer.Option(
-    help="Score trials by k-fold cross-validation (default: 5 below 500 train+validation "
+    metavar="K", rich_help_panel=SEARCH,
+    help="Score trials by K-fold cross-validation (default: 5 below 500 train+validation "
          "rows, else 1 = one validation split).")]
 Metric = Annotated[str | None, typer.Option(
-    help="Validation metric: accuracy (default), f1_macro, log_loss; forecast: mase "
-         "(default), mae, rmse.")]
-SpaceFile = Annotated[Path | None, typer.Option("--space",
-                                                help="YAML file overriding the search space.")]
+    **_choice(_metric_names), rich_help_panel=SEARCH,
+    help="Validation metric by task: " + "; ".join(
+        f"{', '.join(t for t in TASK_METRICS if TASK_METRICS[t] == names)}: {names[0]} "
+        f"(default), {', '.join(names[1:])}" for names in dict.fromkeys(TASK_METRICS.values()))
+    + ".")]
+SpaceFile = Annotated[Path | None, typer.Option(
+    "--space", metavar="FILE", rich_help_panel=SEARCH,
+    help="YAML file overriding the search space.")]
+MaxEpochs = Annotated[int | None, typer.Option(
+    metavar="N", rich_help_panel=TRAINING,
+    help="Epochs per trial at most (early stopping; default: text 20, series 100, "
+         "forecast 60).")]
 Storage = Annotated[str | None, typer.Option(
+    metavar="URL", rich_help_panel=STORAGE,
     help="Optuna storage URL (default: SQLite in the run directory).")]
-StudyName = Annotated[str | None, typer.Option("--study",
-                                               help="Study name (default: data name).")]
+StudyName = Annotated[str | None, typer.Option(
+    "--study", metavar="STUDY", rich_help_panel=STORAGE,
+    help="Study name (default: data name).")]
 Heartbeat = Annotated[int, typer.Option(
+    metavar="SECONDS", rich_help_panel=STORAGE,
     help="Database storages: seconds between a running trial's heartbeats.")]
 Grace = Annotated[int, typer.Option(
+    metavar="SECONDS", rich_help_panel=STORAGE,
     help="Database storages: a trial whose worker is silent this many seconds is failed "
          "and retried.")]
-RunDir = Annotated[Path | None, typer.Option(help="Run directory (default runs/STUDY).")]
-StopWords = Annotated[bool | None, typer.Option("--stop-words/--keep-stop-words",
-                                                help="Remove English stop words.")]
-MaxLen = Annotated[int | None, typer.Option(
-    help="Tokens kept per text (default: 98th percentile of training lengths).")]
-MinCount = Annotated[int, typer.Option(help="Minimum token count for the vocabulary.")]
-MaxVocab = Annotated[int, typer.Option(help="Vocabulary size at most.")]
+RunDir = Annotated[Path | None, typer.Option(metavar="RUN_DIR", rich_help_panel=OUTPUT,
+                                             help="Run directory (default runs/STUDY).")]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", rich_help_panel=OUTPUT,
+    help="Only errors and results: no plan, progress or warnings.")]
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", rich_help_panel=OUTPUT,
+    help="Debug logging: every log record on standard error, not only warnings.")]
 
 
 def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
@@ -201,76 +342,135 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
 
 
 @app.command()
-def tune(
+def tune(  # the options in the order of their help panels: data, search, training, ...
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
     time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
-    season: Season = None, scaling: Scaling = _D.scaling, trials: Trials = _S.trials,
-    budget: Budget = None, max_epochs: MaxEpochs = None, sample: Sample = None,
-    seed: Seed = _D.seed, sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner,
-    workers: Workers = None,
+    season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
+    stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
+    max_vocab: MaxVocab = _D.max_vocab,
+    trials: Trials = _S.trials, budget: Budget = None, seed: Seed = _D.seed,
+    sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner, workers: Workers = None,
+    folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
+    max_epochs: MaxEpochs = None,
     population: int = typer.Option(
-        _S.population, help="Train K trials that share an architecture together as one "
-        "stacked model (GRU classifiers; 1: one at a time, the CPU default - see "
-        "bench/population.py)."),
-    mlflow: str | None = typer.Option(None, "--mlflow", help="MLflow tracking URI "
-                                      "(e.g. file:///path/mlruns): log every trial and the "
-                                      "model when the run ends (pip install "
-                                      "'grutune[mlflow]')."),
+        _S.population, metavar="K", rich_help_panel=TRAINING,
+        help="Train K trials that share an architecture together as one stacked model (GRU "
+        "classifiers; 1: one at a time, the CPU default - see bench/population.py)."),
     repeats: int = typer.Option(
-        _S.repeats, help="Seed repeats: re-train the top configurations with N seeds each "
-        "and choose by the lower bound of the validation interval (1: off)."),
-    repeat_top: int = typer.Option(_S.repeat_top,
+        _S.repeats, metavar="N", rich_help_panel=TRAINING,
+        help="Seed repeats: re-train the top configurations with N seeds each and choose by "
+        "the lower bound of the validation interval (1: off)."),
+    repeat_top: int = typer.Option(_S.repeat_top, metavar="N", rich_help_panel=TRAINING,
                                    help="Configurations the seed repeats re-train."),
     ensemble: int = typer.Option(
-        _S.ensemble, help="Without seed repeats, the final model averages the K best trials "
-        "(1: the best trial alone)."),
-    folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
+        _S.ensemble, metavar="K", rich_help_panel=TRAINING,
+        help="Without seed repeats, the final model averages the K best trials (1: the best "
+        "trial alone)."),
     storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
-    grace: Grace = _S.grace_s, run_dir: RunDir = None, stop_words: StopWords = None,
-    max_len: MaxLen = None, min_count: MinCount = _D.min_count, max_vocab: MaxVocab = _D.max_vocab,
+    grace: Grace = _S.grace_s,
+    run_dir: RunDir = None,
+    mlflow: str | None = typer.Option(
+        None, "--mlflow", metavar="URI", rich_help_panel=OUTPUT,
+        help=_h("MLflow tracking URI (e.g. file:///path/mlruns): log every trial and the model "
+                "when the run ends (pip install 'grutune[mlflow]').")),
+    as_json: bool = typer.Option(
+        False, "--json", rich_help_panel=OUTPUT,
+        help="Print one JSON summary on standard output (run directory, best parameters, test "
+        "metrics) and nothing else there; the tables go to standard error."),
+    quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
-    """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model."""
-    options = locals()
-    from .pipeline import tune as run_tune
+    """Tune a GRU on FILE (or a built-in dataset), evaluate it on test, save the model.
 
-    _setup_logging()
+    The test metrics and the run directory go to standard output; the plan, progress and
+    warnings to standard error."""
+    options = locals()
+    _setup_logging(quiet, verbose)
     with _fatal_errors():
+        _check_quiet_verbose(quiet, verbose)
         data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
                                        mlflow=mlflow, repeats=repeats, repeat_top=repeat_top)
-        result = run_tune(data_cfg, study_cfg, metric=metric, console=err_console)
+        log.debug("data: %s; study: %s", data_cfg, study_cfg)
+        from .pipeline import tune as run_tune
+
+        progress = Console(stderr=True, quiet=quiet)
+        results = progress if as_json else Console()
+        result = run_tune(data_cfg, study_cfg, metric=metric, console=progress, out=results)
+    if as_json:
+        typer.echo(json.dumps(_summary(result), indent=2, allow_nan=False))
     if result.interrupted:
         raise typer.Exit(130)
 
 
+def _check_quiet_verbose(quiet: bool, verbose: bool) -> None:
+    if quiet and verbose:
+        raise ConfigError("give -q/--quiet or -v/--verbose, not both")
+
+
+def _summary(result: TuneResult) -> dict:
+    """``tune --json``: the run directory, the best trial and the test metrics (the finite
+    numbers of metrics.json, baselines as ``baselines.NAME.KEY``, with their intervals)."""
+    from .files import plain_json
+    from .intervals import scalar_metrics
+    from .tables import scalar_names
+
+    metrics = result.metrics
+    values = scalar_metrics(metrics)
+    return _finite({
+        "run_dir": str(result.run_dir), "task": metrics.get("task"),
+        "best_trial": metrics.get("best_trial"), "best_value": result.best_value,
+        "best_params": plain_json(result.best_params),
+        "validation": plain_json(metrics.get("validation", {})),
+        "test_metrics": {name: values[name] for name in scalar_names(metrics)},
+        "test_intervals": plain_json(metrics.get("intervals", {})),
+        "metrics_file": str(Path(result.run_dir) / "metrics.json"),
+        "model": str(Path(result.run_dir) / "model"),
+        "interrupted": result.interrupted})
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: strict JSON, which every reader (jq included) parses."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 @app.command()
-def compare(
+def compare(  # the options in the order of their help panels, as tune's
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
     time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
-    season: Season = None, scaling: Scaling = _D.scaling,
+    season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
+    stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
+    max_vocab: MaxVocab = _D.max_vocab,
     trials: Trials = _S.trials,
     budget: Annotated[str | None, typer.Option(
+        metavar="DURATION", rich_help_panel=SEARCH,
         help="Search wall time of EACH cell's study: 90s, 20m, 1h (default "
              f"{_S.budget_s / 60:g}m).")] = None,
-    seeds: int = typer.Option(COMPARE_SEEDS, help="Seeds each winner is trained with for "
-                              "the paired test (the same seeds for both cells)."),
-    max_epochs: MaxEpochs = None, sample: Sample = None, seed: Seed = _D.seed,
-    sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner, workers: Workers = None,
-    folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
+    seed: Seed = _D.seed, sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner,
+    workers: Workers = None, folds: Folds = None, metric: Metric = None,
+    space: SpaceFile = None,
+    max_epochs: MaxEpochs = None,
+    seeds: int = typer.Option(COMPARE_SEEDS, metavar="N", rich_help_panel=TRAINING,
+                              help="Seeds each winner is trained with for the paired test "
+                              "(the same seeds for both cells)."),
     storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
-    grace: Grace = _S.grace_s, run_dir: RunDir = None, stop_words: StopWords = None,
-    max_len: MaxLen = None, min_count: MinCount = _D.min_count, max_vocab: MaxVocab = _D.max_vocab,
+    grace: Grace = _S.grace_s, run_dir: RunDir = None,
 ) -> None:
     """GRU vs LSTM on FILE (or a built-in dataset): both tuned on one split with the same
     budget at a matched size, each winner trained over the same seeds, a paired test;
     writes compare.json and report.html."""
     options = locals()
-    from .compare import compare as run_compare
-
     _setup_logging()
     with _fatal_errors():
         data_cfg, study_cfg = _configs(options)
+        from .compare import compare as run_compare
+
         result = run_compare(data_cfg, study_cfg, seeds=seeds, metric=metric,
                              console=err_console)
     if result.interrupted:
@@ -297,11 +497,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 @app.command("predict")
 def predict_cmd(
-    model: Path = typer.Argument(..., help="A bundle directory (RUN_DIR/model)."),
-    file: Path = typer.Argument(..., help="CSV, Parquet or JSON Lines rows to predict."),
-    text: str | None = typer.Option(None, "--text", help="Text column (default: the "
-                                       "training data's)."),
-    out: Path | None = typer.Option(None, help="Output CSV (default: standard output)."),
+    model: Path = typer.Argument(..., metavar="MODEL",
+                                 help="A bundle directory (RUN_DIR/model)."),
+    file: Path = typer.Argument(..., metavar="FILE",
+                                help="CSV, Parquet or JSON Lines rows to predict."),
+    text: str | None = typer.Option(None, "--text", metavar="COLUMN", help="Text column "
+                                    "(default: the training data's)."),
+    out: Path | None = typer.Option(None, metavar="FILE",
+                                    help="Output CSV (default: standard output)."),
 ) -> None:
     """Predict every row of FILE with a saved model."""
     from .files import atomic_path
@@ -331,7 +534,8 @@ def _require_run_dir(run_dir: Path) -> None:
 
 @app.command("report")
 def report_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
+                                   help="A run directory (runs/STUDY)."),
 ) -> None:
     """(Re)build RUN_DIR/report.html from the run's study and files; works while the
     study is still running."""
@@ -346,8 +550,10 @@ def report_cmd(
 
 @app.command("dashboard")
 def dashboard_cmd(
-    run_dir: Path = typer.Argument(..., help="A run directory (runs/STUDY)."),
-    port: int = typer.Option(8080, min=1, max=65535, help="Port on 127.0.0.1."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
+                                   help="A run directory (runs/STUDY)."),
+    port: int = typer.Option(8080, min=1, max=65535, metavar="PORT",
+                             help="Port on 127.0.0.1."),
 ) -> None:
     """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
     from .report_data import read_json
@@ -373,10 +579,12 @@ def dashboard_cmd(
 
 @app.command("export")
 def export_cmd(
-    model: Path = typer.Argument(..., help="A bundle directory (RUN_DIR/model)."),
-    format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
-    out: Path | None = typer.Option(None, help="Output file (default: MODEL/model.onnx "
-                                    "or model.pt)."),
+    model: Path = typer.Argument(..., metavar="MODEL",
+                                 help="A bundle directory (RUN_DIR/model)."),
+    format: str = typer.Option("onnx", "--format", **_choice(EXPORT_FORMATS),
+                               help="The exported model's format."),
+    out: Path | None = typer.Option(None, metavar="FILE", help="Output file (default: "
+                                    "MODEL/model.onnx or model.pt)."),
 ) -> None:
     """Export a saved model and check it against the bundle on the run's test split."""
     from .export import TOLERANCE, export_bundle
@@ -393,16 +601,24 @@ def export_cmd(
 @app.command()
 def datasets() -> None:
     """List the built-in real datasets."""
+    from rich.table import Table
+
     from .datasets import DATASETS
 
-    table = Table(title="Built-in datasets (pip install 'grutune\\[datasets]')")
-    for col in ("name", "task", "size", "classes / horizon", "source"):
-        table.add_column(col)
+    table = Table(title=_h("Built-in datasets (pip install 'grutune[datasets]')"))
+    table.add_column("name", no_wrap=True)
+    table.add_column("task", no_wrap=True)
+    for col in ("size", "classes / horizon", "source"):
+        table.add_column(col, overflow="fold")
     for d in DATASETS.values():
         table.add_row(d.name, d.task, d.size, d.classes, d.source)
-    console = Console()
-    console.width = max(console.width, 140)  # a pipe or narrow terminal: keep rows whole
+    console = Console()  # a terminal's width (or COLUMNS): the table wraps its cells to fit
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console = Console(width=UNWRAPPED)  # a pipe or a file: one line per dataset
     console.print(table)
+
+
+UNWRAPPED = 1000  # columns of `grutune datasets` into a pipe: wide enough for every row
 
 
 def main() -> None:

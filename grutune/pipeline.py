@@ -25,7 +25,7 @@ import torch
 from rich.console import Console
 
 from . import __version__, compat
-from .bundle import load_bundle, save_bundle
+from .bundle import Bundle, load_bundle, save_bundle
 from .cache import fingerprint
 from .config import (
     DEFAULT_DATASET,
@@ -57,7 +57,7 @@ from .study import (
     retry_failed,
     storage_url,
 )
-from .tables import plan_text, repeats_table, trials_frame
+from .tables import plan_text, print_result, repeats_table, trials_frame
 from .tasks import Prepared, Task, get_task
 from .trainer import predict
 
@@ -106,7 +106,8 @@ def _read_saved_split(run_dir: Path, data_cfg: DataConfig) -> dict | None:
     return saved
 
 
-RUN_MARKERS = ("config.json", "split.json", "study.db", "study.journal")
+INPUT = "input"  # a run directory's copy of in-memory data (grutune.tune(DataFrame))
+RUN_MARKERS = ("config.json", "split.json", "study.db", "study.journal", INPUT)
 
 
 def check_run_dir(run_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> None:
@@ -147,7 +148,7 @@ def file_logging(run_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(run_dir / "tune.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))  # DEBUG stays (grutune -v)
     return handler
 
 
@@ -249,14 +250,18 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
 
 
 def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
-         metric: str | None = None, console: Console | None = None) -> TuneResult:
+         metric: str | None = None, console: Console | None = None,
+         out: Console | None = None) -> TuneResult:
     """Tune, evaluate on the test split, and save the bundle; see the module docstring.
-    Every option left out takes the library's default (``resolve``).
+    Every option left out takes the library's default (``resolve``). ``console``: the
+    plan, progress and warnings (default: standard error); ``out``: the results, the test
+    metrics and the run directory (default: ``console``; the command line's standard
+    output).
 
-    Example (a quick look on the built-in BBC News data: one validation split, no seed
+    Example (configs in, on the built-in BBC News data: one validation split, no seed
     repeats)::
 
-        from grutune import tune
+        from grutune.pipeline import tune  # configs in; grutune.tune takes keywords
         from grutune.config import DataConfig, StudyConfig
 
         result = tune(DataConfig(dataset="bbc-news", sample=300),
@@ -283,7 +288,8 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
     run_dir = Path(study_cfg.run_dir)
     handler = file_logging(run_dir)
     try:
-        return _run(task, prepared, study, new, space, data_cfg, study_cfg, console, run_dir)
+        return _run(task, prepared, study, new, space, data_cfg, study_cfg, console, run_dir,
+                    out or console)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -291,7 +297,7 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
 
 def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
          data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
-         run_dir: Path) -> TuneResult:
+         run_dir: Path, out: Console) -> TuneResult:
     interrupted = run_search(task, prepared, study, new, space, study_cfg, console, run_dir)
     model, members, repeats = _final_model(task, prepared, study, study_cfg, console, run_dir)
     numbers = [t.number for t in members]
@@ -319,14 +325,14 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                 extra={"trials": numbers, "params": [t.user_attrs["config"] for t in members],
                        "study": study.study_name})
     prune_checkpoints(run_dir, numbers, folds)
-    console.print(task.metrics_table(metrics))
+    print_result(out, task.metrics_table(metrics))
     with console.status("writing report.html"):
         _write_report(run_dir)
     if study_cfg.mlflow:
         with console.status(f"logging to MLflow at {study_cfg.mlflow}"):
             _log_mlflow(study_cfg.mlflow, study, run_dir, metrics, to_dict(data_cfg))
-    console.print(f"run directory: {run_dir}  (report.html, model/, metrics.json, trials.csv, "
-                  "split.json)")
+    print_result(out, f"run directory: {run_dir}  (report.html, model/, metrics.json, "
+                 "trials.csv, split.json)")
     if interrupted:
         console.print("[yellow]the search was interrupted; run the same command again to "
                       "continue it[/yellow]")
@@ -347,15 +353,20 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
         study.enqueue_trial(space.defaults(), skip_if_exists=True)
     done = _finished(study)
     remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
+    if remaining != 0:  # built once, before workers fork, so they share the library
+        with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
+            kernel = cpu_kernel()
     text = plan_text(task, prepared.summary, study_cfg, remaining, done, run_dir)
+    if remaining != 0:
+        text += ("\nGRU recurrence: grutune's C++ kernel." if kernel is not None else
+                 "\nGRU recurrence: plain PyTorch, about 1.6x slower (the C++ kernel could "
+                 "not be built; see the warning above).")
     console.print(plan or text)
     for warning in lint(space, study_cfg, prepared.summary):
         log.warning("search space: %s", warning)
     log.info("search: %s", text)
     interrupted = False
     if remaining != 0:
-        with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
-            cpu_kernel()  # once, before workers fork, so they share the loaded library
         interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
     write_trials_csv(study, run_dir / "trials.csv")
     return interrupted
@@ -435,15 +446,21 @@ def predict_file(bundle_dir: str | Path, path: str | Path,
 
     >>> # predict_file("runs/bbc-news/model", "new.csv")  -> prediction, prob_<class>...
     """
+    return predict_with(load_bundle(bundle_dir), path, text_column, str(bundle_dir))
+
+
+def predict_with(bundle: Bundle, path: str | Path, text_column: str | None = None,
+                 where: str = "bundle") -> pd.DataFrame:
+    """Predictions of a loaded bundle for every row of the file ``path``: the one code
+    path of ``grutune predict``, ``predict_file`` and the Python ``Model.predict``."""
     from .tasks import TASKS
 
-    bundle = load_bundle(bundle_dir)
     state = dict(bundle.state)
     if text_column:
         state["text_column"] = text_column
     task_name = state.get("task")
     if task_name not in TASKS:
-        raise ConfigError(f"{bundle_dir}: bundle of unknown task {task_name!r}")
+        raise ConfigError(f"{where}: bundle of unknown task {task_name!r}")
     task = TASKS[task_name]()
     frame = task.read_rows(str(path), state)
     return _finite(task.predict_rows(bundle.model, frame, state, str(path)), path)
@@ -463,4 +480,4 @@ def _finite(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return table
 
 
-__all__ = ["TuneResult", "predict_file", "tune", "format_seconds"]
+__all__ = ["TuneResult", "predict_file", "predict_with", "tune", "format_seconds"]

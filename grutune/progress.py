@@ -1,11 +1,13 @@
 """Live progress of a search: trial n/N, epoch, validation metric, best so far, time.
 
 One status line is redrawn in place (rich ``Live``) and one line is printed per finished
-trial, so the log reads well in a terminal and in a file.
+trial, so the log reads well in a terminal and in a file; each trial's line is also
+logged (the run's tune.log).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 import optuna
@@ -15,6 +17,8 @@ from rich.text import Text
 
 from .study import trial_score
 from .trainer import EpochLog
+
+log = logging.getLogger("grutune")
 
 
 def format_seconds(seconds: float) -> str:
@@ -86,8 +90,10 @@ class Progress:
         except ValueError:
             pass
         mark = " *" if self.best and self.best[1] == trial.number else ""
-        self.console.print(f"trial {trial.number:>3}  {state:<8} {self.metric} {value:<9} "
-                           f"epochs {epochs:<3} {took:>6}{mark} {reason}".rstrip())
+        line = (f"trial {trial.number:>3}  {state:<8} {self.metric} {value:<9} "
+                f"epochs {epochs:<3} {took:>6}{mark} {reason}".rstrip())
+        self.console.print(line, markup=False)
+        log.info("%s", line, extra={"shown": True})  # tune.log: one line per trial
         self._refresh()
 
     def _refresh(self) -> None:

@@ -84,10 +84,24 @@ def keep_freed_memory() -> bool:
         return False
 
 
+def _ninja_on_path() -> None:
+    """Put the ``ninja`` package's binary first on PATH: torch builds extensions with
+    the ``ninja`` it finds there, and a virtual environment run without activating it
+    (``.venv/bin/grutune``) would otherwise find none."""
+    try:
+        import ninja
+    except ImportError:
+        return
+    path = os.environ.get("PATH", "")
+    if ninja.BIN_DIR not in path.split(os.pathsep):
+        os.environ["PATH"] = ninja.BIN_DIR + (os.pathsep + path if path else "")
+
+
 def _build() -> ModuleType | None:
     keep_freed_memory()
     if os.environ.get("GRUTUNE_NO_KERNEL") == "1":
         return None
+    _ninja_on_path()
     try:
         from torch.utils.cpp_extension import load
 

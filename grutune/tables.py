@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
-from rich.console import Group
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from .config import StudyConfig
@@ -16,6 +18,23 @@ from .progress import format_seconds
 
 if TYPE_CHECKING:  # tables draws for tasks; tasks import it, so no import at run time
     from .tasks import Task
+
+log = logging.getLogger("grutune")
+LOG_WIDTH = 100  # columns of a table written into tune.log
+
+
+def print_result(console: Console, result: RenderableType | str) -> None:
+    """Show a result of the run (a table, the run directory line) on ``console`` (the
+    command line's standard output) and write its plain text into the run's log
+    (tune.log), marked ``shown`` so the command line's stderr log does not repeat it.
+    A string is shown as written: no markup, one line however narrow the terminal."""
+    line = isinstance(result, str)
+    console.print(result, markup=not line, soft_wrap=line)
+    plain = Console(file=io.StringIO(), width=LOG_WIDTH, color_system=None,
+                    force_terminal=False, emoji=False, highlight=False)
+    plain.print(result, markup=not line, soft_wrap=line)
+    text = plain.file.getvalue().rstrip()
+    log.info("%s", "\n" + text if "\n" in text else text, extra={"shown": True})
 
 
 def counts_text(counts: dict, sep: str = ", ") -> str:

@@ -172,3 +172,19 @@ def test_fast_gru_state_dict_is_nn_grus():
     plain = nn.GRU(3, 2)
     plain.load_state_dict(gru.state_dict())
     assert set(gru.state_dict()) == set(plain.state_dict())
+
+
+def test_the_ninja_package_builds_the_kernel_without_a_system_ninja(monkeypatch):
+    """ninja is a dependency: a venv run without activating it (PATH without its bin/)
+    still finds the ninja that torch builds the kernel with."""
+    import shutil
+    from pathlib import Path
+
+    import ninja
+
+    from grutune.recurrence import _ninja_on_path
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert shutil.which("ninja") is None
+    _ninja_on_path()
+    assert shutil.which("ninja") == str(Path(ninja.BIN_DIR) / "ninja")

@@ -71,6 +71,7 @@ class Task(ABC):
     # the test metrics ``grutune compare`` judges two cells by, and their directions
     verdict_metrics: ClassVar[dict[str, str]] = {}
     test_unit: ClassVar[str] = "rows"  # what one test row is, in words (intervals)
+    forecasts: ClassVar[bool] = False  # predicts the steps after a history (Model.forecast)
     uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
     select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
     epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)

@@ -230,6 +230,7 @@ class Forecasting(Task):
     direction = "minimize"
     combine = "mean"
     test_unit = "windows"
+    forecasts = True
     uses_folds = False
     select_members = True
     # Windows at every step overlap almost entirely; an epoch of 1,024 random windows

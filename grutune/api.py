@@ -1,0 +1,263 @@
+"""grutune from Python: tune a DataFrame, a file or a built-in dataset, then call the model.
+
+``tune`` takes what a notebook has in hand and every command-line option as a keyword
+of the same name (``max_epochs=3`` is ``--max-epochs 3``); options left out take the
+library's defaults, which are the command line's too. It returns a ``Run``: the test
+metrics with their intervals, the best parameters, a leaderboard of the trials, the
+final model and the report, one attribute away. ``load`` reads a saved model; its
+``predict`` runs the very code path of ``grutune predict``.
+
+A DataFrame is saved into the run directory (``input/data.parquet``, types kept) before
+the run, so a run directory always holds what it was tuned on and resumes from it.
+
+Example (a quick look: two short trials on 300 BBC News articles)::
+
+    import grutune
+
+    run = grutune.tune("bbc-news", sample=300, trials=2, max_epochs=1, folds=1,
+                       repeats=1, workers=1, run_dir="runs/api-demo")
+    print(run.metrics["accuracy"], run.best_params["lr"])
+    print(run.leaderboard().head())
+    print(run.predict(["the striker scored twice in the cup final"]))
+    model = grutune.load(run.run_dir / "model")
+    print(model.predict_proba(["shares fell as the bank cut its forecast"]))
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from .bundle import Bundle, load_bundle
+from .config import DataConfig, StudyConfig, parse_duration
+from .datasets import DATASETS
+from .exceptions import ConfigError, DataError
+from .pipeline import INPUT, TuneResult, check_run_dir, predict_with
+from .pipeline import tune as tune_configs
+from .tasks import get_task
+
+# keywords named as on the command line -> config fields
+ALIASES = {"text": "text_column", "target": "target_column", "time": "time_column",
+           "budget": "budget_s", "study": "study_name", "space": "space_path",
+           "heartbeat": "heartbeat_s", "grace": "grace_s"}
+DATA_FIELDS = {f.name for f in fields(DataConfig)} - {"dataset", "path", "test_path"}
+STUDY_FIELDS = {f.name for f in fields(StudyConfig)}
+Data = str | Path | pd.DataFrame
+
+
+def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = None,
+         text: str | None = None, target: str | None = None, time: str | None = None,
+         horizon: int | None = None, budget: str | float | None = None,
+         trials: int | None = None, run_dir: str | Path | None = None,
+         metric: str | None = None, **options: object) -> Run:
+    """Tune, evaluate on the untouched test split and save the model; the ``Run``.
+
+    ``data``: a file path, a pandas DataFrame, a built-in dataset's name
+    (``grutune.datasets()``), or a ``(train, test)`` pair of paths or DataFrames whose
+    second part is the held-out test set; None tunes the default dataset. ``budget``:
+    seconds or a duration such as "90s", "5m", "1h". Every other option of
+    ``grutune tune`` is a keyword of the same name (``max_epochs``, ``folds``,
+    ``repeats``, ``workers``, ``sampler``, ``seed``, ...); an unknown one is a
+    ConfigError that lists them.
+    """
+    given = {"task": task, "text": text, "target": target, "time": time,
+             "horizon": horizon, "budget": budget, "trials": trials, "run_dir": run_dir,
+             **options}
+    data_kw, study_kw = _split_options({k: v for k, v in given.items() if v is not None})
+    train, test = data if isinstance(data, tuple) else (data, None)
+    folder = None
+    if isinstance(train, pd.DataFrame) or isinstance(test, pd.DataFrame):
+        study_kw.setdefault("study_name", "dataframe")
+        study_kw.setdefault("run_dir", f"runs/{study_kw['study_name']}")
+        check_run_dir(Path(study_kw["run_dir"]))
+        folder = Path(study_kw["run_dir"]) / INPUT
+    source = _source(train, test, folder)
+    return Run(tune_configs(DataConfig(**data_kw, **source), StudyConfig(**study_kw),
+                            metric=metric))
+
+
+def _split_options(options: dict) -> tuple[dict, dict]:
+    """Keywords -> (DataConfig fields, StudyConfig fields); ``seed`` goes to both."""
+    data, study = {}, {}
+    for key, value in options.items():
+        name = ALIASES.get(key, key)
+        if name == "budget_s" and isinstance(value, str):
+            value = parse_duration(value)
+        if name in ("run_dir", "space_path") and value is not None:
+            value = str(value)
+        if name not in DATA_FIELDS and name not in STUDY_FIELDS:
+            known = sorted({*DATA_FIELDS, *STUDY_FIELDS, *ALIASES} - set(ALIASES.values()))
+            raise ConfigError(f"tune(): unknown option {key!r}; the options are "
+                              f"{', '.join(known)}")
+        if name in DATA_FIELDS:
+            data[name] = value
+        if name in STUDY_FIELDS:
+            study[name] = value
+    return data, study
+
+
+def _source(train: Data | None, test: Data | None, folder: Path | None) -> dict:
+    """The DataConfig fields naming the data: dataset, or path (+ test_path); DataFrames
+    are saved under ``folder`` first."""
+    if test is None and isinstance(train, str) and not Path(train).exists() \
+            and train in DATASETS:
+        return {"dataset": train}
+    out = {"path": _as_file(train, folder, "data") if train is not None else None}
+    if test is not None:
+        out["test_path"] = _as_file(test, folder, "test")
+    return out
+
+
+def _as_file(data: Data, folder: Path | None, name: str) -> str:
+    """A path as given, or a DataFrame saved as ``folder/name.parquet`` (its types kept).
+
+    A run directory tuned on one DataFrame refuses another (its split is of those rows).
+    """
+    if not isinstance(data, pd.DataFrame):
+        if not isinstance(data, (str, Path)):
+            raise ConfigError(f"tune(): data must be a path, a pandas DataFrame or a "
+                              f"built-in dataset's name; got {type(data).__name__}")
+        return str(data)
+    if not all(isinstance(c, str) for c in data.columns):
+        raise DataError(f"DataFrame: column names must be text; got {list(data.columns)[:5]}")
+    path = folder / f"{name}.parquet"
+    frame = data.reset_index(drop=True)
+    if path.is_file():
+        if not pd.read_parquet(path).equals(frame):
+            raise ConfigError(f"{folder.parent}: tuned on another DataFrame ({path}); give a "
+                              "new run_dir (or study) for new data")
+        return str(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+@dataclass
+class Model:
+    """A saved model, ready to predict (``load``)."""
+
+    bundle: Bundle
+    path: Path
+
+    @property
+    def task(self) -> str:
+        return str(self.bundle.state.get("task"))
+
+    def predict(self, data: Data | Sequence[str]) -> pd.DataFrame:
+        """One prediction row per input row (for a forecaster: per future step), exactly
+        as ``grutune predict`` writes them. ``data``: a DataFrame or a file path; for a
+        model of texts also one text or a list of texts."""
+        if isinstance(data, Path) or (isinstance(data, str) and (
+                Path(data).is_file() or not self._takes_texts)):
+            return predict_with(self.bundle, data, where=str(self.path))
+        frame = self._frame(data)
+        with tempfile.TemporaryDirectory(prefix="grutune-predict-") as folder:
+            path = Path(folder) / "rows.parquet"
+            frame.to_parquet(path, index=False)
+            return predict_with(self.bundle, path, where=str(self.path))
+
+    @property
+    def _takes_texts(self) -> bool:  # the state names the column texts are read from
+        return isinstance(self.bundle.state.get("text_column"), str)
+
+    def predict_proba(self, data: Data | Sequence[str]) -> pd.DataFrame:
+        """The class probabilities (``prob_<class>`` columns) of a classifier."""
+        table = self.predict(data)
+        columns = [c for c in table.columns if c.startswith("prob_")]
+        if not columns:
+            raise ConfigError(f"{self.path}: a {self.task} model gives no class "
+                              "probabilities; use predict")
+        return table[columns]
+
+    def forecast(self, history: Data) -> pd.DataFrame:
+        """A forecaster's next steps after ``history`` (a DataFrame or a file)."""
+        if not get_task(self.task).forecasts:
+            raise ConfigError(f"{self.path}: a {self.task} model does not forecast; use "
+                              "predict")
+        return self.predict(history)
+
+    def _frame(self, data: object) -> pd.DataFrame:
+        if isinstance(data, pd.DataFrame):
+            return data.reset_index(drop=True)
+        if self._takes_texts and isinstance(data, (str, Sequence)):
+            texts = [data] if isinstance(data, str) else list(data)
+            if all(isinstance(t, str) for t in texts):
+                return pd.DataFrame({self.bundle.state["text_column"]: texts})
+        raise ConfigError(f"predict(): give a DataFrame or a file path (a text model also "
+                          f"takes a list of texts); got {type(data).__name__}")
+
+
+def load(path: str | Path) -> Model:
+    """The model saved in a run's ``model/`` folder (or any bundle directory)."""
+    return Model(load_bundle(path), Path(path))
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) tuning run and what it left in ``run_dir``."""
+
+    result: TuneResult
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.result.run_dir)
+
+    @property
+    def metrics(self) -> dict:
+        """The test metrics (metrics.json), intervals under ``"intervals"``."""
+        return self.result.metrics
+
+    @property
+    def best_params(self) -> dict:
+        return self.result.best_params
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.html"
+
+    @cached_property
+    def model(self) -> Model:
+        return load(self.run_dir / "model")
+
+    def predict(self, data: Data | Sequence[str]) -> pd.DataFrame:
+        return self.model.predict(data)
+
+    def predict_proba(self, data: Data | Sequence[str]) -> pd.DataFrame:
+        return self.model.predict_proba(data)
+
+    def leaderboard(self) -> pd.DataFrame:
+        """The trials (trials.csv), complete ones first, best first."""
+        table = pd.read_csv(self.run_dir / "trials.csv")
+        ascending = _direction(self.run_dir) == "minimize"
+        complete = table["state"] == "COMPLETE"
+        return pd.concat([table[complete].sort_values("value", ascending=ascending),
+                          table[~complete]]).reset_index(drop=True)
+
+    def _repr_html_(self) -> str:
+        rows = [("run directory", str(self.run_dir)), ("task", self.metrics.get("task")),
+                *((k, f"{v:.4g}") for k, v in self.metrics.items()
+                  if isinstance(v, float)),
+                ("best parameters", ", ".join(f"{k}={v}" for k, v in self.best_params.items()))]
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(str(k))}</th>"
+                       f"<td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        return f"<table>{body}</table><p>report: {html.escape(str(self.report_path))}</p>"
+
+
+def _direction(run_dir: Path) -> str:
+    """The direction of the run's validation metric (its task and ``metric``, as
+    config.json recorded them)."""
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    return get_task(config["data"]["task"], config.get("metric")).direction
+
+
+def datasets() -> pd.DataFrame:
+    """The built-in datasets: name, task, size and description."""
+    return pd.DataFrame([{"name": d.name, "task": d.task, "size": d.size,
+                          "description": d.description} for d in DATASETS.values()])

@@ -1,0 +1,93 @@
+"""grutune from a notebook: tune a DataFrame or a built-in dataset, read the run, predict.
+
+Every prediction the Python API gives must equal ``grutune predict``'s on the same rows:
+one code path (``pipeline.predict_with``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from grutune.api import load, tune
+from grutune.cli import app
+from grutune.exceptions import ConfigError
+
+from .conftest import make_texts
+
+QUICK = dict(trials=2, max_epochs=1, folds=1, repeats=1, workers=1)
+
+
+def _cli_predict(runner, model_dir, frame: pd.DataFrame, tmp_path) -> pd.DataFrame:
+    rows, out = tmp_path / "rows.csv", tmp_path / "cli.csv"
+    frame.to_csv(rows, index=False)
+    result = runner.invoke(app, ["predict", str(model_dir), str(rows), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out)
+
+
+def _same(api: pd.DataFrame, cli: pd.DataFrame) -> None:
+    assert list(api["prediction"].astype(str)) == list(cli["prediction"].astype(str))
+    probs = [c for c in api.columns if c.startswith("prob_")]
+    assert probs and api[probs].to_numpy() == pytest.approx(cli[probs].to_numpy(), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def frame_run(tmp_path_factory):
+    """A notebook's run: an in-memory DataFrame with a one-minute budget."""
+    run_dir = tmp_path_factory.mktemp("api") / "frame"
+    data = make_texts(25, seed=1)
+    run = tune(data, text="text", target="label", budget="1m", run_dir=run_dir, **QUICK)
+    return run, data
+
+
+@pytest.mark.realdata
+def test_a_builtin_dataset_in_a_few_lines(runner, tmp_path):
+    run = tune("bbc-news", sample=300, run_dir=tmp_path / "bbc", **QUICK)
+    assert run.metrics["task"] == "text" and 0 <= run.metrics["accuracy"] <= 1
+    board = run.leaderboard()
+    assert len(board) == 2 and board["value"].is_monotonic_decreasing  # accuracy: best first
+    assert run.report_path.is_file() and set(run.best_params) >= {"lr", "hidden_size"}
+    new = pd.DataFrame({"text": ["the striker scored twice in the cup final",
+                                 "shares fell as the bank cut its forecast"]})
+    _same(run.predict(new), _cli_predict(runner, run.run_dir / "model", new, tmp_path))
+    model = load(run.run_dir / "model")
+    texts = model.predict(list(new["text"]))
+    pd.testing.assert_frame_equal(texts, run.predict(new))
+    assert list(model.predict_proba(new).columns) == [c for c in texts if c.startswith("prob_")]
+    assert "<table>" in run._repr_html_()
+
+
+def test_a_dataframe_is_kept_in_the_run_and_predicts_like_the_cli(frame_run, runner, tmp_path):
+    run, data = frame_run
+    saved = pd.read_parquet(run.run_dir / "input" / "data.parquet")
+    pd.testing.assert_frame_equal(saved, data)
+    new = make_texts(3, seed=9)[["text"]]
+    _same(run.predict(new), _cli_predict(runner, run.run_dir / "model", new, tmp_path))
+    one = load(run.run_dir / "model").predict(new["text"].iloc[0])
+    assert one["prediction"].iloc[0] == run.predict(new)["prediction"].iloc[0]
+
+
+def test_another_dataframe_is_refused_in_the_same_run_dir(frame_run):
+    run, data = frame_run
+    with pytest.raises(ConfigError, match="tuned on another DataFrame"):
+        tune(data.iloc[:-1], text="text", target="label", run_dir=run.run_dir, **QUICK)
+
+
+def test_a_train_test_pair_of_dataframes(tmp_path):
+    data = make_texts(30, seed=2)
+    run = tune((data.iloc[:60], data.iloc[60:]), text="text", target="label",
+               run_dir=tmp_path / "pair", **QUICK)
+    assert run.metrics["n"] == len(data) - 60  # the given test rows, all of them
+    assert (run.run_dir / "input" / "test.parquet").is_file()
+
+
+def test_an_unknown_option_names_the_options():
+    with pytest.raises(ConfigError, match="unknown option 'max_epoch'.*max_epochs"):
+        tune("bbc-news", max_epoch=3)
+
+
+def test_a_text_model_does_not_forecast(frame_run):
+    run, _ = frame_run
+    with pytest.raises(ConfigError, match="does not forecast"):
+        run.model.forecast(pd.DataFrame({"y": [1.0, 2.0]}))
