@@ -500,29 +500,184 @@ def predict_cmd(
     model: Path = typer.Argument(..., metavar="MODEL",
                                  help="A bundle directory (RUN_DIR/model)."),
     file: Path = typer.Argument(..., metavar="FILE",
-                                help="CSV, Parquet or JSON Lines rows to predict."),
+                                help="CSV, Parquet or JSON Lines rows to predict; - reads "
+                                     "them from standard input (CSV unless --format)."),
     text: str | None = typer.Option(None, "--text", metavar="COLUMN", help="Text column "
                                     "(default: the training data's)."),
-    out: Path | None = typer.Option(None, metavar="FILE",
-                                    help="Output CSV (default: standard output)."),
+    out: Path | None = typer.Option(None, metavar="FILE", help="Output file, its format by "
+                                    "extension: .csv, .tsv, .parquet/.pq, .jsonl/.ndjson "
+                                    "(default: CSV on standard output)."),
+    keep: list[str] | None = typer.Option(None, "--keep", metavar="COLUMN", help="Copy this "
+                                          "input column beside the predictions, e.g. an id "
+                                          "(repeatable; not for forecasts)."),
+    fmt: str | None = typer.Option(None, "--format", metavar="FORMAT", help="Format of the "
+                                   "rows on standard input (FILE -): csv (default), tsv, "
+                                   "jsonl or parquet."),
 ) -> None:
     """Predict every row of FILE with a saved model."""
-    from .files import atomic_path
-    from .pipeline import predict_file
+    import tempfile
 
     _setup_logging()
     with _fatal_errors():
         _check_output(out)
-        table = predict_file(model, file, text_column=text)
-        if out is None:
-            table.to_csv(sys.stdout, index=False)
-        else:
+        writer = _predict_writer(out)
+        stdin = str(file) == "-"
+        suffix = _predict_stdin_suffix(fmt, stdin)
+        keep = list(dict.fromkeys(keep or []))
+        if not stdin:
+            _predict(model, file, str(file), text, keep, out, writer)
+            return
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ConfigError("FILE -: standard input is a terminal; pipe the rows in "
+                              "(grutune predict MODEL - < rows.csv) or give a file")
+        with tempfile.TemporaryDirectory(prefix="grutune-stdin-") as folder:
+            path = Path(folder) / f"stdin{suffix}"
+            with open(path, "wb") as spool:
+                source = getattr(sys.stdin, "buffer", None)
+                if source is None:  # a text-only stream: its text as UTF-8
+                    spool.write(sys.stdin.read().encode("utf-8"))
+                else:
+                    while chunk := source.read(1 << 20):
+                        spool.write(chunk)
+            shown = logging.Filter()
+            shown.filter = lambda record: _predict_rename(record, str(path))  # type: ignore
+            logger = logging.getLogger("grutune")
+            logger.addFilter(shown)
             try:
-                with atomic_path(out) as tmp:
-                    table.to_csv(tmp, index=False)
-            except OSError as err:
-                raise ConfigError(f"--out {out}: cannot write ({err.strerror})") from None
-            err_console.print(f"wrote {len(table):,} predictions to {out}")
+                _predict(model, path, "standard input", text, keep, out, writer)
+            except GrutuneError as err:  # name the input as the user gave it, not the spool
+                raise type(err)(str(err).replace(str(path), "standard input")) from None
+            finally:
+                logger.removeFilter(shown)
+
+
+# output formats of ``grutune predict --out``, by extension
+_PREDICT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+                    ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_STDIN_FORMATS = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "parquet": ".parquet"}
+PROBABILITY_DIGITS = "%.6g"  # text outputs: probabilities to 6 significant digits
+
+
+def _predict_writer(out: Path | None) -> str:
+    """The output format ``--out`` names by its extension (csv on standard output)."""
+    if out is None:
+        return "csv"
+    ext = out.suffix.lower()
+    if ext not in _PREDICT_FORMATS:
+        hint = " (.jsonl for JSON Lines)" if ext == ".json" else ""
+        raise ConfigError(f"--out {out}: unknown extension {ext or '(none)'!r}{hint}; use "
+                          f"one of {', '.join(_PREDICT_FORMATS)}")
+    return _PREDICT_FORMATS[ext]
+
+
+def _predict_stdin_suffix(fmt: str | None, stdin: bool) -> str:
+    if fmt is None:
+        return ".csv"
+    if not stdin:
+        raise ConfigError("--format: only for rows on standard input (FILE -); a file's "
+                          "format is its extension")
+    if fmt.lower() not in _STDIN_FORMATS:
+        raise ConfigError(f"--format: must be one of {', '.join(_STDIN_FORMATS)}; got {fmt!r}")
+    return _STDIN_FORMATS[fmt.lower()]
+
+
+def _predict_rename(record: logging.LogRecord, spool: str) -> bool:
+    """A log record about the spooled standard input names it as the user gave it."""
+    message = record.getMessage()
+    if spool in message:
+        record.msg, record.args = message.replace(spool, "standard input"), None
+    return True
+
+
+def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[str],
+             out: Path | None, writer: str) -> None:
+    """Predict ``path`` (shown as ``name``), add the ``keep`` columns, write the table."""
+    import pandas as pd
+
+    from .bundle import load_bundle
+    from .exceptions import DataError
+    from .files import atomic_path
+    from .pipeline import predict_with
+    from .tasks import TASKS
+
+    bundle = load_bundle(model)
+    kept = None
+    if keep:
+        task = TASKS.get(bundle.state.get("task"))
+        if task is not None and task.forecasts:
+            raise ConfigError(f"--keep: {model} forecasts the steps after a history; its rows "
+                              "are future steps, not input rows, so no input column can be "
+                              "kept beside them")
+        kept = _predict_kept(path, name, keep)
+    table = predict_with(bundle, path, text, str(model))
+    if kept is not None:
+        if len(kept) != len(table):
+            raise DataError(f"{name}: {len(kept)} input rows give {len(table)} predictions; "
+                            "--keep needs one prediction per row")
+        clash = [c for c in keep if c in table.columns]
+        if clash:
+            raise ConfigError(f"--keep {clash[0]}: the predictions have a column of that "
+                              f"name ({', '.join(map(str, table.columns))}); rename it")
+        table = pd.concat([kept, table.reset_index(drop=True)], axis=1)
+    if out is None:
+        _predict_write_text(table, sys.stdout, "csv")
+        sys.stdout.flush()
+        return
+    try:
+        with atomic_path(out) as tmp:
+            if writer == "parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                with open(tmp, "w", encoding="utf-8", newline="") as f:
+                    _predict_write_text(table, f, writer)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write ({err.strerror})") from None
+    except (TypeError, ValueError) as err:  # pyarrow: a column of mixed value types
+        raise ConfigError(f"--out {out}: Parquet cannot hold these predictions ({err}); "
+                          "write .csv or .jsonl") from None
+    err_console.print(f"wrote {len(table):,} predictions to {out}")
+
+
+def _predict_kept(path: Path, name: str, keep: list[str]) -> Any:
+    """The ``keep`` columns of the input file, as written, in its row order."""
+    from .exceptions import DataError
+    from .readers import SUPPORTED, read_table
+
+    if path.suffix.lower() not in SUPPORTED:
+        raise DataError(f"{name}: --keep copies columns of a CSV, Parquet or JSON Lines "
+                        f"table; a {path.suffix or 'plain'} file has none")
+    frame = read_table(path, as_written=keep,
+                       flat={c: "a kept column must be text or numbers" for c in keep})
+    for column in keep:
+        if column not in frame.columns:
+            raise DataError(f"{name}: no column {column!r} to keep (--keep); the columns "
+                            f"are: {', '.join(map(str, frame.columns))}")
+    return frame[keep].reset_index(drop=True)
+
+
+def _predict_write_text(table: Any, stream: Any, writer: str) -> None:
+    """CSV, TSV or JSON Lines; probabilities (``prob_`` columns) to 6 significant digits,
+    every other number in full."""
+    import json
+
+    table = table.copy()
+    for column in table.columns:
+        if str(column).startswith("prob_") and table[column].dtype.kind == "f":
+            table[column] = [float(PROBABILITY_DIGITS % v) for v in table[column]]
+    if writer in ("csv", "tsv"):
+        table.to_csv(stream, index=False, sep="\t" if writer == "tsv" else ",",
+                     lineterminator="\n")
+        return
+    for record in table.to_dict(orient="records"):
+        stream.write(json.dumps(record, ensure_ascii=False, default=_predict_json) + "\n")
+
+
+def _predict_json(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def _require_run_dir(run_dir: Path) -> None:

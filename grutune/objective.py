@@ -216,6 +216,7 @@ class Objective:
         trial.set_user_attr("history", results[0].history_dicts())
         if len(results) > 1 or len(self.prepared.fold_pairs()) > 1:
             trial.set_user_attr("folds", len(self.prepared.fold_pairs()))
+            trial.set_user_attr("fold_epochs", [len(r.history) for r in results])
 
     def _record_failure(self, trial: optuna.Trial, reason: str, start: float) -> None:
         trial.set_user_attr("fail_reason", reason)

@@ -39,7 +39,7 @@ from .datasets import get_dataset
 from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
 from .exceptions import ConfigError, DataError
 from .files import atomic_path, write_json
-from .folds import make_folds, resolve_folds
+from .folds import CV_BELOW, make_folds, resolve_folds
 from .intervals import bootstrap
 from .lint import lint
 from .model import Ensemble
@@ -178,6 +178,8 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     if folds > 1:
         prepared.folds = make_folds(prepared.train, prepared.val, folds, data_cfg.seed)
     prepared.summary["folds"] = folds
+    if folds > 1 and study_cfg.folds is None:  # chosen for the user: the plan says why
+        prepared.summary["folds_chosen"] = {"below": CV_BELOW, "sample": data_cfg.sample}
     # under cross-validation the pruner's steps are folds, not epochs
     pruner = make_pruner(study_cfg.pruner, folds if folds > 1 else study_cfg.max_epochs)
     state_fp = fingerprint(prepared.state)
@@ -407,8 +409,8 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
         console.print(repeats_table(record))
         members = [m for ms in chosen.models for m in ms]
         return Ensemble(members, task.combine).eval(), [chosen.trial], record
-    if note:
-        log.warning("%s", note)
+    if note:  # a warning only when asked-for repeats did not happen
+        (log.warning if study_cfg.repeats > 1 else log.info)("%s", note)
     candidates = top_trials(study, study_cfg.ensemble)
     with console.status(f"loading trials {[t.number for t in candidates]}"):
         model, members = final_model(candidates, task, prepared, run_dir,

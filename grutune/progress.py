@@ -80,7 +80,7 @@ class Progress:
         score = trial_score(trial)
         value = "-" if score is None else (
             f"({score:.4f})" if trial.state == optuna.trial.TrialState.PRUNED else f"{score:.4f}")
-        epochs = trial.user_attrs.get("epochs", "?")
+        epochs = epochs_text(trial.user_attrs)
         seconds = trial.user_attrs.get("seconds")
         took = format_seconds(seconds) if seconds is not None else "-"
         reason = trial.user_attrs.get("fail_reason", "")
@@ -110,3 +110,19 @@ class Progress:
         if self.budget_s:
             parts.append(f"{format_seconds(max(self.budget_s - elapsed, 0))} left")
         self.live.update(Text(" · ".join(parts), style="cyan"))
+
+
+def epochs_text(attrs: dict) -> str:
+    """A trial's epochs for its line: the count, or per fold under cross-validation
+    (the trial's ``epochs`` attribute sums its folds).
+
+    >>> epochs_text({"epochs": 7}), epochs_text({"epochs": 5, "fold_epochs": [1] * 5})
+    ('7', '1/fold')
+    >>> epochs_text({"epochs": 9, "fold_epochs": [4, 5]})
+    '4-5/fold'
+    """
+    folds = attrs.get("fold_epochs")
+    if not folds:
+        return str(attrs.get("epochs", "?"))
+    low, high = min(folds), max(folds)
+    return f"{low}/fold" if low == high else f"{low}-{high}/fold"

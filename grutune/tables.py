@@ -52,6 +52,16 @@ def limit_text(cfg: StudyConfig, remaining: int | None, done: int = 0) -> str:
     return " or ".join(limits) + (" (whichever comes first)" if len(limits) > 1 else "")
 
 
+def _why_folds(summary: dict) -> str:
+    """Why cross-validation is on when the user did not ask for it (``folds_chosen``)."""
+    chosen = summary.get("folds_chosen")
+    if not chosen:
+        return ""
+    sample = f"--sample {chosen['sample']} leaves " if chosen.get("sample") else ""
+    return (f" ({sample}fewer than {chosen['below']} rows, too few for one validation "
+            "split; --folds 1 turns it off)")
+
+
 def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None, done: int,
               run_dir: Path) -> str:
     """One paragraph saying what the run will do and for how long (the data sentence and
@@ -66,7 +76,7 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
     if folds > 1:
         pool = sum(v for k, v in rows.items() if k != "test")
         scoring = (f"Each trial is scored by {folds}-fold cross-validation on the {pool} "
-                   "train + validation rows (too few for one validation split).\n")
+                   f"train + validation rows{_why_folds(summary)}.\n")
         ensemble = (f"ensemble of the {cfg.ensemble} best trials' {folds} fold models each is"
                     if cfg.ensemble > 1 else f"ensemble of the best trial's {folds} fold "
                     "models is")

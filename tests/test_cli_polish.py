@@ -335,3 +335,23 @@ def test_the_plan_says_which_recurrence_runs(quick_run, tmp_path):
     slow = _cli(*one, "--run-dir", str(tmp_path / "plain"), env={"GRUTUNE_NO_KERNEL": "1"})
     assert slow.returncode == 0, slow.stderr
     assert "GRU recurrence: plain PyTorch, about 1.6x slower" in " ".join(slow.stderr.split())
+
+
+# --- lines that say what happened, and no warning for what the user asked ----------------
+
+@pytest.mark.realdata
+def test_automatic_folds_are_explained_epochs_are_per_fold_and_repeats_1_is_quiet(tmp_path):
+    """``--sample 300`` leaves too few rows for one validation split: the plan says that
+    the sample turned cross-validation on, each trial line gives epochs per fold (not
+    their sum), and ``--repeats 1`` is not reported as a warning."""
+    proc = _cli("tune", "--dataset", "bbc-news", "--sample", "300", "--trials", "1",
+                "--max-epochs", "1", "--workers", "1", "--repeats", "1",
+                "--run-dir", str(tmp_path / "cv"), env=WIDE)
+    assert proc.returncode == 0, proc.stderr
+    err = " ".join(proc.stderr.split())
+    assert "5-fold cross-validation" in err
+    assert "(--sample 300 leaves fewer than 500 rows, too few for one validation split; " \
+           "--folds 1 turns it off)" in err
+    assert re.search(r"trial +0 +complete .* epochs 1/fold ", err)
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning")]
+    assert warnings and not any("repeat" in line for line in warnings)  # others do warn
