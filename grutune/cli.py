@@ -411,17 +411,15 @@ def _summary(result: TuneResult) -> dict:
     """``tune --json``: the run directory, the best trial and the test metrics (the finite
     numbers of metrics.json, baselines as ``baselines.NAME.KEY``, with their intervals)."""
     from .files import plain_json
-    from .intervals import scalar_metrics
-    from .tables import scalar_names
+    from .tables import metric_scalars
 
     metrics = result.metrics
-    values = scalar_metrics(metrics)
     return _finite({
         "run_dir": str(result.run_dir), "task": metrics.get("task"),
         "best_trial": metrics.get("best_trial"), "best_value": result.best_value,
         "best_params": plain_json(result.best_params),
         "validation": plain_json(metrics.get("validation", {})),
-        "test_metrics": {name: values[name] for name in scalar_names(metrics)},
+        "test_metrics": metric_scalars(metrics),
         "test_intervals": plain_json(metrics.get("intervals", {})),
         "metrics_file": str(Path(result.run_dir) / "metrics.json"),
         "model": str(Path(result.run_dir) / "model"),
@@ -555,7 +553,6 @@ def predict_cmd(
 _PREDICT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
                     ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _STDIN_FORMATS = {"csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl", "parquet": ".parquet"}
-PROBABILITY_DIGITS = "%.6g"  # text outputs: probabilities to 6 significant digits
 
 
 def _predict_writer(out: Path | None) -> str:
@@ -597,7 +594,7 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
     from .bundle import load_bundle
     from .exceptions import DataError
     from .files import atomic_path
-    from .pipeline import predict_with
+    from .pipeline import predict_with, write_predictions
     from .tasks import TASKS
 
     bundle = load_bundle(model)
@@ -620,7 +617,7 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
                               f"name ({', '.join(map(str, table.columns))}); rename it")
         table = pd.concat([kept, table.reset_index(drop=True)], axis=1)
     if out is None:
-        _predict_write_text(table, sys.stdout, "csv")
+        write_predictions(table, sys.stdout, "csv")
         sys.stdout.flush()
         return
     try:
@@ -629,7 +626,7 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
                 table.to_parquet(tmp, index=False)
             else:
                 with open(tmp, "w", encoding="utf-8", newline="") as f:
-                    _predict_write_text(table, f, writer)
+                    write_predictions(table, f, writer)
     except OSError as err:
         raise ConfigError(f"--out {out}: cannot write ({err.strerror})") from None
     except (TypeError, ValueError) as err:  # pyarrow: a column of mixed value types
@@ -653,31 +650,6 @@ def _predict_kept(path: Path, name: str, keep: list[str]) -> Any:
             raise DataError(f"{name}: no column {column!r} to keep (--keep); the columns "
                             f"are: {', '.join(map(str, frame.columns))}")
     return frame[keep].reset_index(drop=True)
-
-
-def _predict_write_text(table: Any, stream: Any, writer: str) -> None:
-    """CSV, TSV or JSON Lines; probabilities (``prob_`` columns) to 6 significant digits,
-    every other number in full."""
-    import json
-
-    table = table.copy()
-    for column in table.columns:
-        if str(column).startswith("prob_") and table[column].dtype.kind == "f":
-            table[column] = [float(PROBABILITY_DIGITS % v) for v in table[column]]
-    if writer in ("csv", "tsv"):
-        table.to_csv(stream, index=False, sep="\t" if writer == "tsv" else ",",
-                     lineterminator="\n")
-        return
-    for record in table.to_dict(orient="records"):
-        stream.write(json.dumps(record, ensure_ascii=False, default=_predict_json) + "\n")
-
-
-def _predict_json(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 def _require_run_dir(run_dir: Path) -> None:

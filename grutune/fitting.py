@@ -69,7 +69,8 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
               on_epoch: Callable[[EpochLog], bool] | None = None,
               after_fold: Callable[[int, float], bool] | None = None,
               should_stop: Callable[[], str | None] | None = None,
-              ends: tuple[str, ...] = ("callback", "interrupted", "budget")) -> TrialFit:
+              ends: tuple[str, ...] = ("callback", "interrupted", "budget"),
+              built: Callable[[SequenceModel], None] | None = None) -> TrialFit:
     """Train the trial's model(s) and score them as the search does.
 
     ``on_epoch`` goes to every ``fit`` (True stops it: a pruner's verdict).
@@ -77,7 +78,8 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
     cross-validation; True stops the trial there. ``should_stop`` returns a reason
     ("interrupted", "budget") to stop a fit after its current epoch; a fit stopped for
     one of ``ends`` ends the trial unscored (the search scores a trial its time budget
-    cut short: it leaves "budget" out).
+    cut short: it leaves "budget" out). ``built(model)`` sees each model before it
+    trains (the search records its size).
     """
     pairs = prepared.fold_pairs()
     cfg = train_config(params, max_epochs, seed, task.epoch_rows)
@@ -86,6 +88,8 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
     outputs: list[torch.Tensor] = []
     for fold, (train, val) in enumerate(pairs):
         model = build_model(task, params, prepared.state, seed + fold)
+        if built is not None:
+            built(model)
         result = fit(model, train, val, cfg, scoring, on_epoch=on_epoch,
                      should_stop=should_stop)
         out.models.append(model)
@@ -101,8 +105,7 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
                     out.stopped = "fold"
                     return out
     if len(pairs) == 1:
-        out.value = float(result.best_metric)
-        out.val_loss = result.history[result.best_epoch - 1].val_loss
+        out.value, out.val_loss = float(result.best_metric), result.best_val_loss
     else:
         pooled, truth = torch.cat(outputs), torch.cat([v.y for _, v in pairs])
         out.value = float(scoring.val_metric(pooled, truth))
@@ -117,6 +120,7 @@ def restore_models(task: Task, prepared: Prepared, params: dict, seed: int,
     fold whose checkpoint is missing is retrained from ``params`` and ``seed`` exactly as
     ``fit_trial`` trained it (``on_missing(path)`` is told first)."""
     cfg = train_config(params, max_epochs, seed, task.epoch_rows)
+    scoring = task.scoring(prepared.state)
     models = []
     for fold, (path, (train, val)) in enumerate(zip(paths, prepared.fold_pairs(), strict=True)):
         model = build_model(task, params, prepared.state, seed + fold)
@@ -125,6 +129,6 @@ def restore_models(task: Task, prepared: Prepared, params: dict, seed: int,
         else:
             if on_missing is not None:
                 on_missing(path)
-            fit(model, train, val, cfg, task.scoring(prepared.state))
+            fit(model, train, val, cfg, scoring)
         models.append(model.eval())
     return models

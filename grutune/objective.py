@@ -39,6 +39,10 @@ def trial_seed(study_seed: int, number: int) -> int:
     return (study_seed * 1_000_003 + number) % 2**31
 
 
+# fit stops that end a trial unscored; one its time budget cut short is scored
+SEARCH_ENDS = ("callback", "interrupted")
+
+
 class Objective:
     """Callable for ``study.optimize``."""
 
@@ -84,8 +88,6 @@ class Objective:
         if self.progress:
             self.progress.trial_started(trial.number)
         folds = len(self.prepared.fold_pairs())
-        trial.set_user_attr("n_params", count_parameters(
-            build_model(self.task, params, self.prepared.state, seed)))
         start = time.perf_counter()
 
         def after_fold(fold: int, pooled: float) -> bool:  # the pooled metric so far
@@ -96,7 +98,8 @@ class Objective:
             done = fit_trial(self.task, self.prepared, params, seed, self.max_epochs,
                              on_epoch=self._reporter(trial, show=True, prune=folds == 1),
                              after_fold=after_fold, should_stop=self.should_stop,
-                             ends=("callback", "interrupted"))
+                             ends=SEARCH_ENDS, built=lambda model: trial.set_user_attr(
+                                 "n_params", count_parameters(model)))
         except TrialFailure as err:  # a NaN/inf loss; out of memory: see __call__
             self._record_failure(trial, str(err), start)
             raise
@@ -202,10 +205,9 @@ class Objective:
         if isinstance(result, TrialFailure):
             self._record_failure(trial, str(result), start)
             raise result
-        best = result.history[result.best_epoch - 1]
-        return self._conclude(trial, TrialFit([model], [result], "" if result.stopped not in (
-            "callback", "interrupted") else result.stopped, result.best_metric,
-            best.val_loss), start)
+        stopped = result.stopped if result.stopped in SEARCH_ENDS else ""
+        return self._conclude(trial, TrialFit([model], [result], stopped, result.best_metric,
+                                              result.best_val_loss), start)
 
     def _record(self, trial: optuna.Trial, results: list, start: float) -> None:
         """Epochs, timing and curves (of the first fold under cross-validation)."""

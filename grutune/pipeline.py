@@ -11,12 +11,14 @@ True
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import optuna
@@ -94,8 +96,6 @@ def _read_saved_split(run_dir: Path, data_cfg: DataConfig) -> dict | None:
     path = run_dir / "split.json"
     if not path.is_file():
         return None
-    import json
-
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
         saved["split"]["train"], saved["split"]["test"]  # noqa: B018 - shape check
@@ -321,8 +321,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                          "member_validation": [t.value for t in members]},
                "validation": validation, "seed_repeats": repeats, **metrics}
     write_json(run_dir / "metrics.json", metrics)
-    with atomic_path(run_dir / "test_predictions.csv") as tmp:
-        test_predictions(task, prepared, outputs).to_csv(tmp, index=False)
+    with atomic_path(run_dir / "test_predictions.csv") as tmp, \
+            open(tmp, "w", encoding="utf-8", newline="") as stream:
+        write_predictions(test_predictions(task, prepared, outputs), stream)
     save_bundle(run_dir / "model", model, prepared.state, metrics,
                 extra={"trials": numbers, "params": [t.user_attrs["config"] for t in members],
                        "study": study.study_name})
@@ -355,12 +356,11 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
         study.enqueue_trial(space.defaults(), skip_if_exists=True)
     done = _finished(study)
     remaining = None if study_cfg.trials is None else max(study_cfg.trials - done, 0)
+    text = plan_text(task, prepared.summary, study_cfg, remaining, done, run_dir)
     if remaining != 0:  # built once, before workers fork, so they share the library
         with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
-            kernel = cpu_kernel()
-    text = plan_text(task, prepared.summary, study_cfg, remaining, done, run_dir)
-    if remaining != 0:
-        text += ("\nGRU recurrence: grutune's C++ kernel." if kernel is not None else
+            built = cpu_kernel() is not None
+        text += ("\nGRU recurrence: grutune's C++ kernel." if built else
                  "\nGRU recurrence: plain PyTorch, about 1.6x slower (the C++ kernel could "
                  "not be built; see the warning above).")
     console.print(plan or text)
@@ -468,6 +468,36 @@ def predict_with(bundle: Bundle, path: str | Path, text_column: str | None = Non
     return _finite(task.predict_rows(bundle.model, frame, state, str(path)), path)
 
 
+PROBABILITY_DIGITS = "%.6g"  # text outputs: probabilities to 6 significant digits
+
+
+def write_predictions(table: pd.DataFrame, stream: TextIO, fmt: str = "csv") -> None:
+    """A prediction table as CSV, TSV or JSON Lines: test_predictions.csv and every text
+    output of ``grutune predict`` alike, so predicting the test rows again reproduces the
+    file exactly. Probabilities (``prob_`` columns) to 6 significant digits (a small
+    positive one stays positive), every other number in full."""
+    table = table.copy()
+    for column in table.columns:
+        if str(column).startswith("prob_") and table[column].dtype.kind == "f":
+            table[column] = [float(PROBABILITY_DIGITS % v) for v in table[column]]
+    if fmt in ("csv", "tsv"):
+        table.to_csv(stream, index=False, sep="\t" if fmt == "tsv" else ",",
+                     lineterminator="\n")
+        return
+    for record in table.to_dict(orient="records"):
+        stream.write(json.dumps(record, ensure_ascii=False, default=_json_value) + "\n")
+
+
+def _json_value(value: object) -> object:
+    """A table cell JSON cannot hold as it is: times as ISO text, NumPy scalars as
+    numbers, anything else as its text."""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
 def _finite(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """The prediction table, or DataError when the model gave a row no finite number: a
     blank or NaN prediction is never an answer. (The readers refuse non-finite input;
@@ -482,4 +512,5 @@ def _finite(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return table
 
 
-__all__ = ["TuneResult", "predict_file", "predict_with", "tune", "format_seconds"]
+__all__ = ["TuneResult", "predict_file", "predict_with", "tune", "format_seconds",
+           "write_predictions"]

@@ -24,9 +24,8 @@ from plotly.offline import get_plotlyjs
 
 from . import report_data as rd
 from .files import atomic_path
-from .intervals import scalar_metrics
 from .progress import format_seconds
-from .tables import counts_text, scalar_names
+from .tables import counts_text, metric_scalars
 
 TOP_FACTORS = 4  # slice plots for this many of the most important factors
 COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "fail": "#d62728", "running": "#7f7f7f"}
@@ -328,8 +327,7 @@ def classification_metrics_html(metrics: dict) -> str:
 
 def scalar_metrics_html(metrics: dict) -> str:
     """Any task's scalar test metrics with intervals (``Task.report_metrics``' default)."""
-    values = scalar_metrics(metrics)
-    return _table([(n, _band_of(metrics, n, values[n])) for n in scalar_names(metrics)],
+    return _table([(n, _band_of(metrics, n, v)) for n, v in metric_scalars(metrics).items()],
                   ("metric", "value [95% interval]")) + _interval_note(metrics)
 
 

@@ -175,14 +175,14 @@ CLASSIFICATION_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro"
                        "log_loss")
 
 
-def scalar_names(metrics: dict) -> list[str]:
+def metric_scalars(metrics: dict) -> dict[str, float]:
     """The scalar test metrics of ``metrics.json`` in their order, nested baselines as
     ``baselines.NAME.KEY``; bookkeeping numbers (``RUN_NUMBERS``, ``n``) left out.
 
-    >>> scalar_names({"n": 9, "best_trial": 2, "rmse": 1.5, "baselines": {"mean": {"rmse": 2.0}}})
-    ['rmse', 'baselines.mean.rmse']
+    >>> metric_scalars({"n": 9, "best_trial": 2, "rmse": 1.5, "baselines": {"mean": {"rmse": 2.0}}})
+    {'rmse': 1.5, 'baselines.mean.rmse': 2.0}
     """
-    return [k for k in scalar_metrics(metrics) if k not in (*RUN_NUMBERS, "n")]
+    return {k: v for k, v in scalar_metrics(metrics).items() if k not in (*RUN_NUMBERS, "n")}
 
 
 def _main_table(metrics: dict, values: dict[str, object]) -> Table:
@@ -206,9 +206,8 @@ def _main_table(metrics: dict, values: dict[str, object]) -> Table:
 
 def scalar_table(metrics: dict) -> Table:
     """Any task's scalar test metrics with their 95% intervals (``Task.metrics_table``'s
-    default): one row per number of ``metrics.json`` (``scalar_names``)."""
-    values = scalar_metrics(metrics)
-    return _main_table(metrics, {k: values[k] for k in scalar_names(metrics)})
+    default): one row per number of ``metrics.json`` (``metric_scalars``)."""
+    return _main_table(metrics, metric_scalars(metrics))
 
 
 def classification_table(metrics: dict) -> Group:

@@ -60,6 +60,11 @@ class FitResult:
     seconds: float
     history: list[EpochLog] = field(default_factory=list)
 
+    @property
+    def best_val_loss(self) -> float:
+        """The validation loss of the best epoch (breaks ties between equal metrics)."""
+        return self.history[self.best_epoch - 1].val_loss
+
     def history_dicts(self) -> list[dict]:
         return [asdict(e) for e in self.history]
 

@@ -318,7 +318,7 @@ def _clean(frame: pd.DataFrame, name: str, target: str, summary: dict) -> pd.Dat
     out = pd.DataFrame({"series": filled, "label": pd.Series(names, dtype=object),
                         "label_value": pd.Series(values, dtype=object)})
     ids = [series_id(s, label) for s, label in zip(out["series"], out["label"], strict=True)]
-    out.insert(0, "id", _unique(ids))
+    out.insert(0, "id", ids)  # a repeated series (same id) is dropped next: drop_repeats
     return out
 
 
@@ -354,16 +354,6 @@ def drop_repeats(frame: pd.DataFrame, name: str, summary: dict,
     return frame[keep].reset_index(drop=True) if not keep.all() else frame
 
 
-def _unique(ids: list[str]) -> list[str]:
-    """Repeated ids (identical series and label) get a -2, -3 ... suffix, in order."""
-    seen: dict[str, int] = {}
-    out = []
-    for i in ids:
-        seen[i] = seen.get(i, 0) + 1
-        out.append(i if seen[i] == 1 else f"{i}-{seen[i]}")
-    return out
-
-
 def pad_series(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """list of [T_i, C] -> (x [N, max T, C] zero-padded, lengths [N])."""
     lengths = np.array([len(s) for s in series], dtype=np.int64)
@@ -384,6 +374,7 @@ class SeriesClassification(ClassificationTask):
     """Labelled series -> labels."""
 
     name = "series"
+    default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
 
     @classmethod
     def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
@@ -416,7 +407,6 @@ class SeriesClassification(ClassificationTask):
             batch_size=choice_param("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
             patience=int_param("patience", 5, 20, 15))
         return Space(series_params() + common)
-    default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
 
     def _load(self, cfg: DataConfig) -> _Source:
         if cfg.path is None:
