@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 
 from grutune.config import parse_duration
-from grutune.repeats import REPEAT_SHARE
+from grutune.tuning.repeats import REPEAT_SHARE
 
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (.*)$")
 

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 
 from grutune.config import DataConfig, ModelConfig, TrainConfig
-from grutune.model import SequenceModel
-from grutune.population import fit_population
-from grutune.recurrence import cpu_kernel
+from grutune.nn.model import SequenceModel
+from grutune.nn.population import fit_population
+from grutune.nn.recurrence import cpu_kernel
+from grutune.nn.trainer import fit, seed_everything
 from grutune.tasks import get_task
-from grutune.trainer import fit, seed_everything
 
 INITS = ("default", "xavier", "orthogonal", "he")
 SCHEDULES = ("cosine", "step", "exponential", "constant")

@@ -43,9 +43,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 from grutune.config import DataConfig, ModelConfig, TrainConfig
-from grutune.model import SequenceModel
+from grutune.nn.model import SequenceModel
+from grutune.nn.trainer import fit, lr_factor, seed_everything
 from grutune.tasks import get_task
-from grutune.trainer import fit, lr_factor, seed_everything
 
 
 class Reference(nn.Module):

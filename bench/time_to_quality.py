@@ -46,11 +46,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils.data import DataLoader, TensorDataset
 
 from grutune.config import DataConfig, parse_duration
-from grutune.progress import format_seconds
+from grutune.nn.trainer import lr_factor, seed_everything
+from grutune.render import format_seconds
 from grutune.search_space import train_config
-from grutune.study import STARTUP_TRIALS, WARMUP_EPOCHS
 from grutune.tasks import default_space, get_task
-from grutune.trainer import lr_factor, seed_everything
+from grutune.tuning.study import STARTUP_TRIALS, WARMUP_EPOCHS
 
 MAX_EPOCHS = 20  # grutune's text default
 

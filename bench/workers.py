@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from grutune.config import parse_duration
-from grutune.workers import default_workers
+from grutune.tuning.workers import default_workers
 
 
 def run(dataset: str, workers: int, budget: str, seed: int, root: Path,

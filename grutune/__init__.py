@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import (
+from grutune.exceptions import (
     BundleError,
     ConfigError,
     DataError,
@@ -30,18 +30,25 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "Bundle": "bundle",
     "load_bundle": "bundle",
-    "TuneResult": "pipeline",
-    "predict_file": "pipeline",
+    "TuneResult": "workflows.tune",
+    "predict_file": "workflows.predict",
     "tune": "api",
     "load": "api",
     "Run": "api",
     "Model": "api",
+    "compare": "api",
+    "report": "api",
+    "datasets": "api",
+    "GRUTextClassifier": "estimators",
+    "GRUSeriesClassifier": "estimators",
 }
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run time
-    from .api import Model, Run, load, tune
-    from .bundle import Bundle, load_bundle
-    from .pipeline import TuneResult, predict_file
+    from grutune.api import Model, Run, compare, datasets, load, report, tune
+    from grutune.bundle import Bundle, load_bundle
+    from grutune.estimators import GRUSeriesClassifier, GRUTextClassifier
+    from grutune.workflows.predict import predict_file
+    from grutune.workflows.tune import TuneResult
 
 
 def __getattr__(name: str) -> Any:
@@ -64,14 +71,19 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ExportError",
+    "GRUSeriesClassifier",
+    "GRUTextClassifier",
     "GrutuneError",
     "Model",
     "Run",
     "SearchError",
     "TuneResult",
     "__version__",
+    "compare",
+    "datasets",
     "load",
     "load_bundle",
     "predict_file",
+    "report",
     "tune",
 ]

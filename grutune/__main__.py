@@ -1,5 +1,5 @@
 """``python -m grutune`` runs the command line."""
 
-from .cli import main
+from grutune.cli import main
 
 main()

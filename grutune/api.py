@@ -34,14 +34,19 @@ from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Console
 
-from .bundle import Bundle, load_bundle
-from .config import DataConfig, StudyConfig, parse_duration
-from .datasets import DATASETS
-from .exceptions import ConfigError, DataError
-from .pipeline import INPUT, TuneResult, check_run_dir, predict_with
-from .pipeline import tune as tune_configs
-from .tasks import get_task
+from grutune.bundle import Bundle, load_bundle
+from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
+from grutune.data.datasets import DATASETS
+from grutune.exceptions import ConfigError, DataError
+from grutune.reporting.page import build_compare_report, build_report
+from grutune.tasks import get_task
+from grutune.workflows.compare import CompareResult
+from grutune.workflows.compare import compare as compare_configs
+from grutune.workflows.predict import predict_with
+from grutune.workflows.tune import INPUT, TuneResult, check_run_dir
+from grutune.workflows.tune import tune as tune_configs
 
 # keywords named as on the command line -> config fields
 ALIASES = {"text": "text_column", "target": "target_column", "time": "time_column",
@@ -56,7 +61,7 @@ def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = Non
          text: str | None = None, target: str | None = None, time: str | None = None,
          horizon: int | None = None, budget: str | float | None = None,
          trials: int | None = None, run_dir: str | Path | None = None,
-         metric: str | None = None, **options: object) -> Run:
+         metric: str | None = None, quiet: bool = False, **options: object) -> Run:
     """Tune, evaluate on the untouched test split and save the model; the ``Run``.
 
     ``data``: a file path, a pandas DataFrame, a built-in dataset's name
@@ -65,22 +70,61 @@ def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = Non
     seconds or a duration such as "90s", "5m", "1h". Every other option of
     ``grutune tune`` is a keyword of the same name (``max_epochs``, ``folds``,
     ``repeats``, ``workers``, ``sampler``, ``seed``, ...); an unknown one is a
-    ConfigError that lists them.
+    ConfigError that lists them. ``quiet``: no plan, progress or result lines (warnings
+    still go to the ``grutune`` logger).
     """
-    given = {"task": task, "text": text, "target": target, "time": time,
-             "horizon": horizon, "budget": budget, "trials": trials, "run_dir": run_dir,
-             **options}
+    data_cfg, study_cfg = _configs(data, {
+        "task": task, "text": text, "target": target, "time": time, "horizon": horizon,
+        "budget": budget, "trials": trials, "run_dir": run_dir, **options})
+    return Run(tune_configs(data_cfg, study_cfg, metric=metric,
+                            console=Console(stderr=True, quiet=quiet)))
+
+
+def compare(data: Data | tuple[Data, Data] | None = None, *, task: str | None = None,
+            text: str | None = None, target: str | None = None, time: str | None = None,
+            horizon: int | None = None, budget: str | float | None = None,
+            trials: int | None = None, seeds: int = COMPARE_SEEDS,
+            run_dir: str | Path | None = None, metric: str | None = None,
+            quiet: bool = False, **options: object) -> CompareResult:
+    """GRU against LSTM on one split at one size, each winner over the same ``seeds``,
+    a paired test: ``grutune compare`` from Python. ``data`` and the options as ``tune``'s
+    (``budget`` and ``trials`` per cell); the result's ``record`` is compare.json
+    (``record["verdict"]["text"]`` says who won, if anyone)."""
+    data_cfg, study_cfg = _configs(data, {
+        "task": task, "text": text, "target": target, "time": time, "horizon": horizon,
+        "budget": budget, "trials": trials, "run_dir": run_dir, **options},
+        markers=("compare.json", "gru", "lstm"))
+    return compare_configs(data_cfg, study_cfg, seeds=seeds, metric=metric,
+                           console=Console(stderr=True, quiet=quiet))
+
+
+def report(run_dir: str | Path) -> Path:
+    """(Re)build ``report.html`` of a ``tune`` or ``compare`` run directory (also while
+    its study still runs); the page's path."""
+    folder = Path(run_dir)
+    if (folder / "compare.json").is_file():
+        return build_compare_report(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such directory (give a run directory, runs/STUDY)")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder}: not a grutune run directory (no config.json)")
+    return build_report(folder)
+
+
+def _configs(data: Data | tuple[Data, Data] | None, given: dict,
+             markers: tuple[str, ...] | None = None) -> tuple[DataConfig, StudyConfig]:
+    """``data`` and the keywords -> the configs; DataFrames saved under the run directory
+    (``INPUT``) first."""
     data_kw, study_kw = _split_options({k: v for k, v in given.items() if v is not None})
     train, test = data if isinstance(data, tuple) else (data, None)
     folder = None
     if isinstance(train, pd.DataFrame) or isinstance(test, pd.DataFrame):
         study_kw.setdefault("study_name", "dataframe")
         study_kw.setdefault("run_dir", f"runs/{study_kw['study_name']}")
-        check_run_dir(Path(study_kw["run_dir"]))
+        check_run_dir(Path(study_kw["run_dir"]), *((markers + (INPUT,),) if markers else ()))
         folder = Path(study_kw["run_dir"]) / INPUT
     source = _source(train, test, folder)
-    return Run(tune_configs(DataConfig(**data_kw, **source), StudyConfig(**study_kw),
-                            metric=metric))
+    return DataConfig(**data_kw, **source), StudyConfig(**study_kw)
 
 
 def _split_options(options: dict) -> tuple[dict, dict]:

@@ -17,7 +17,7 @@ preprocessing), the test metrics, the SHA-256 of the weights file and (format 2)
 
 >>> import tempfile, torch
 >>> from grutune.config import ModelConfig
->>> from grutune.model import Ensemble, SequenceModel
+>>> from grutune.nn.model import Ensemble, SequenceModel
 >>> cfg = ModelConfig(num_outputs=2, vocab_size=10, embed_dim=4, hidden_size=3)
 >>> d = tempfile.mkdtemp()
 >>> state = {"task": "text", "labels": ["a", "b"], "vocab": list("abcdefghij")}
@@ -39,12 +39,12 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from . import __version__
-from .config import ModelConfig, to_dict
-from .exceptions import BundleError, ConfigError
-from .files import atomic_path, plain_json, write_json
-from .manifest_checks import Checker, is_int, is_number, short
-from .model import Ensemble, make_model
+from grutune import __version__
+from grutune.config import ModelConfig, to_dict
+from grutune.exceptions import BundleError, ConfigError
+from grutune.files import atomic_path, plain_json, write_json
+from grutune.manifest_checks import Checker, is_int, is_number, short
+from grutune.nn.model import Ensemble, make_model
 
 FORMAT_VERSION = 2
 WEIGHTS = "model.safetensors"
@@ -223,7 +223,7 @@ def _model_config(raw: Any, where: str, check: Checker) -> ModelConfig:
 
 def _check_manifest(manifest: dict, path: Path) -> list[ModelConfig]:
     """Every member's ModelConfig, after checking the manifest's structure."""
-    from .tasks import TASKS
+    from grutune.tasks import TASKS
 
     check = Checker(path)
     for key in ("members", "combine", "state", "weights_sha256"):

@@ -29,8 +29,8 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from . import __version__
-from .config import (
+from grutune import __version__
+from grutune.config import (
     COMPARE_SEEDS,
     DEFAULT_DATASET,
     PRUNERS,
@@ -40,10 +40,11 @@ from .config import (
     StudyConfig,
     parse_duration,
 )
-from .exceptions import ConfigError, GrutuneError
+from grutune.exceptions import ConfigError, GrutuneError
 
 if TYPE_CHECKING:
-    from .pipeline import TuneResult
+    from grutune.workflows.compare import CompareResult
+    from grutune.workflows.tune import TuneResult
 
 err_console = Console(stderr=True)
 log = logging.getLogger("grutune")
@@ -151,7 +152,7 @@ def _metric_names(ctx: Any) -> tuple[str, ...]:
 
 
 def _dataset_names(incomplete: str) -> list[str]:
-    from .datasets import DATASETS  # pandas: only while completing --dataset
+    from grutune.data.datasets import DATASETS  # pandas: only while completing --dataset
 
     return [name for name in DATASETS if name.startswith(incomplete)]
 
@@ -391,7 +392,7 @@ def tune(  # the options in the order of their help panels: data, search, traini
         data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
                                        mlflow=mlflow, repeats=repeats, repeat_top=repeat_top)
         log.debug("data: %s; study: %s", data_cfg, study_cfg)
-        from .pipeline import tune as run_tune
+        from grutune.workflows.tune import tune as run_tune
 
         progress = Console(stderr=True, quiet=quiet)
         results = progress if as_json else Console()
@@ -410,8 +411,8 @@ def _check_quiet_verbose(quiet: bool, verbose: bool) -> None:
 def _summary(result: TuneResult) -> dict:
     """``tune --json``: the run directory, the best trial and the test metrics (the finite
     numbers of metrics.json, baselines as ``baselines.NAME.KEY``, with their intervals)."""
-    from .files import plain_json
-    from .tables import metric_scalars
+    from grutune.files import plain_json
+    from grutune.render import metric_scalars
 
     metrics = result.metrics
     return _finite({
@@ -423,6 +424,18 @@ def _summary(result: TuneResult) -> dict:
         "test_intervals": plain_json(metrics.get("intervals", {})),
         "metrics_file": str(Path(result.run_dir) / "metrics.json"),
         "model": str(Path(result.run_dir) / "model"),
+        "interrupted": result.interrupted})
+
+
+def _compare_summary(result: CompareResult) -> dict:
+    """``compare --json``: the run directory, the verdict and the table (one row per metric
+    and cell: mean, interval over seeds, p-value, parameters)."""
+    record = result.record
+    return _finite({
+        "run_dir": str(result.run_dir), "task": record.get("task"),
+        "metric": record.get("metric"), "seeds": record.get("seeds"),
+        "verdict": record.get("verdict"), "table": record.get("table"),
+        "size": record.get("size"), "compare_file": str(Path(result.run_dir) / "compare.json"),
         "interrupted": result.interrupted})
 
 
@@ -459,18 +472,30 @@ def compare(  # the options in the order of their help panels, as tune's
                               "(the same seeds for both cells)."),
     storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
     grace: Grace = _S.grace_s, run_dir: RunDir = None,
+    as_json: bool = typer.Option(
+        False, "--json", rich_help_panel=OUTPUT,
+        help="Print one JSON summary on standard output (run directory, verdict, the "
+        "table's rows) and nothing else there; the tables go to standard error."),
+    quiet: Quiet = False, verbose: Verbose = False,
 ) -> None:
     """GRU vs LSTM on FILE (or a built-in dataset): both tuned on one split with the same
     budget at a matched size, each winner trained over the same seeds, a paired test;
-    writes compare.json and report.html."""
-    options = locals()
-    _setup_logging()
-    with _fatal_errors():
-        data_cfg, study_cfg = _configs(options)
-        from .compare import compare as run_compare
+    writes compare.json and report.html.
 
+    The verdict table and the run directory go to standard output; the plan, progress and
+    warnings to standard error."""
+    options = locals()
+    _setup_logging(quiet, verbose)
+    with _fatal_errors():
+        _check_quiet_verbose(quiet, verbose)
+        data_cfg, study_cfg = _configs(options)
+        from grutune.workflows.compare import compare as run_compare
+
+        progress = Console(stderr=True, quiet=quiet)
         result = run_compare(data_cfg, study_cfg, seeds=seeds, metric=metric,
-                             console=err_console)
+                             console=progress, out=progress if as_json else Console())
+    if as_json:
+        typer.echo(json.dumps(_compare_summary(result), indent=2, allow_nan=False))
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -591,11 +616,11 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
     """Predict ``path`` (shown as ``name``), add the ``keep`` columns, write the table."""
     import pandas as pd
 
-    from .bundle import load_bundle
-    from .exceptions import DataError
-    from .files import atomic_path
-    from .pipeline import predict_with, write_predictions
-    from .tasks import TASKS
+    from grutune.bundle import load_bundle
+    from grutune.exceptions import DataError
+    from grutune.files import atomic_path
+    from grutune.tasks import TASKS
+    from grutune.workflows.predict import predict_with, write_predictions
 
     bundle = load_bundle(model)
     kept = None
@@ -637,8 +662,8 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
 
 def _predict_kept(path: Path, name: str, keep: list[str]) -> Any:
     """The ``keep`` columns of the input file, as written, in its row order."""
-    from .exceptions import DataError
-    from .readers import SUPPORTED, read_table
+    from grutune.data.readers import SUPPORTED, read_table
+    from grutune.exceptions import DataError
 
     if path.suffix.lower() not in SUPPORTED:
         raise DataError(f"{name}: --keep copies columns of a CSV, Parquet or JSON Lines "
@@ -664,14 +689,13 @@ def report_cmd(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
                                    help="A run directory (runs/STUDY)."),
 ) -> None:
-    """(Re)build RUN_DIR/report.html from the run's study and files; works while the
-    study is still running."""
-    from .report import build_report
+    """(Re)build RUN_DIR/report.html from the run's study and files (a tune or a compare
+    run); works while the study is still running."""
+    from grutune.api import report
 
     _setup_logging()
     with _fatal_errors():
-        _require_run_dir(run_dir)
-        path = build_report(run_dir)
+        path = report(run_dir)
     err_console.print(f"wrote {path}")
 
 
@@ -683,8 +707,8 @@ def dashboard_cmd(
                              help="Port on 127.0.0.1."),
 ) -> None:
     """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
-    from .report_data import read_json
-    from .study import make_storage, recorded_storage
+    from grutune.reporting.data import read_json
+    from grutune.tuning.study import make_storage, recorded_storage
 
     _setup_logging()
     with _fatal_errors():
@@ -714,7 +738,7 @@ def export_cmd(
                                     "MODEL/model.onnx or model.pt)."),
 ) -> None:
     """Export a saved model and check it against the bundle on the run's test split."""
-    from .export import TOLERANCE, export_bundle
+    from grutune.export import TOLERANCE, export_bundle
 
     _setup_logging()
     with _fatal_errors():
@@ -730,7 +754,7 @@ def datasets() -> None:
     """List the built-in real datasets."""
     from rich.table import Table
 
-    from .datasets import DATASETS
+    from grutune.data.datasets import DATASETS
 
     table = Table(title=_h("Built-in datasets (pip install 'grutune[datasets]')"))
     table.add_column("name", no_wrap=True)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import PurePath
 from typing import Any
 
-from .exceptions import ConfigError
+from grutune.exceptions import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
 SCHEDULES = ("constant", "step", "exponential", "cosine")

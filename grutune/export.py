@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .bundle import load_bundle
-from .cache import SequenceData
-from .config import DataConfig
-from .exceptions import ConfigError, ExportError
-from .recurrence import plain_gru
+from grutune.bundle import load_bundle
+from grutune.config import DataConfig
+from grutune.data.cache import SequenceData
+from grutune.exceptions import ConfigError, ExportError
+from grutune.nn.recurrence import plain_gru
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4  # largest absolute difference from the bundle's outputs that we accept
@@ -43,8 +43,8 @@ class Exported:
 
 def test_split(run_dir: Path) -> SequenceData:
     """The run's test inputs, prepared again exactly as the study prepared them."""
-    from .search_space import load_space
-    from .tasks import get_task
+    from grutune.search_space import load_space
+    from grutune.tasks import get_task
 
     try:
         config = json.loads((run_dir / "config.json").read_text())

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .exceptions import BundleError, short
+from grutune.exceptions import BundleError, short
 
 
 def is_int(value: Any) -> bool:

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from .config import INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
-from .exceptions import ConfigError, short
+from grutune.config import INITS, OPTIMIZERS, POOLINGS, SCHEDULES, TrainConfig
+from grutune.exceptions import ConfigError, short
 
 REGULARIZATIONS = ("weight_decay", "l2_penalty")
 # A full grid over every factor has billions of points; the grid sampler searches these

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from .exceptions import ConfigError
+from grutune.exceptions import ConfigError
 
 CURVES = ("train_loss", "val_loss", "val_metric", "lr")
 

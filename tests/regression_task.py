@@ -28,11 +28,11 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from grutune.cache import SequenceData
 from grutune.config import DataConfig, ModelConfig
+from grutune.data.cache import SequenceData
+from grutune.data.readers import require_columns
 from grutune.exceptions import ConfigError, DataError
 from grutune.manifest_checks import Checker, is_int, is_number, is_number_list
-from grutune.readers import require_columns
 from grutune.search_space import Space, choice_param, int_param, training_params, with_params
 from grutune.tasks import Prepared, Task, register_task
 from grutune.tasks.series_classification import (

@@ -13,7 +13,7 @@ from grutune.bundle import MANIFEST, WEIGHTS, load_bundle, manifest_checksum, sa
 from grutune.cli import app
 from grutune.config import ModelConfig
 from grutune.exceptions import BundleError
-from grutune.model import Ensemble, SequenceModel
+from grutune.nn.model import Ensemble, SequenceModel
 
 from .hostile import assert_refused
 

@@ -23,8 +23,9 @@ import grutune
 from grutune import cli
 from grutune.cli import app
 
-HEAVY = ("torch", "sklearn", "optuna", "pandas", "numpy", "scipy", "grutune.pipeline",
-         "grutune.compare", "grutune.report", "grutune.tasks", "grutune.datasets")
+HEAVY = ("torch", "sklearn", "optuna", "pandas", "numpy", "scipy", "grutune.workflows.tune",
+         "grutune.workflows.compare", "grutune.reporting.page", "grutune.tasks",
+         "grutune.data.datasets")
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
 
@@ -72,9 +73,10 @@ def test_import_grutune_is_lazy_and_keeps_every_public_name():
             "for name, module in grutune._LAZY.items():\n"
             "    where = importlib.import_module('grutune.' + module)\n"
             "    assert getattr(grutune, name) is getattr(where, name), name\n"
-            "import grutune.bundle as b, grutune.pipeline as p\n"
+            "import grutune.bundle as b, grutune.workflows.tune as p\n"
+            "import grutune.workflows.predict as w\n"
             "assert TuneResult is p.TuneResult and Bundle is b.Bundle\n"
-            "assert load_bundle is b.load_bundle and predict_file is p.predict_file\n"
+            "assert load_bundle is b.load_bundle and predict_file is w.predict_file\n"
             "assert callable(tune)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=ENV, timeout=120)
@@ -296,7 +298,7 @@ def test_quiet_and_verbose_together_is_one_error_line(runner):
 # --- `grutune datasets` fits the terminal ----------------------------------------------
 
 def test_datasets_fits_the_terminal_width(runner):
-    from grutune.datasets import DATASETS
+    from grutune.data.datasets import DATASETS
 
     for width in (70, 100):
         result = runner.invoke(app, ["datasets"], env={"COLUMNS": str(width)})
@@ -308,7 +310,7 @@ def test_datasets_fits_the_terminal_width(runner):
 
 
 def test_datasets_into_a_pipe_keeps_one_line_per_dataset(runner):
-    from grutune.datasets import DATASETS
+    from grutune.data.datasets import DATASETS
 
     result = runner.invoke(app, ["datasets"], env={"COLUMNS": None})
     assert result.exit_code == 0, result.output
@@ -326,7 +328,7 @@ def test_readme_documents_the_new_flags():
 
 @pytest.mark.realdata
 def test_the_plan_says_which_recurrence_runs(quick_run, tmp_path):
-    from grutune.recurrence import cpu_kernel
+    from grutune.nn.recurrence import cpu_kernel
 
     _, proc = quick_run
     built = cpu_kernel() is not None

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from grutune.cli import app
-from grutune.compare import (
+from grutune.config import DataConfig
+from grutune.nn.model import count_parameters
+from grutune.search_space import load_space
+from grutune.tasks import get_task
+from grutune.tuning.fitting import build_model
+from grutune.workflows.compare import (
     ALPHA,
     SIZE_TOLERANCE,
     fixed_shape,
@@ -23,11 +28,6 @@ from grutune.compare import (
     verdict,
     verdict_table,
 )
-from grutune.config import DataConfig
-from grutune.fitting import build_model
-from grutune.model import count_parameters
-from grutune.search_space import load_space
-from grutune.tasks import get_task
 
 from .browser import ARTIFACTS, chromium, open_page
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "grutune"
 MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # examples that exist today; discovery must find at least these
-KNOWN = {"grutune.pipeline:tune", "grutune.compare:compare"}
+KNOWN = {"grutune.workflows.tune:tune", "grutune.workflows.compare:compare"}
 # a literal block that is not Python (YAML), found and left alone
 KNOWN_NOT_PYTHON = {"grutune.search_space"}
 DIRECTIVE = re.compile(r"^\.\. (?:code-block|code|sourcecode)::\s*(\w+)\s*$")
@@ -38,7 +38,7 @@ FENCE = re.compile(r"^```\s*(\w*)\s*$")
 class Block:
     """A code block as documented: where it is, the text that introduces it, its code."""
 
-    where: str  # "grutune.pipeline:tune" (a docstring) or "README.md:120" (a file line)
+    where: str  # "grutune.workflows.tune:tune" (a docstring) or "README.md:120" (a file line)
     intro: str
     code: str
     language: str | None  # declared ("python"), or None for a plain ``::`` block

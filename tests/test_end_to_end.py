@@ -108,7 +108,7 @@ def test_population_run_records_trials_like_single_ones(runner, tmp_path):
     architecture, and the final model is built from them."""
     import optuna
 
-    from grutune.population import POPULATION_PARAMS
+    from grutune.nn.population import POPULATION_PARAMS
 
     run_dir = tmp_path / "pop"
     result = runner.invoke(app, ["tune", "--trials", "6", "--max-epochs", "2", "--sample",

@@ -6,10 +6,10 @@ import torch
 
 from grutune.bundle import save_weights
 from grutune.config import DataConfig
-from grutune.fitting import checkpoint_paths, fit_trial, restore_models
-from grutune.folds import make_folds
+from grutune.data.folds import make_folds
+from grutune.nn.trainer import predict
 from grutune.tasks import get_task
-from grutune.trainer import predict
+from grutune.tuning.fitting import checkpoint_paths, fit_trial, restore_models
 
 PARAMS = {"embed_dim": 8, "hidden_size": 8, "lr": 0.01, "batch_size": 16, "patience": 5}
 

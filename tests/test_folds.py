@@ -10,11 +10,11 @@ import optuna
 import pytest
 import torch
 
-from grutune.cache import SequenceData
 from grutune.config import DataConfig, StudyConfig
+from grutune.data.cache import SequenceData
+from grutune.data.folds import make_folds, resolve_folds
 from grutune.exceptions import ConfigError
-from grutune.folds import make_folds, resolve_folds
-from grutune.pipeline import tune
+from grutune.workflows.tune import tune
 
 from .conftest import make_texts
 

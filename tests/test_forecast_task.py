@@ -12,8 +12,8 @@ import torch
 from grutune.cli import app
 from grutune.config import DataConfig, ModelConfig
 from grutune.exceptions import DataError
-from grutune.metrics import forecast_errors, forecast_metrics, mase_scale
-from grutune.model import ForecastModel, baseline_forecast
+from grutune.metrics.scores import forecast_errors, forecast_metrics, mase_scale
+from grutune.nn.model import ForecastModel, baseline_forecast
 from grutune.search_space import load_space
 from grutune.tasks import get_task
 from grutune.tasks.series_frame import clean_series

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from grutune.bundle import FORMAT_VERSION, MANIFEST, load_bundle
-from grutune.pipeline import predict_file
+from grutune.workflows.predict import predict_file
 
 GOLDEN = Path(__file__).parent / "golden"
 FOLDERS = sorted(p for p in GOLDEN.iterdir() if p.is_dir() and (p / "model").is_dir())

@@ -188,7 +188,7 @@ def test_seed_repeats_stop_at_their_deadline(data, tmp_path, monkeypatch):
     busy machine the search's timings no longer predict the repeats')."""
     import time
 
-    import grutune.repeats as repeats
+    import grutune.tuning.repeats as repeats
 
     calls = []
 
@@ -267,7 +267,7 @@ def test_forecast_columns_that_clash_with_the_output_table(tmp_path, columns):
 def test_a_failing_seed_repeat_is_left_out(data, tmp_path, monkeypatch):
     """A seed repeat whose loss turns non-finite is dropped with a warning; the run goes on
     (it used to end the run with a traceback after the whole search)."""
-    import grutune.repeats as repeats
+    import grutune.tuning.repeats as repeats
     from grutune.exceptions import TrialFailure
 
     real = repeats.train_seed

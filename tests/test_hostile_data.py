@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from grutune.cli import app
 from grutune.config import DataConfig
+from grutune.data.readers import read_table
+from grutune.data.ts_format import read_ts
 from grutune.exceptions import DataError
-from grutune.readers import read_table
 from grutune.tasks import get_task
 from grutune.tasks.base import class_names, label_state, restore_label_type
-from grutune.ts_format import read_ts
 
 from .conftest import make_texts
 from .hostile import assert_refused

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 import torch
 
-from grutune import fitting, objective
 from grutune.cli import app
 from grutune.exceptions import ConfigError, TrialFailure
 from grutune.files import atomic_path, current_umask, write_json, write_text
-from grutune.oom import is_oom
+from grutune.nn.oom import is_oom
 from grutune.search_space import MAX_SPACE_BYTES, load_space
 from grutune.tasks import default_space
+from grutune.tuning import fitting, population
 
 from .hostile import assert_refused
 
@@ -135,7 +135,7 @@ def test_written_files_follow_the_umask(tmp_path, umask, mask, mode):
 def test_bundle_files_follow_the_umask(tmp_path, umask, mask, mode):
     from grutune.bundle import save_bundle
     from grutune.config import ModelConfig
-    from grutune.model import Ensemble, SequenceModel
+    from grutune.nn.model import Ensemble, SequenceModel
 
     umask(mask)
     cfg = ModelConfig(num_outputs=2, vocab_size=4, embed_dim=2, hidden_size=2)
@@ -240,7 +240,7 @@ def test_cpu_oom_fails_one_trial_and_the_study_goes_on(texts_csv, tmp_path, runn
 def test_oom_in_a_population_fails_its_members_and_the_study_goes_on(texts_csv, tmp_path,
                                                                       runner, monkeypatch):
     calls = []
-    real = objective.fit_population
+    real = population.fit_population
 
     def fit_population(*args, **kwargs):
         calls.append(1)
@@ -248,7 +248,7 @@ def test_oom_in_a_population_fails_its_members_and_the_study_goes_on(texts_csv, 
             raise RuntimeError(CPU_OOM)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(objective, "fit_population", fit_population)
+    monkeypatch.setattr(population, "fit_population", fit_population)
     space = tmp_path / "space.yaml"
     space.write_text("optimizer: adamw\nhidden_size: 8\nembed_dim: 8\nbatch_size: 32\n")
     run_dir = tmp_path / "run"
@@ -267,7 +267,7 @@ def test_oom_in_a_population_fails_its_members_and_the_study_goes_on(texts_csv, 
 
 def test_oom_retraining_a_final_member_is_one_error_line(texts_csv, tmp_path, runner,
                                                          monkeypatch):
-    from grutune import evaluate, fitting
+    from grutune.tuning import evaluate, fitting
 
     def fit(*args, **kwargs):
         raise RuntimeError(CPU_OOM)

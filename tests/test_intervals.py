@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from grutune.cache import SequenceData
-from grutune.intervals import bootstrap, mean_interval
-from grutune.metrics import classification_metrics, classification_scalars
+from grutune.data.cache import SequenceData
+from grutune.metrics.intervals import bootstrap, mean_interval
+from grutune.metrics.scores import classification_metrics, classification_scalars
 
 
 @pytest.mark.parametrize("classes", [2, 3, 5])

@@ -8,8 +8,8 @@ import pytest
 
 from grutune.config import DataConfig, StudyConfig
 from grutune.exceptions import ConfigError
-from grutune.pipeline import resolve
-from grutune.workers import default_workers
+from grutune.tuning.workers import default_workers
+from grutune.workflows.tune import resolve
 
 
 @pytest.mark.parametrize("dataset, task, epochs", [("sunspots", "forecast", 60),
@@ -46,7 +46,7 @@ def test_tune_from_python_with_a_dataset_only(tmp_path, monkeypatch):
     """``tune(DataConfig(dataset="sunspots"))`` works from Python: the forecast task, its
     epochs and the default run directory come from the library (only the budget is cut
     here, to keep the test short)."""
-    from grutune.pipeline import tune
+    from grutune.workflows.tune import tune
 
     monkeypatch.chdir(tmp_path)
     result = tune(DataConfig(dataset="sunspots"),

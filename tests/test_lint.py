@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from grutune.config import StudyConfig
-from grutune.lint import lint
 from grutune.tasks import default_space, get_task
+from grutune.tuning.lint import lint
 
 SUMMARY = {"rows": {"train": 1000}, "steps": {"train": 2000}}
 

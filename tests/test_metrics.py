@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grutune.metrics import SCORES, classification_metrics
+from grutune.metrics.scores import SCORES, classification_metrics
 
 
 def test_binary_by_hand():

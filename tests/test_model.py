@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grutune.config import ModelConfig
-from grutune.model import SequenceModel, count_parameters, reverse_index
+from grutune.nn.model import SequenceModel, count_parameters, reverse_index
 
 torch.set_grad_enabled(True)
 

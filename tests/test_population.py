@@ -5,13 +5,13 @@ import copy
 import pytest
 import torch
 
-from grutune.cache import SequenceData
 from grutune.config import ModelConfig, TrainConfig
+from grutune.data.cache import SequenceData
 from grutune.exceptions import TrialFailure
-from grutune.model import SequenceModel
-from grutune.population import Population, fit_population, population_key
+from grutune.nn.model import SequenceModel
+from grutune.nn.population import Population, fit_population, population_key
+from grutune.nn.trainer import fit, seed_everything
 from grutune.tasks.text_classification import TextClassification
-from grutune.trainer import fit, seed_everything
 
 
 def _models(cfg: ModelConfig, inits: list[str], dropouts: list[float] | None = None):

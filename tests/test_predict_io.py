@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grutune.cli import app
-from grutune.pipeline import predict_file
+from grutune.workflows.predict import predict_file
 
 from .conftest import make_texts
 from .hostile import assert_refused

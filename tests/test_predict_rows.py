@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from grutune.cli import app
 from grutune.exceptions import GrutuneError
-from grutune.pipeline import predict_file
-from grutune.recurrence import FastGRU, cpu_kernel
+from grutune.nn.recurrence import FastGRU, cpu_kernel
+from grutune.workflows.predict import predict_file
 
 from .conftest import FILLER, WORDS, make_texts
 

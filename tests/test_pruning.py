@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from grutune.config import DataConfig, StudyConfig
-from grutune.pipeline import tune
-from grutune.study import STARTUP_TRIALS, WARMUP_EPOCHS
+from grutune.tuning.study import STARTUP_TRIALS, WARMUP_EPOCHS
+from grutune.workflows.tune import tune
 
 from .conftest import make_texts
 

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grutune.config import DataConfig
+from grutune.data.readers import read_table
 from grutune.exceptions import GrutuneError
-from grutune.readers import read_table
 from grutune.tasks import get_task
 from grutune.tasks.base import restore_label_type
 
@@ -117,7 +117,7 @@ ts_tokens = st.one_of(st.sampled_from(["inf", "-inf", "nan", "NaN", "1e40", "?",
 @FEW
 @given(lines=st.lists(st.lists(ts_tokens, min_size=1, max_size=6), min_size=1, max_size=6))
 def test_ts_values_are_finite_or_refused(lines):
-    from grutune.ts_format import read_ts
+    from grutune.data.ts_format import read_ts
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.ts"
@@ -201,7 +201,8 @@ def test_typed_labels_round_trip_or_fail_clearly(names, ext):
         restored = restore_label_type(prepared.state["labels"], prepared.state)
         if ext == ".jsonl":  # JSON keeps every type: the values come back exactly
             assert {(type(v), v) for v in restored} == {(type(v), v) for v in names}
-        elif ext == ".csv":  # CSV is text: each label as pandas wrote it
-            assert set(prepared.state["labels"]) == {str(v) for v in names}
+        elif ext == ".csv":  # CSV is text: each label as pandas wrote it, spaces after
+            # the delimiter skipped (``skipinitialspace``: "a, b" rows are common)
+            assert set(prepared.state["labels"]) == {str(v).lstrip(" ") for v in names}
         else:
             assert sorted(map(str, restored)) == sorted(prepared.state["labels"])

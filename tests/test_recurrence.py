@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from grutune import recurrence
-from grutune.recurrence import (
+from grutune.nn import recurrence
+from grutune.nn.recurrence import (
     FastGRU,
     _Recurrence,
     cpu_kernel,
@@ -182,7 +182,7 @@ def test_the_ninja_package_builds_the_kernel_without_a_system_ninja(monkeypatch)
 
     import ninja
 
-    from grutune.recurrence import _ninja_on_path
+    from grutune.nn.recurrence import _ninja_on_path
 
     monkeypatch.setenv("PATH", "/nonexistent")
     assert shutil.which("ninja") is None

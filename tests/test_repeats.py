@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from grutune.cli import app
-from grutune.repeats import Repeated, choose, plan
+from grutune.tuning.repeats import Repeated, choose, plan
 
 
 def _trial(number: int, seconds: float = 10.0) -> optuna.trial.FrozenTrial:

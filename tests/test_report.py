@@ -11,9 +11,10 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from grutune import report_data as rd
 from grutune.cli import app
-from grutune.report import build_report
+from grutune.reporting import data as rd
+from grutune.reporting.page import build_report
+from grutune.tasks import views
 
 from .browser import ARTIFACTS, chromium, open_page
 
@@ -82,7 +83,7 @@ def test_intermediate_curves_keep_states():
 def test_roc_macro_is_the_mean_curve_and_auc():
     metrics = {"roc_curve": {"a": {"fpr": [0, 1], "tpr": [0, 1], "auc": 0.5},
                              "b": {"fpr": [0, 0, 1], "tpr": [0, 1, 1], "auc": 1.0}}}
-    curves = rd.roc(metrics)
+    curves = views.roc(metrics)
     assert curves["macro"]["auc"] == pytest.approx(0.75)
     at_half = curves["macro"]["tpr"][50]  # fpr grid point 0.5
     assert at_half == pytest.approx((0.5 + 1.0) / 2)
@@ -93,7 +94,7 @@ def test_precision_recall_curves_by_hand():
     text (a class written 1 matches the column prob_1)."""
     frame = pd.DataFrame({"label": [1, 2, 1, 2], "prediction": [1, 2, 2, 2],
                           "prob_1": [0.9, 0.2, 0.4, 0.3], "prob_2": [0.1, 0.8, 0.6, 0.7]})
-    curves = rd.precision_recall(frame, "label", ["1", "2"])
+    curves = views.precision_recall(frame, "label", ["1", "2"])
     # class 1 (rows 0 and 2) by falling threshold: 0.9 -> 1 of 1 right, recall 1/2;
     # 0.4 -> 2 of 2, recall 1; 0.3 -> 2 of 3; 0.2 -> 2 of 4; the curve starts at full
     # recall and ends at (recall 0, precision 1)
@@ -109,7 +110,7 @@ def test_forecast_frame_keeps_the_latest_window_per_time():
                           "time": ["t1", "t2", "t2", "t3"], "target": "v",
                           "actual": [1.0, 2.0, 2.0, 3.0], "forecast": [1.1, 2.2, 2.1, 3.1],
                           "naive": [0.0] * 4, "seasonal_naive": [0.5] * 4})
-    out = rd.forecast_frame(frame)
+    out = views.forecast_frame(frame)
     assert out["time"].tolist() == ["t1", "t2", "t3"]
     assert out["forecast"].tolist() == [1.1, 2.1, 3.1]
 
@@ -117,7 +118,7 @@ def test_forecast_frame_keeps_the_latest_window_per_time():
 def test_horizon_errors_table():
     metrics = {"mae_by_step": [1.0, 2.0], "baselines": {"naive": {"mae_by_step": [1.5, 2.5]},
                                                          "seasonal_naive": {"mae": 3.0}}}
-    out = rd.horizon_errors(metrics)
+    out = views.horizon_errors(metrics)
     assert out.columns.tolist() == ["step", "model", "naive"]
     assert out["naive"].tolist() == [1.5, 2.5]
 
@@ -165,7 +166,7 @@ def test_every_run_writes_a_report_with_its_sections(runs, kind):
 def test_metrics_json_has_an_interval_for_every_scalar_metric(runs, kind):
     import json
 
-    from grutune.intervals import scalar_metrics
+    from grutune.metrics.intervals import scalar_metrics
 
     metrics = json.loads((runs[kind] / "metrics.json").read_text())
     intervals = metrics["intervals"]

@@ -11,11 +11,11 @@ import torch
 
 from grutune.cli import app
 from grutune.config import DataConfig, ModelConfig
+from grutune.data.ts_format import read_ts
 from grutune.exceptions import DataError
-from grutune.model import SequenceModel
+from grutune.nn.model import SequenceModel
 from grutune.tasks import get_task
 from grutune.tasks.series_classification import interpolate, long_to_series, wide_to_series
-from grutune.ts_format import read_ts
 
 
 def make_series(n_per_class: int = 12, length: int = 30, seed: int = 0) -> pd.DataFrame:

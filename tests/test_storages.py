@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from grutune.study import FINISHED, make_storage, storage_url
+from grutune.tuning.study import FINISHED, make_storage, storage_url
 
 from .pg import pg_bin, postgres
 

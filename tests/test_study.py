@@ -13,9 +13,9 @@ import pytest
 
 from grutune.config import DataConfig, StudyConfig
 from grutune.exceptions import ConfigError
-from grutune.pipeline import tune
-from grutune.study import WARMUP_EPOCHS, make_pruner, make_sampler, make_storage
 from grutune.tasks import default_space
+from grutune.tuning.study import WARMUP_EPOCHS, make_pruner, make_sampler, make_storage
+from grutune.workflows.tune import tune
 
 from .conftest import make_texts
 
@@ -180,7 +180,7 @@ def test_trials_csv_blanks_parameters_that_did_not_apply(data_path, tmp_path):
 
 
 def test_top_trials_break_ties_by_validation_loss():
-    from grutune.evaluate import top_trials
+    from grutune.tuning.evaluate import top_trials
 
     study = optuna.create_study(direction="maximize")
     for value, loss in [(0.9, 0.5), (1.0, 0.3), (1.0, 0.1), (0.95, 0.01)]:

@@ -35,19 +35,20 @@ import yaml
 from rich.console import Console
 
 from grutune.bundle import load_bundle, save_bundle
-from grutune.cache import SequenceData
 from grutune.cli import app
 from grutune.config import DataConfig, StudyConfig
-from grutune.datasets import get_dataset, package_dir
-from grutune.evaluate import final_model, top_trials
+from grutune.data.cache import SequenceData
+from grutune.data.datasets import get_dataset, package_dir
+from grutune.data.ts_format import read_ts
 from grutune.exceptions import GrutuneError
-from grutune.model import Ensemble, make_model
-from grutune.pipeline import predict_file, tune
+from grutune.nn.model import Ensemble, make_model
+from grutune.nn.trainer import fit, predict, seed_everything
 from grutune.search_space import Space, load_space, train_config
 from grutune.tasks import TASKS, Prepared, Task, get_task
 from grutune.tasks.series_classification import series_id
-from grutune.trainer import fit, predict, seed_everything
-from grutune.ts_format import read_ts
+from grutune.tuning.evaluate import final_model, top_trials
+from grutune.workflows.predict import predict_file
+from grutune.workflows.tune import tune
 
 from . import regression_task  # noqa: F401 - registers the test-only "regression" task
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from grutune.cache import SequenceData
 from grutune.config import ModelConfig, TrainConfig
+from grutune.data.cache import SequenceData
 from grutune.exceptions import TrialFailure
-from grutune.model import SequenceModel
+from grutune.nn.model import SequenceModel
+from grutune.nn.trainer import fit, l2_term, lr_factor, make_optimizer, predict
 from grutune.tasks import get_task
-from grutune.trainer import fit, l2_term, lr_factor, make_optimizer, predict
 
 
 @pytest.mark.parametrize(("schedule", "epoch", "expected"), [
@@ -117,7 +117,7 @@ def test_l2_term_counts_matrices_only():
 
 
 def test_decoupled_decay_for_sgd_shrinks_weights():
-    from grutune.trainer import decoupled_decay
+    from grutune.nn.trainer import decoupled_decay
 
     model = _model()
     cfg = TrainConfig(optimizer="sgd", lr=0.1, weight_decay=0.5, momentum=0.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from grutune.study import storage_url
+from grutune.tuning.study import storage_url
 
 from .conftest import finished_trials, interrupt_after_first_trial, make_texts
 

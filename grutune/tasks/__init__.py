@@ -11,12 +11,12 @@ other module names a task.
 
 from __future__ import annotations
 
-from ..exceptions import ConfigError
-from ..search_space import Space
-from .base import ClassificationTask, Prepared, Task
-from .forecasting import Forecasting
-from .series_classification import SeriesClassification
-from .text_classification import TextClassification
+from grutune.exceptions import ConfigError
+from grutune.search_space import Space
+from grutune.tasks.base import ClassificationTask, Prepared, Task
+from grutune.tasks.forecasting import Forecasting
+from grutune.tasks.series_classification import SeriesClassification
+from grutune.tasks.text_classification import TextClassification
 
 TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClassification,
                                 "forecast": Forecasting}

@@ -20,14 +20,21 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import Tensor
 
-from ..cache import SequenceData
-from ..config import DataConfig, ModelConfig
-from ..exceptions import ConfigError, DataError
-from ..manifest_checks import Checker, is_str_list
-from ..metrics import SCORES, classification_metrics, classification_scalars
-from ..readers import read_table, show
-from ..search_space import Space
-from ..trainer import predict
+from grutune.config import DataConfig, ModelConfig
+from grutune.data.cache import SequenceData
+from grutune.data.readers import read_table, show
+from grutune.exceptions import ConfigError, DataError
+from grutune.manifest_checks import Checker, is_str_list
+from grutune.metrics.scores import SCORES, classification_metrics, classification_scalars
+from grutune.nn.trainer import predict
+from grutune.render import scalar_metrics_html, scalar_table
+from grutune.search_space import Space
+from grutune.tasks.views import (
+    classification_data_text,
+    classification_metrics_html,
+    classification_sections,
+    classification_table,
+)
 
 log = logging.getLogger("grutune")
 
@@ -99,15 +106,11 @@ class Task(ABC):
     def metrics_table(self, metrics: dict) -> object:
         """The test metrics printed at the end of a run (a rich renderable). Default:
         every scalar of ``metrics.json`` with its 95% interval."""
-        from ..tables import scalar_table
-
         return scalar_table(metrics)
 
     def report_metrics(self, metrics: dict) -> str:
         """The report's test-metrics table (HTML) of ``metrics.json``. Default: every
         scalar with its 95% interval."""
-        from ..report import scalar_metrics_html
-
         return scalar_metrics_html(metrics)
 
     def report_summary_rows(self, summary: dict) -> list[tuple[str, object]]:
@@ -159,7 +162,7 @@ class Task(ABC):
 
     def scalars(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         """The scalar test metrics only (what the bootstrap recomputes per resample)."""
-        from ..intervals import scalar_metrics
+        from grutune.metrics.intervals import scalar_metrics
 
         return scalar_metrics(self.evaluate(outputs, data, state))
 
@@ -248,8 +251,6 @@ class ClassificationTask(Task):
                 check.require(isinstance(state[key], str), f"state.{key}", "a string", state[key])
 
     def describe_data(self, summary: dict) -> str:
-        from ..tables import classification_data_text
-
         inputs, notes = self.describe_inputs(summary)
         return classification_data_text(summary, inputs, notes)
 
@@ -258,18 +259,12 @@ class ClassificationTask(Task):
         return "", []
 
     def metrics_table(self, metrics: dict) -> object:
-        from ..tables import classification_table
-
         return classification_table(metrics)
 
     def report_metrics(self, metrics: dict) -> str:
-        from ..report import classification_metrics_html
-
         return classification_metrics_html(metrics)
 
     def report_sections(self, run: object, figure: object) -> list[str]:
-        from ..report import classification_sections
-
         return classification_sections(run, figure) if "confusion_matrix" in run.metrics else []
 
     def loss(self, outputs: Tensor, y: Tensor) -> Tensor:

@@ -39,15 +39,16 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from ..cache import SequenceData
-from ..config import BASELINES, CELLS, POOLINGS, DataConfig, ModelConfig
-from ..datasets import get_dataset
-from ..exceptions import ConfigError, DataError
-from ..manifest_checks import Checker, is_int, is_number, is_number_list, is_str_list
-from ..metrics import forecast_metrics, mase_scale
-from ..model import baseline_forecast
-from ..readers import read_table
-from ..search_space import (
+from grutune.config import BASELINES, CELLS, POOLINGS, DataConfig, ModelConfig
+from grutune.data.cache import SequenceData
+from grutune.data.datasets import get_dataset
+from grutune.data.readers import read_table
+from grutune.exceptions import ConfigError, DataError
+from grutune.manifest_checks import Checker, is_int, is_number, is_number_list, is_str_list
+from grutune.metrics.scores import forecast_metrics, mase_scale
+from grutune.nn.model import baseline_forecast
+from grutune.nn.trainer import predict
+from grutune.search_space import (
     POSITIVE,
     UNIT,
     Param,
@@ -60,9 +61,9 @@ from ..search_space import (
     training_params,
     with_params,
 )
-from ..trainer import predict
-from .base import Prepared, Task
-from .series_frame import CleanSeries, clean_series, future_times, show
+from grutune.tasks.base import Prepared, Task
+from grutune.tasks.series_frame import CleanSeries, clean_series, future_times, show
+from grutune.tasks.views import forecast_metrics_html, forecast_sections, forecast_table
 
 log = logging.getLogger("grutune")
 
@@ -197,21 +198,15 @@ class Forecasting(Task):
                 "forecasts,")
 
     def metrics_table(self, metrics: dict) -> object:
-        from ..tables import forecast_table
-
         return forecast_table(metrics)
 
     def report_metrics(self, metrics: dict) -> str:
-        from ..report import forecast_metrics_html
-
         return forecast_metrics_html(metrics)
 
     def report_summary_rows(self, summary: dict) -> list[tuple[str, object]]:
         return [("series", summary["description"])] if summary.get("description") else []
 
     def report_sections(self, run: object, figure: object) -> list[str]:
-        from ..report import forecast_sections
-
         return forecast_sections(run, figure) if run.predictions is not None else []
 
     def default_space(self, context: dict) -> Space:

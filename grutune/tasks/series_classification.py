@@ -42,13 +42,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cache import SequenceData
-from ..config import CELLS, DataConfig, ModelConfig
-from ..datasets import get_dataset
-from ..exceptions import DataError
-from ..manifest_checks import Checker, is_int, is_number_list
-from ..readers import read_table, require_columns, show, typed_format
-from ..search_space import (
+from grutune.config import CELLS, DataConfig, ModelConfig
+from grutune.data.cache import SequenceData
+from grutune.data.datasets import get_dataset
+from grutune.data.readers import read_table, require_columns, show, typed_format
+from grutune.data.ts_format import read_ts
+from grutune.exceptions import DataError
+from grutune.manifest_checks import Checker, is_int, is_number_list
+from grutune.search_space import (
     Param,
     Space,
     choice_param,
@@ -58,8 +59,7 @@ from ..search_space import (
     training_params,
     with_params,
 )
-from ..ts_format import read_ts
-from .base import (
+from grutune.tasks.base import (
     ClassificationTask,
     Prepared,
     check_classes,

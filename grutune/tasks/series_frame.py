@@ -53,8 +53,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from ..exceptions import DataError
-from ..readers import non_numeric, require_columns
+from grutune.data.readers import non_numeric, require_columns
+from grutune.exceptions import DataError
 
 MAX_MISSING = 0.2  # share of missing (or gap) values above which the series is refused
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models compute in float32

@@ -29,13 +29,13 @@ import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.model_selection import train_test_split
 
-from ..cache import SequenceData
-from ..config import CELLS, INITS, POOLINGS, DataConfig, ModelConfig
-from ..datasets import get_dataset
-from ..exceptions import DataError
-from ..manifest_checks import Checker, is_int, is_str_list
-from ..readers import read_table, require_columns, typed_format
-from ..search_space import (
+from grutune.config import CELLS, INITS, POOLINGS, DataConfig, ModelConfig
+from grutune.data.cache import SequenceData
+from grutune.data.datasets import get_dataset
+from grutune.data.readers import read_table, require_columns, typed_format
+from grutune.exceptions import DataError
+from grutune.manifest_checks import Checker, is_int, is_str_list
+from grutune.search_space import (
     UNIT,
     Param,
     Space,
@@ -44,7 +44,7 @@ from ..search_space import (
     float_param,
     training_params,
 )
-from .base import (
+from grutune.tasks.base import (
     ClassificationTask,
     Prepared,
     check_classes,

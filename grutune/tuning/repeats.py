@@ -28,14 +28,14 @@ from pathlib import Path
 
 import optuna
 
-from .evaluate import trial_models
-from .exceptions import TrialFailure
-from .fitting import fit_trial
-from .intervals import mean_interval
-from .model import Ensemble, SequenceModel
-from .oom import is_oom, oom_reason
-from .tasks import Prepared, Task
-from .trainer import predict
+from grutune.exceptions import TrialFailure
+from grutune.metrics.intervals import mean_interval
+from grutune.nn.model import Ensemble, SequenceModel
+from grutune.nn.oom import is_oom, oom_reason
+from grutune.nn.trainer import predict
+from grutune.tasks import Prepared, Task
+from grutune.tuning.evaluate import trial_models
+from grutune.tuning.fitting import fit_trial
 
 log = logging.getLogger("grutune")
 SEED_STRIDE = 100_003

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .exceptions import DataError
+from grutune.exceptions import DataError
 
 log = logging.getLogger("grutune")
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import stats
 from torch import Tensor
 
-from .cache import SequenceData
+from grutune.data.cache import SequenceData
 
 RESAMPLES = 1000
 LEVEL = 0.95

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .exceptions import DataError
-from .readers import check_file, decode_text, show
+from grutune.data.readers import check_file, decode_text, show
+from grutune.exceptions import DataError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 

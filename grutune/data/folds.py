@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from .cache import SequenceData, concat
-from .exceptions import ConfigError
+from grutune.data.cache import SequenceData, concat
+from grutune.exceptions import ConfigError
 
 CV_BELOW = 500  # rows in train + validation under which trials are cross-validated
 DEFAULT_FOLDS = 5

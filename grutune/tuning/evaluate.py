@@ -19,12 +19,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .exceptions import SearchError, TrialFailure
-from .fitting import checkpoint_paths, restore_models
-from .model import Ensemble, SequenceModel
-from .oom import is_oom, oom_reason
-from .tasks import Prepared, Task
-from .trainer import predict
+from grutune.exceptions import SearchError, TrialFailure
+from grutune.nn.model import Ensemble, SequenceModel
+from grutune.nn.oom import is_oom, oom_reason
+from grutune.nn.trainer import predict
+from grutune.tasks import Prepared, Task
+from grutune.tuning.fitting import checkpoint_paths, restore_models
 
 log = logging.getLogger("grutune")
 

@@ -7,29 +7,26 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
 import signal
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 from rich.console import Console
 
-from . import compat
-from .config import StudyConfig
-from .exceptions import Interrupted, SearchError, TrialFailure
-from .objective import Objective
-from .population import POPULATION_PARAMS
-from .progress import Progress
-from .search_space import Space
-from .study import FINISHED, make_sampler, make_storage, storage_url
-from .tasks import Prepared, Task
-from .workers import parent_alive, run_workers
+from grutune.config import StudyConfig
+from grutune.exceptions import Interrupted, SearchError, TrialFailure
+from grutune.search_space import Space
+from grutune.tasks import Prepared, Task
+from grutune.tuning.objective import Objective
+from grutune.tuning.population import PopulationObjective, population_round
+from grutune.tuning.progress import Progress
+from grutune.tuning.study import FINISHED, make_sampler, make_storage, storage_url
+from grutune.tuning.workers import parent_alive, run_workers
 
 
 class StopFlag:
@@ -71,7 +68,8 @@ def _stopper(flag: StopFlag, budget_s: float | None,
     return should_stop
 
 
-def _run_trials(study: optuna.Study, objective: Objective, should_stop: Callable[[], str | None],
+def _run_trials(study: optuna.Study, objective: Objective | PopulationObjective,
+                should_stop: Callable[[], str | None],
                 trials: int | None, started: datetime.datetime, callbacks: tuple = (),
                 population: int = 1) -> None:
     """Trials until ``should_stop`` gives a reason or the count is reached: one at a time,
@@ -82,52 +80,10 @@ def _run_trials(study: optuna.Study, objective: Objective, should_stop: Callable
     """
     while should_stop() is None and (room := _room(study, trials, started)):
         if population > 1 and room > 1:
-            _population_round(study, objective, min(population, room), callbacks)
+            population_round(study, objective, min(population, room), callbacks)
         else:
             study.optimize(objective, n_trials=1, callbacks=list(callbacks),
                            catch=(TrialFailure,))
-
-
-def _population_round(study: optuna.Study, objective: Objective, size: int,
-                      callbacks: tuple) -> None:
-    """Ask ``size`` trials that share the first one's architecture, train them together,
-    tell each its own result.
-
-    The sampler chooses the first trial freely; the others are enqueued with its shared
-    parameters fixed (``POPULATION_PARAMS``), so the sampler chooses only their training
-    factors. Should another worker take one of the enqueued trials, the trials that
-    still share an architecture train together and the rest alone.
-    """
-    beating = compat.heartbeat_enabled(study)
-    if beating:  # what study.optimize does before each trial
-        optuna.storages.fail_stale_trials(study)
-    with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize":
-        warnings.simplefilter("ignore", UserWarning)  # we run the heartbeats ourselves
-        first = study.ask()
-        shared = {name: value for name, value in objective.space.sample(first).items()
-                  if name in POPULATION_PARAMS and objective.space[name].kind != "fixed"}
-        trials = [first]
-        for _ in range(size - 1):
-            study.enqueue_trial(shared, skip_if_exists=False)
-            trials.append(study.ask())
-    with contextlib.ExitStack() as beats:
-        if beating:  # each member's heartbeat, as study.optimize keeps one per trial
-            for trial in trials:
-                beats.enter_context(compat.heartbeat(study, trial))
-        outcomes = objective.population(trials)
-    interrupted = False
-    for trial, outcome in zip(trials, outcomes, strict=True):
-        if isinstance(outcome, optuna.TrialPruned):
-            frozen = study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif isinstance(outcome, BaseException):
-            interrupted = interrupted or isinstance(outcome, Interrupted)
-            frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            frozen = study.tell(trial, outcome)
-        for callback in callbacks:
-            callback(study, frozen)
-    if interrupted:
-        raise Interrupted()
 
 
 def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
@@ -140,8 +96,8 @@ def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
     with StopFlag(console) as flag, Progress(console, task.metric, cfg.trials, cfg.budget_s,
                                              done) as progress:
         should_stop = _stopper(flag, cfg.budget_s)
-        objective = Objective(task, prepared, space, cfg.max_epochs, cfg.seed, run_dir,
-                              progress, should_stop, keep=cfg.ensemble)
+        objective = _objective(cfg)(task, prepared, space, cfg.max_epochs, cfg.seed,
+                                    run_dir, progress, should_stop, keep=cfg.ensemble)
         try:
             _run_trials(study, objective, should_stop, cfg.trials, started,
                         (progress.trial_finished,), population=cfg.population)
@@ -164,8 +120,8 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
                                  sampler=sampler, pruner=study.pruner)
         with StopFlag(Console(quiet=True), signals=(signal.SIGTERM,)) as flag:
             should_stop = _stopper(flag, cfg.budget_s, lambda: parent_alive(parent))
-            objective = Objective(task, prepared, space, cfg.max_epochs, cfg.seed, run_dir,
-                                  None, should_stop, keep=cfg.ensemble)
+            objective = _objective(cfg)(task, prepared, space, cfg.max_epochs, cfg.seed,
+                                        run_dir, None, should_stop, keep=cfg.ensemble)
             try:
                 _run_trials(mine, objective, should_stop, cfg.trials, started,
                             population=cfg.population)
@@ -174,6 +130,11 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
         return 130 if flag.reason else 0
 
     return work
+
+
+def _objective(cfg: StudyConfig) -> type[Objective]:
+    """One trial at a time, or ``--population`` trials trained together."""
+    return PopulationObjective if cfg.population > 1 else Objective
 
 
 def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> int:

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 
-from .config import StudyConfig
-from .intervals import scalar_metrics
-from .progress import format_seconds
+from grutune.config import StudyConfig
+from grutune.render import format_seconds, with_interval
 
 if TYPE_CHECKING:  # tables draws for tasks; tasks import it, so no import at run time
-    from .tasks import Task
+    from grutune.tasks import Task
 
 log = logging.getLogger("grutune")
 LOG_WIDTH = 100  # columns of a table written into tune.log
@@ -35,11 +34,6 @@ def print_result(console: Console, result: RenderableType | str) -> None:
     plain.print(result, markup=not line, soft_wrap=line)
     text = plain.file.getvalue().rstrip()
     log.info("%s", "\n" + text if "\n" in text else text, extra={"shown": True})
-
-
-def counts_text(counts: dict, sep: str = ", ") -> str:
-    """{"train": 2113, "val": 466} -> "train 2,113, val 466"."""
-    return sep.join(f"{k} {v:,}" for k, v in counts.items())
 
 
 def limit_text(cfg: StudyConfig, remaining: int | None, done: int = 0) -> str:
@@ -81,7 +75,7 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
                     if cfg.ensemble > 1 else f"ensemble of the best trial's {folds} fold "
                     "models is")
     if cfg.repeats > 1:
-        from .repeats import REPEAT_SHARE
+        from grutune.tuning.repeats import REPEAT_SHARE
 
         share = (f", at most {format_seconds(cfg.budget_s * REPEAT_SHARE)}" if cfg.budget_s
                  else "")
@@ -92,19 +86,6 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
     return (f"{task.describe_data(summary)}\n{scoring}{resumed}Search: {limit} with the "
             f"{cfg.sampler} sampler and {cfg.pruner} pruning, up to {cfg.max_epochs} epochs "
             f"per trial{scored}; then the {ensemble} {evaluated} and saved to {run_dir}/model.")
-
-
-def classification_data_text(summary: dict, inputs: str, dropped: list[str]) -> str:
-    """The plan's data sentence for a classifier: split, what was dropped, classes, inputs."""
-    dropped = [f"{summary[key]} {what}" for key, what in (
-        ("duplicates_removed", "duplicates removed"),
-        ("test_overlap_removed", "training rows also in test removed"),
-        ("empty_removed", "empty texts dropped")) if summary.get(key)] + dropped
-    split = counts_text(summary.get("rows", {}), " / ")
-    n_classes = len(summary.get("class_counts", {}).get("train", {}))
-    return (f"Tuning a GRU classifier on {summary.get('source')}: {split} rows"
-            f"{' (' + ', '.join(dropped) + ')' if dropped else ''}, {n_classes} classes, "
-            f"{inputs}.")
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -129,106 +110,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
-
-
-def _model_text(metrics: dict) -> str:
-    members = metrics.get("model", {}).get("members", [metrics.get("best_trial")])
-    folds = metrics.get("model", {}).get("folds", 1)
-    if len(members) > 1 or folds > 1:
-        return (f"ensemble of trials {', '.join(map(str, members))}"
-                + (f" x {folds} folds" if folds > 1 else ""))
-    return f"trial {members[0]}"
-
-
-def forecast_table(metrics: dict) -> Table:
-    """Model against the naive and seasonal-naive forecasts on the same test windows."""
-    table = Table(title="Test forecasts", min_width=60, caption=(
-        f"{metrics['n_windows']} test windows x horizon {metrics['horizon']} (rolling origin), "
-        f"season {metrics.get('season')}; {_model_text(metrics)}; skill = 1 - MASE / best "
-        f"baseline MASE = {_fmt(metrics.get('skill'))}"))
-    keys = ("mae", "rmse", "mape", "smape", "mase")
-    table.add_column("forecast")
-    for key in keys:
-        table.add_column(key.upper(), justify="right")
-    intervals = metrics.get("intervals", {})
-    rows = {"GRU (grutune)": (metrics, ""),
-            **{name.replace("_", " "): (m, f"baselines.{name}.")
-               for name, m in metrics["baselines"].items()}}
-    for name, (m, prefix) in rows.items():
-        table.add_row(name, *(_with_interval(m.get(k), intervals.get(prefix + k)) for k in keys))
-    if intervals:
-        table.caption += f"; [{metrics.get('interval_method')}]"
-    return table
-
-
-def _with_interval(value: float | None, interval: list[float] | None) -> str:
-    text = _fmt(value)
-    return f"{text} [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else text
-
-
-# metrics.json numbers that describe the run, not the model's quality
-RUN_NUMBERS = ("best_trial",)
-CLASSIFICATION_KEYS = ("accuracy", "precision_macro", "recall_macro", "f1_macro",
-                       "f1_weighted", "precision", "recall", "f1", "roc_auc", "pr_auc",
-                       "log_loss")
-
-
-def metric_scalars(metrics: dict) -> dict[str, float]:
-    """The scalar test metrics of ``metrics.json`` in their order, nested baselines as
-    ``baselines.NAME.KEY``; bookkeeping numbers (``RUN_NUMBERS``, ``n``) left out.
-
-    >>> metric_scalars({"n": 9, "best_trial": 2, "rmse": 1.5, "baselines": {"mean": {"rmse": 2.0}}})
-    {'rmse': 1.5, 'baselines.mean.rmse': 2.0}
-    """
-    return {k: v for k, v in scalar_metrics(metrics).items() if k not in (*RUN_NUMBERS, "n")}
-
-
-def _main_table(metrics: dict, values: dict[str, object]) -> Table:
-    """The test metrics ``values`` (name -> number; dotted names for nested ones) with
-    their 95% intervals from ``metrics["intervals"]``."""
-    main = Table(title="Test metrics",
-                 caption=f"{metrics.get('n')} test rows, {_model_text(metrics)}",
-                 min_width=40)
-    main.add_column("metric")
-    main.add_column("value", justify="right")
-    intervals = metrics.get("intervals", {})
-    if intervals:
-        main.add_column("95% interval", justify="right")
-        main.caption += f"; intervals: {metrics.get('interval_method')}"
-    for key, value in values.items():
-        band = intervals.get(key)
-        extra = [f"[{_fmt(band[0])}, {_fmt(band[1])}]" if band else "-"] if intervals else []
-        main.add_row(key, _fmt(value), *extra)
-    return main
-
-
-def scalar_table(metrics: dict) -> Table:
-    """Any task's scalar test metrics with their 95% intervals (``Task.metrics_table``'s
-    default): one row per number of ``metrics.json`` (``metric_scalars``)."""
-    return _main_table(metrics, metric_scalars(metrics))
-
-
-def classification_table(metrics: dict) -> Group:
-    """The test metrics, per-class scores and confusion matrix as rich tables."""
-    main = _main_table(metrics, {k: metrics[k] for k in CLASSIFICATION_KEYS if k in metrics})
-    labels = metrics.get("labels", [])
-    per_class = Table(title="Per class")
-    for col in ("class", "precision", "recall", "f1", "support"):
-        per_class.add_column(col, justify="left" if col == "class" else "right")
-    for name, m in metrics.get("per_class", {}).items():
-        per_class.add_row(name, _fmt(m["precision"]), _fmt(m["recall"]), _fmt(m["f1"]),
-                          str(m["support"]))
-    confusion = Table(title="Confusion matrix", caption="rows: true, columns: predicted")
-    confusion.add_column("")
-    for name in labels:
-        confusion.add_column(name, justify="right")
-    for name, row in zip(labels, metrics.get("confusion_matrix", []), strict=False):
-        confusion.add_row(name, *map(str, row))
-    return Group(main, per_class, confusion)
-
-
 def repeats_table(record: dict) -> Table:
     """Seed repeats: each configuration's validation and test mean and 95% interval."""
     table = Table(title="Seed repeats (95% intervals over seeds; test never chooses)",
@@ -239,8 +120,8 @@ def repeats_table(record: dict) -> Table:
     for c in record["configurations"]:
         mark = " *" if c["trial"] == record["chosen_trial"] else ""
         table.add_row(f"{c['trial']}{mark}", str(len(c["seeds"])),
-                      _with_interval(c["validation_mean"], c["validation_interval"]),
-                      _with_interval(c["test_mean"], c["test_interval"]))
+                      with_interval(c["validation_mean"], c["validation_interval"]),
+                      with_interval(c["test_mean"], c["test_interval"]))
     return table
 
 
@@ -257,7 +138,7 @@ def compare_table(record: dict) -> Table:
     for row in record["table"]:
         pairs.setdefault(row["metric"], {})[row["cell"]] = row
     for metric, pair in pairs.items():
-        table.add_row(metric, *(_with_interval(pair[c]["mean"], pair[c]["interval"])
+        table.add_row(metric, *(with_interval(pair[c]["mean"], pair[c]["interval"])
                                 for c in ("gru", "lstm")), f"{pair['gru']['p_value']:.3g}")
     first = next(iter(pairs.values()))
     table.add_row("parameters", *(f"{first[c]['parameters']:,} ({first[c]['sized_parameters']:,})"

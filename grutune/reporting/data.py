@@ -16,13 +16,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pandas as pd
-from sklearn.metrics import precision_recall_curve
 
-from .exceptions import ConfigError
-from .study import FINISHED, make_storage, recorded_storage, trial_score
+from grutune.exceptions import ConfigError
+from grutune.tuning.study import FINISHED, make_storage, recorded_storage, trial_score
 
 
 @dataclass
@@ -176,48 +174,3 @@ def intermediate(study: optuna.Study) -> list[dict]:
     return out
 
 
-def roc(metrics: dict) -> dict[str, dict]:
-    """Per-class ROC points and AUC from metrics.json, plus the macro average curve
-    (mean TPR over a common FPR grid)."""
-    curves_ = metrics.get("roc_curve") or {}
-    out = {name: {"fpr": c["fpr"], "tpr": c["tpr"], "auc": c["auc"]}
-           for name, c in curves_.items()}
-    if len(out) > 1:
-        grid = np.linspace(0, 1, 101)
-        tpr = np.mean([np.interp(grid, c["fpr"], c["tpr"]) for c in out.values()], axis=0)
-        out["macro"] = {"fpr": grid.tolist(), "tpr": tpr.tolist(),
-                        "auc": float(np.mean([c["auc"] for c in out.values()]))}
-    return out
-
-
-def precision_recall(predictions: pd.DataFrame, target: str,
-                     labels: list[str]) -> dict[str, dict]:
-    """Per-class precision-recall curves (one-vs-rest) from the test predictions."""
-    out = {}
-    truth = predictions[target].astype(str)
-    for label in labels:
-        column = f"prob_{label}"
-        if column not in predictions:
-            continue
-        precision, recall, _ = precision_recall_curve(truth == str(label), predictions[column])
-        out[label] = {"precision": precision.tolist(), "recall": recall.tolist()}
-    return out
-
-
-def forecast_frame(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Test actuals, forecasts and baselines per time (one row per time and target; where
-    rolling windows overlap, the latest window's forecast)."""
-    frame = predictions.sort_values(["window", "step"])
-    frame = frame.drop_duplicates(["time", "target"], keep="last")
-    return frame[["time", "target", "actual", "forecast", "naive",
-                  "seasonal_naive"]].reset_index(drop=True)
-
-
-def horizon_errors(metrics: dict) -> pd.DataFrame:
-    """MAE by horizon step for the model and both baselines."""
-    frame = pd.DataFrame({"step": range(1, len(metrics["mae_by_step"]) + 1),
-                          "model": metrics["mae_by_step"]})
-    for name, base in (metrics.get("baselines") or {}).items():
-        if "mae_by_step" in base:
-            frame[name] = base["mae_by_step"]
-    return frame

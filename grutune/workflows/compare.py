@@ -38,22 +38,22 @@ from rich.console import Console
 from scipy import stats
 from torch import nn
 
-from .config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
-from .evaluate import top_trials
-from .exceptions import ConfigError
-from .files import write_json
-from .fitting import build_model
-from .intervals import mean_interval
-from .model import Ensemble, count_parameters
-from .pipeline import check_run_dir, file_logging, resolve, run_search, setup
-from .progress import format_seconds
-from .repeats import SEED_STRIDE, train_seed
-from .report import build_compare_report, build_or_warn
-from .report_data import trial_counts
-from .search_space import Space, load_space
-from .tables import compare_table, counts_text, limit_text
-from .tasks import Prepared, Task, get_task
-from .trainer import predict
+from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
+from grutune.exceptions import ConfigError
+from grutune.files import write_json
+from grutune.metrics.intervals import mean_interval
+from grutune.nn.model import Ensemble, count_parameters
+from grutune.nn.trainer import predict
+from grutune.render import counts_text, format_seconds
+from grutune.reporting.data import trial_counts
+from grutune.reporting.page import build_compare_report, build_or_warn
+from grutune.reporting.tables import compare_table, limit_text, print_result
+from grutune.search_space import Space, load_space
+from grutune.tasks import Prepared, Task, get_task
+from grutune.tuning.evaluate import top_trials
+from grutune.tuning.fitting import build_model
+from grutune.tuning.repeats import SEED_STRIDE, train_seed
+from grutune.workflows.tune import check_run_dir, file_logging, resolve, run_search, setup
 
 log = logging.getLogger("grutune")
 
@@ -247,14 +247,16 @@ def verdict(rows: list[dict], metric: str, direction: str, n: int) -> dict:
 
 def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
             seeds: int = COMPARE_SEEDS, metric: str | None = None,
-            console: Console | None = None) -> CompareResult:
+            console: Console | None = None, out: Console | None = None) -> CompareResult:
     """Tune a GRU and an LSTM alike and judge them; writes ``compare.json`` and
     ``report.html`` in ``study_cfg.run_dir``. See the module docstring. Options left out
-    take the library's defaults (``pipeline.resolve``; the study name gets "compare-").
+    take the library's defaults (``workflows.tune.resolve``; the study name gets
+    "compare-"). ``console``: the plan, progress and warnings (default: standard error);
+    ``out``: the verdict table and the run directory (default: ``console``).
 
     Example (a quick look, on the built-in monthly gas production series)::
 
-        from grutune.compare import compare
+        from grutune.workflows.compare import compare
         from grutune.config import DataConfig, StudyConfig
 
         result = compare(DataConfig(dataset="gas"),
@@ -299,7 +301,7 @@ def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
                               "again to continue it[/yellow]")
                 return CompareResult(root, {}, True)
         record = _judge(task, prepared, {c: s for c, (s, _) in studies.items()}, size,
-                        seeds, data_cfg, study_cfg, console, root)
+                        seeds, data_cfg, study_cfg, console, out or console, root)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -308,7 +310,7 @@ def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
 
 def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], size: dict,
            n_seeds: int, data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
-           root: Path) -> dict:
+           out: Console, root: Path) -> dict:
     """Seeds of both winners, the paired tests, compare.json, the table, the report."""
     winners = {c: top_trials(studies[c], 1)[0] for c in CELLS}
     size = size_check(winners, task, prepared.state, size)
@@ -331,10 +333,10 @@ def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], siz
         "table": rows, "runs": runs, "data_config": to_dict(data_cfg),
         "study_config": to_dict(study_cfg)}
     write_json(root / "compare.json", record)
-    console.print(compare_table(record))
-    console.print(f"[bold]verdict:[/bold] {record['verdict']['text']}")
+    print_result(out, compare_table(record))
+    print_result(out, f"verdict: {record['verdict']['text']}")
     build_or_warn(build_compare_report, root)
-    console.print(f"run directory: {root}  (compare.json, report.html, gru/, lstm/)")
+    print_result(out, f"run directory: {root}  (compare.json, report.html, gru/, lstm/)")
     return record
 
 

@@ -19,17 +19,15 @@ from pathlib import Path
 import optuna
 import torch
 
-from .bundle import save_weights
-from .config import TrainConfig
-from .exceptions import Interrupted, TrialFailure
-from .fitting import TrialFit, build_model, checkpoint_paths, fit_trial
-from .model import SequenceModel, count_parameters
-from .oom import is_oom, oom_reason, release_memory
-from .population import fit_population, population_key
-from .progress import Progress
-from .search_space import Space, train_config
-from .tasks import Prepared, Task
-from .trainer import EpochLog, FitResult
+from grutune.bundle import save_weights
+from grutune.exceptions import Interrupted, TrialFailure
+from grutune.nn.model import count_parameters
+from grutune.nn.oom import is_oom, oom_reason, release_memory
+from grutune.nn.trainer import EpochLog
+from grutune.search_space import Space
+from grutune.tasks import Prepared, Task
+from grutune.tuning.fitting import TrialFit, checkpoint_paths, fit_trial
+from grutune.tuning.progress import Progress
 
 log = logging.getLogger("grutune")
 
@@ -123,68 +121,6 @@ class Objective:
         self._checkpoint_if_best(trial, done.models, done.value)
         return done.value
 
-    def population(self, trials: list[optuna.Trial]) -> list[float | BaseException]:
-        """Train ``trials`` together where they share an architecture (``population.py``),
-        the rest one by one; each trial's value, or the exception that ended it
-        (``optuna.TrialPruned``, ``TrialFailure``, ``Interrupted``).
-
-        Every trial is recorded exactly as a single trial is (parameters, seed, curves,
-        epochs, checkpoint), plus ``population``: the trial numbers trained with it.
-        """
-        groups: dict[tuple, list[tuple[optuna.Trial, dict, TrainConfig]]] = {}
-        alone = []
-        for trial in trials:
-            params, seed = self._start(trial)
-            cfg = train_config(params, self.max_epochs, seed, self.task.epoch_rows)
-            key = population_key(self.task.model_config(params, self.prepared.state), cfg)
-            if key is None or len(self.prepared.fold_pairs()) > 1:
-                alone.append(trial)
-            else:
-                groups.setdefault(key, []).append((trial, params, cfg))
-        outcomes: dict[int, float | BaseException] = {}
-        for group in groups.values():
-            if len(group) == 1:
-                alone.append(group[0][0])
-            else:
-                outcomes.update(self._fit_group(group))
-        for trial in alone:
-            outcomes[trial.number] = _outcome(lambda t=trial: self(t))
-        return [outcomes[t.number] for t in trials]
-
-    def _fit_group(self, group: list[tuple[optuna.Trial, dict, TrainConfig]]
-                   ) -> dict[int, float | BaseException]:
-        """One population; see ``population``."""
-        train, val = self.prepared.fold_pairs()[0]
-        numbers = [t.number for t, _, _ in group]
-        models, cfgs, callbacks = [], [], []
-        for trial, params, cfg in group:
-            trial.set_user_attr("population", numbers)
-            models.append(build_model(self.task, params, self.prepared.state, cfg.seed))
-            cfgs.append(cfg)
-            trial.set_user_attr("n_params", count_parameters(models[-1]))
-            callbacks.append(self._reporter(trial, show=trial is group[0][0]))
-        if self.progress:
-            self.progress.trial_started(numbers[0])
-        start = time.perf_counter()
-        reason = None
-        try:
-            results = fit_population(models, cfgs, train, val,
-                                     self.task.scoring(self.prepared.state), callbacks,
-                                     self.should_stop)
-        except (RuntimeError, MemoryError, OSError) as err:
-            if not is_oom(err):  # out of memory: every member fails, the study goes on
-                raise
-            reason = oom_reason(err).replace("out of memory",
-                                             f"out of memory (population of {len(group)})", 1)
-        if reason is not None:
-            release_memory()
-            results = [TrialFailure(reason) for _ in group]
-        outcomes: dict[int, float | BaseException] = {}
-        for (trial, _, _), model, result in zip(group, models, results, strict=True):
-            outcomes[trial.number] = _outcome(
-                lambda t=trial, m=model, r=result: self._finish(t, m, r, start))
-        return outcomes
-
     def _reporter(self, trial: optuna.Trial, show: bool,
                   prune: bool = True) -> Callable[[EpochLog], bool]:
         """The per-epoch callback: progress (``show``), and with ``prune`` the epoch's
@@ -198,16 +134,6 @@ class Objective:
                 trial.report(epoch_log.val_metric, epoch_log.epoch)
             return trial.should_prune()
         return on_epoch
-
-    def _finish(self, trial: optuna.Trial, model: SequenceModel,
-                result: FitResult | TrialFailure, start: float) -> float:
-        """Record a population member like a single trial; its value or the exception."""
-        if isinstance(result, TrialFailure):
-            self._record_failure(trial, str(result), start)
-            raise result
-        stopped = result.stopped if result.stopped in SEARCH_ENDS else ""
-        return self._conclude(trial, TrialFit([model], [result], stopped, result.best_metric,
-                                              result.best_val_loss), start)
 
     def _record(self, trial: optuna.Trial, results: list, start: float) -> None:
         """Epochs, timing and curves (of the first fold under cross-validation)."""
@@ -240,7 +166,7 @@ class Objective:
                 save_weights(model, path)
 
 
-def _outcome(run: Callable[[], float]) -> float | BaseException:
+def trial_outcome(run: Callable[[], float]) -> float | BaseException:
     """``run()``'s value, or the trial-ending exception it raised."""
     try:
         return run()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .exceptions import DataError
+from grutune.exceptions import DataError
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _ucr(problem: str) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
     """A loader of a UCR/UEA archive problem from sktime's bundled .ts files."""
 
     def load() -> tuple[pd.DataFrame, pd.DataFrame]:
-        from .ts_format import read_ts
+        from grutune.data.ts_format import read_ts
 
         root = package_dir("sktime") / "datasets" / "data" / problem
         parts = []

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .cache import SequenceData
-from .compat import scale_
-from .config import TrainConfig
-from .exceptions import TrialFailure
+from grutune.compat import scale_
+from grutune.config import TrainConfig
+from grutune.data.cache import SequenceData
+from grutune.exceptions import TrialFailure
 
 MIN_COSINE_FACTOR = 0.01  # cosine annealing ends at 1% of the peak rate, not at zero
 WARMUP_START = 0.1  # warm-up starts at 10% of the peak rate

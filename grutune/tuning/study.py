@@ -24,9 +24,9 @@ from optuna.storages import (
 )
 from optuna.storages.journal import JournalFileBackend
 
-from .config import PRUNERS, SAMPLERS
-from .exceptions import ConfigError
-from .search_space import Space
+from grutune.config import PRUNERS, SAMPLERS
+from grutune.exceptions import ConfigError
+from grutune.search_space import Space
 
 # trials that ran to an end a study can use: complete, or pruned with a partial curve
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -14,7 +14,7 @@ Each member is early-stopped or pruned on its own and then leaves the stack.
 
 >>> import torch
 >>> from grutune.config import ModelConfig
->>> from grutune.model import SequenceModel
+>>> from grutune.nn.model import SequenceModel
 >>> cfg = ModelConfig(num_outputs=3, vocab_size=20, embed_dim=4, hidden_size=5)
 >>> models = [SequenceModel(cfg) for _ in range(2)]
 >>> pop = Population(models)
@@ -36,13 +36,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .cache import SequenceData
-from .compat import fused_adamw_
-from .config import ModelConfig, TrainConfig
-from .exceptions import TrialFailure
-from .model import MODEL_KINDS, SequenceModel, reverse_index, znormalize
-from .recurrence import gru_recurrence
-from .trainer import (
+from grutune.compat import fused_adamw_
+from grutune.config import ModelConfig, TrainConfig
+from grutune.data.cache import SequenceData
+from grutune.exceptions import TrialFailure
+from grutune.nn.model import MODEL_KINDS, SequenceModel, reverse_index, znormalize
+from grutune.nn.recurrence import gru_recurrence
+from grutune.nn.trainer import (
     EpochBook,
     EpochLog,
     FitResult,

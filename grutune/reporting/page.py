@@ -22,10 +22,9 @@ import optuna
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from . import report_data as rd
-from .files import atomic_path
-from .progress import format_seconds
-from .tables import counts_text, metric_scalars
+from grutune.files import atomic_path
+from grutune.render import band, cell, counts_text, format_seconds, table_html
+from grutune.reporting import data as rd
 
 TOP_FACTORS = 4  # slice plots for this many of the most important factors
 COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "fail": "#d62728", "running": "#7f7f7f"}
@@ -109,14 +108,14 @@ def build_compare_report(run_dir: str | Path) -> Path:
         f"for at most {record.get('trials_per_cell')} trials / {budget}"
         "; both winners then trained with the same seeds "
         f"{html.escape(str(record['seeds']))}.</p>",
-        _table([(r["metric"], r["cell"].upper(), r["mean"],
-                 f"[{_cell(r['interval'][0])}, {_cell(r['interval'][1])}]",
+        table_html([(r["metric"], r["cell"].upper(), r["mean"],
+                 f"[{cell(r['interval'][0])}, {cell(r['interval'][1])}]",
                  f"{r['parameters']:,} ({r['sized_parameters']:,})", r["train_seconds"],
                  f"{r['p_value']:.3g}") for r in record["table"]],
                ("metric", "cell", "mean", "95% interval", "parameters (sized)",
                 "train s / seed", "paired p-value")),
         "<h2>Size</h2>",
-        _table([("shape (both cells)", ", ".join(f"{k} {v}" for k, v in size["shape"].items()
+        table_html([("shape (both cells)", ", ".join(f"{k} {v}" for k, v in size["shape"].items()
                                                  if k != "hidden_size")),
                 ("hidden size", f"GRU {size['hidden_size']['gru']}, LSTM "
                                 f"{size['hidden_size']['lstm']}"),
@@ -130,23 +129,23 @@ def build_compare_report(run_dir: str | Path) -> Path:
     parts += _compare_seeds(record, figure)
     parts.append("<h2>Searches</h2>")
     fig = go.Figure()
-    for cell in ("gru", "lstm"):
-        run = rd.read_run(root / cell)
+    for arm in ("gru", "lstm"):
+        run = rd.read_run(root / arm)
         if run.study is None:
             continue
         hist = rd.history(run.study)
         fig.add_trace(go.Scatter(x=hist["number"], y=hist["score"], mode="markers",
-                                 name=f"{cell.upper()} trials", opacity=0.5))
+                                 name=f"{arm.upper()} trials", opacity=0.5))
         fig.add_trace(go.Scatter(x=hist["number"], y=hist["best"], mode="lines",
-                                 name=f"{cell.upper()} best so far", line=dict(shape="hv")))
-        build_or_warn(build_report, root / cell, retry_hint(root / cell))
+                                 name=f"{arm.upper()} best so far", line=dict(shape="hv")))
+        build_or_warn(build_report, root / arm, retry_hint(root / arm))
     fig.update_layout(title="Both searches: validation by trial", xaxis_title="trial",
                       yaxis_title="validation")
     parts.append(figure(fig))
     search = record["search"]
     names = list(dict.fromkeys([*search["gru"]["params"], *search["lstm"]["params"]]))
     parts.append("<p>The winners (each study's own report: <code>gru/report.html</code>, "
-                 "<code>lstm/report.html</code>):</p>" + _table(
+                 "<code>lstm/report.html</code>):</p>" + table_html(
                      [("trial", search["gru"]["best_trial"], search["lstm"]["best_trial"]),
                       ("validation", search["gru"]["best_validation"],
                        search["lstm"]["best_validation"]),
@@ -174,9 +173,9 @@ def _compare_seeds(record: dict, figure) -> list[str]:
                                  mode="lines+markers", name=f"seed {seed}"))
     fig.update_layout(title=f"Test {metric}, pairs by seed",
                       yaxis_title=metric)
-    times = go.Figure([go.Bar(name=cell.upper(), x=[str(s) for s in record["seeds"]],
-                              y=[runs[cell, s]["train_seconds"] for s in record["seeds"]])
-                       for cell in ("gru", "lstm")])
+    times = go.Figure([go.Bar(name=arm.upper(), x=[str(s) for s in record["seeds"]],
+                              y=[runs[arm, s]["train_seconds"] for s in record["seeds"]])
+                       for arm in ("gru", "lstm")])
     times.update_layout(title="Training time per seed (s)", xaxis_title="seed",
                         barmode="group")
     return ["<h2>Seeds</h2>", "<div class='grid'>" + figure(fig) + figure(times) + "</div>"]
@@ -202,25 +201,6 @@ def _dataset(run: rd.RunFiles) -> str:
     return data.get("dataset") or Path(data.get("path") or run.run_dir.name).name
 
 
-def _table(rows: list[tuple], header: tuple | None = None) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header) if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(c))}</td>" for c in row)
-                   + "</tr>" for row in rows)
-    return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _band(value: object, interval: list | None) -> str:
-    """ "0.9582 [0.9463, 0.9701]"; the value alone without an interval ("-" if None)."""
-    text = _cell(value) if value is not None else "-"
-    return f"{text} [{_cell(interval[0])}, {_cell(interval[1])}]" if interval else text
-
-
 # --- summary -------------------------------------------------------------------------
 
 def _summary(run: rd.RunFiles) -> list[str]:
@@ -242,11 +222,11 @@ def _summary(run: rd.RunFiles) -> list[str]:
         rows.append(("search time", format_seconds(used) + (
             f" (budget {format_seconds(budget)}, cap {study_cfg.get('trials')} trials)"
             if budget else "")))
-    out = ["<h2>Summary</h2>", _table(rows)]
+    out = ["<h2>Summary</h2>", table_html(rows)]
     balance = (run.summary.get("class_counts") or {})
     if balance:
         labels = sorted({c for part in balance.values() for c in part})
-        out.append("<p>Class balance:</p>" + _table(
+        out.append("<p>Class balance:</p>" + table_html(
             [(part, *[balance[part].get(c, 0) for c in labels]) for part in balance],
             ("split", *labels)))
     best = _best_trial(run.study) if run.study is not None else None
@@ -255,7 +235,7 @@ def _summary(run: rd.RunFiles) -> list[str]:
         inactive = set(best.user_attrs.get("inactive", []))
         shown = [(k, v) for k, v in config.items() if k not in inactive]
         out.append(f"<p>Best configuration (trial {best.number}, validation "
-                   f"{_cell(best.value)}):</p>" + _table(shown, ("parameter", "value")))
+                   f"{cell(best.value)}):</p>" + table_html(shown, ("parameter", "value")))
     if run.metrics:
         out += _repeats(run.metrics.get("seed_repeats") or {})
         out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
@@ -272,12 +252,12 @@ def _repeats(record: dict) -> list[str]:
     rows = []
     for c in record["configurations"]:
         rows.append((f"{c['trial']}{' (chosen)' if c['trial'] == record['chosen_trial'] else ''}",
-                     len(c["seeds"]), _band(c["validation_mean"], c["validation_interval"]),
-                     _band(c["test_mean"], c["test_interval"])))
+                     len(c["seeds"]), band(c["validation_mean"], c["validation_interval"]),
+                     band(c["test_mean"], c["test_interval"])))
     metric = record["configurations"][0]["metric"]
     return [f"<p>Seed repeats ({html.escape(metric)}, mean and 95% interval over seeds; "
             f"chosen by {html.escape(record['rule'])}):</p>",
-            _table(rows, ("trial", "seeds", "validation", "test"))]
+            table_html(rows, ("trial", "seeds", "validation", "test"))]
 
 
 def _search_seconds(study: optuna.Study) -> float:
@@ -296,44 +276,9 @@ def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _interval_note(metrics: dict) -> str:
-    return (f"<p class='note'>[intervals: {html.escape(metrics['interval_method'])}]</p>"
-            if metrics.get("intervals") else "")
-
-
-def _band_of(metrics: dict, key: str, value: object) -> str:
-    return _band(value, metrics.get("intervals", {}).get(key))
-
-
-def forecast_metrics_html(metrics: dict) -> str:
-    """The model's test errors beside its baselines', with intervals, and the skill."""
-    names = ("mae", "rmse", "smape", "mase")
-    rows = [("model", *[_band_of(metrics, n, metrics.get(n)) for n in names])]
-    for base, values in (metrics.get("baselines") or {}).items():
-        rows.append((base, *[_band_of(metrics, f"baselines.{base}.{n}", values.get(n))
-                             for n in names]))
-    return (_table(rows, ("forecast", "MAE", "RMSE", "sMAPE", "MASE")) + _interval_note(metrics)
-            + f"<p>skill (1 - MASE / best baseline's): {_cell(metrics.get('skill'))}</p>")
-
-
-def classification_metrics_html(metrics: dict) -> str:
-    """The classifier's scalar test metrics with intervals."""
-    names = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "roc_auc", "pr_auc",
-             "log_loss")
-    return _table([(n, _band_of(metrics, n, metrics[n])) for n in names
-                   if metrics.get(n) is not None],
-                  ("metric", "value [95% interval]")) + _interval_note(metrics)
-
-
-def scalar_metrics_html(metrics: dict) -> str:
-    """Any task's scalar test metrics with intervals (``Task.report_metrics``' default)."""
-    return _table([(n, _band_of(metrics, n, v)) for n, v in metric_scalars(metrics).items()],
-                  ("metric", "value [95% interval]")) + _interval_note(metrics)
-
-
 def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own parts
     """The run's task (from metrics.json, else config.json); None when neither names one."""
-    from .tasks import get_task
+    from grutune.tasks import get_task
 
     name = (run.metrics or {}).get("task") or (run.config.get("data") or {}).get("task")
     return get_task(name) if name else None
@@ -421,7 +366,7 @@ def _best_model(study: optuna.Study, figure) -> list[str]:
         return []
     frame = rd.curves(best)
     out = [f"<h2>Best model (trial {best.number})</h2>",
-           _table([("parameters", f"{best.user_attrs.get('n_params', '?'):,}"
+           table_html([("parameters", f"{best.user_attrs.get('n_params', '?'):,}"
                     if isinstance(best.user_attrs.get("n_params"), int) else "?"),
                    ("training time", format_seconds(best.user_attrs.get("seconds", 0))),
                    ("epochs (best)", f"{best.user_attrs.get('epochs', '?')} "
@@ -447,69 +392,3 @@ def _best_model(study: optuna.Study, figure) -> list[str]:
 
 # --- task sections -------------------------------------------------------------------
 
-def classification_sections(run: rd.RunFiles, figure) -> list[str]:
-    """ROC and PR curves, the confusion matrix, per-class scores."""
-    metrics = run.metrics
-    labels = [str(label) for label in metrics["labels"]]
-    out = ["<h2>Classification</h2>"]
-    curves = rd.roc(metrics)
-    if curves:
-        fig = go.Figure()
-        for name, c in curves.items():
-            fig.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], mode="lines",
-                                     name=f"{name} (AUC {c['auc']:.3f})",
-                                     line=dict(dash="dash" if name == "macro" else "solid")))
-        fig.update_layout(title="ROC curves (one-vs-rest)", xaxis_title="false positive rate",
-                          yaxis_title="true positive rate")
-        out.append("<div class='grid'>" + figure(fig, 380))
-        pr = {}
-        if run.predictions is not None and "prediction" in run.predictions:
-            target = run.predictions.columns[run.predictions.columns.get_loc("prediction") - 1]
-            pr = rd.precision_recall(run.predictions, target, labels)
-        fig = go.Figure()
-        for name, c in pr.items():
-            fig.add_trace(go.Scatter(x=c["recall"], y=c["precision"], mode="lines", name=name))
-        fig.update_layout(title=f"Precision-recall curves (PR-AUC {metrics.get('pr_auc', 0):.3f})",
-                          xaxis_title="recall", yaxis_title="precision")
-        out.append(figure(fig, 380) + "</div>")
-    out.append("<div class='grid'>")
-    for key, title in (("confusion_matrix", "Confusion matrix (counts)"),
-                       ("confusion_matrix_normalized", "Confusion matrix (row-normalized)")):
-        fig = go.Figure(go.Heatmap(z=metrics[key], x=labels, y=labels, colorscale="Blues",
-                                   text=[[_cell(v) for v in row] for row in metrics[key]],
-                                   texttemplate="%{text}"))
-        fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true",
-                          yaxis=dict(autorange="reversed"))
-        out.append(figure(fig, 380))
-    out.append("</div>")
-    per_class = metrics.get("per_class", {})
-    out.append(_table([(name, v["precision"], v["recall"], v["f1"], v["support"])
-                       for name, v in per_class.items()],
-                      ("class", "precision", "recall", "F1", "support")))
-    return out
-
-
-def forecast_sections(run: rd.RunFiles, figure) -> list[str]:
-    """Per target: test actuals, forecasts and baselines over time."""
-    metrics = run.metrics
-    frame = rd.forecast_frame(run.predictions)
-    out = ["<h2>Forecast</h2>"]
-    for target, group in frame.groupby("target", sort=False):
-        fig = go.Figure()
-        for column, style in (("actual", dict(color="black")), ("forecast", dict(color="#1f77b4")),
-                              ("naive", dict(color="#aaaaaa", dash="dot")),
-                              ("seasonal_naive", dict(color="#ff7f0e", dash="dot"))):
-            fig.add_trace(go.Scatter(x=group["time"],  # plotly reads date strings
-                                     y=group[column], mode="lines", name=column, line=style))
-        fig.update_layout(title=f"{target}: test actuals, forecasts and baselines",
-                          xaxis_title="time")
-        out.append(figure(fig, 400))
-    steps = rd.horizon_errors(metrics)
-    fig = go.Figure()
-    for column in steps.columns[1:]:
-        fig.add_trace(go.Scatter(x=steps["step"], y=steps[column], mode="lines+markers",
-                                 name=column))
-    fig.update_layout(title="MAE by horizon step", xaxis_title="steps ahead",
-                      yaxis_title="MAE")
-    out.append(figure(fig, 340))
-    return out

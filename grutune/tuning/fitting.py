@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from .bundle import load_weights
-from .model import SequenceModel, make_model
-from .search_space import train_config
-from .tasks import Prepared, Task
-from .trainer import EpochLog, FitResult, fit, predict, seed_everything
+from grutune.bundle import load_weights
+from grutune.nn.model import SequenceModel, make_model
+from grutune.nn.trainer import EpochLog, FitResult, fit, predict, seed_everything
+from grutune.search_space import train_config
+from grutune.tasks import Prepared, Task
 
 
 def build_model(task: Task, params: dict, state: dict, seed: int) -> SequenceModel:

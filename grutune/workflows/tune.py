@@ -1,4 +1,4 @@
-"""The whole job: prepare -> search -> evaluate on test -> bundle. And predict.
+"""The whole job: prepare -> search -> evaluate on test -> bundle -> report.
 
 Nothing is written before the data and configuration have passed every check, so bad
 input never leaves a half-made run directory. Re-running the same command resumes: the
@@ -18,18 +18,14 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
 
-import numpy as np
 import optuna
-import pandas as pd
 import torch
 from rich.console import Console
 
-from . import __version__, compat
-from .bundle import Bundle, load_bundle, save_bundle
-from .cache import fingerprint
-from .config import (
+from grutune import __version__, compat
+from grutune.bundle import save_bundle
+from grutune.config import (
     DEFAULT_DATASET,
     DEFAULT_TASK,
     DataConfig,
@@ -37,20 +33,30 @@ from .config import (
     default_study_name,
     to_dict,
 )
-from .datasets import get_dataset
-from .evaluate import evaluate_test, final_model, prune_checkpoints, test_predictions, top_trials
-from .exceptions import ConfigError, DataError
-from .files import atomic_path, write_json
-from .folds import CV_BELOW, make_folds, resolve_folds
-from .intervals import bootstrap
-from .lint import lint
-from .model import Ensemble
-from .progress import format_seconds
-from .recurrence import cpu_kernel
-from .repeats import REPEAT_SHARE, choose, plan, repeat
-from .search import search
-from .search_space import Space, load_space
-from .study import (
+from grutune.data.cache import fingerprint
+from grutune.data.datasets import get_dataset
+from grutune.data.folds import CV_BELOW, make_folds, resolve_folds
+from grutune.exceptions import ConfigError
+from grutune.files import atomic_path, write_json
+from grutune.metrics.intervals import bootstrap
+from grutune.nn.model import Ensemble
+from grutune.nn.recurrence import cpu_kernel
+from grutune.nn.trainer import predict
+from grutune.render import format_seconds
+from grutune.reporting.tables import plan_text, print_result, repeats_table, trials_frame
+from grutune.search_space import Space, load_space
+from grutune.tasks import Prepared, Task, get_task
+from grutune.tuning.evaluate import (
+    evaluate_test,
+    final_model,
+    prune_checkpoints,
+    test_predictions,
+    top_trials,
+)
+from grutune.tuning.lint import lint
+from grutune.tuning.repeats import REPEAT_SHARE, choose, plan, repeat
+from grutune.tuning.search import search
+from grutune.tuning.study import (
     FINISHED,
     make_pruner,
     make_sampler,
@@ -59,9 +65,7 @@ from .study import (
     retry_failed,
     storage_url,
 )
-from .tables import plan_text, print_result, repeats_table, trials_frame
-from .tasks import Prepared, Task, get_task
-from .trainer import predict
+from grutune.workflows.predict import write_predictions
 
 log = logging.getLogger("grutune")
 
@@ -235,7 +239,7 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     >>> data.task, study.study_name, study.run_dir, study.max_epochs
     ('forecast', 'sunspots', 'runs/sunspots', 60)
     """
-    from .workers import default_workers
+    from grutune.tuning.workers import default_workers
 
     data_cfg, study_cfg = data_cfg or DataConfig(), study_cfg or StudyConfig()
     if data_cfg.path is None and data_cfg.dataset is None:
@@ -263,7 +267,7 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
     Example (configs in, on the built-in BBC News data: one validation split, no seed
     repeats)::
 
-        from grutune.pipeline import tune  # configs in; grutune.tune takes keywords
+        from grutune.workflows.tune import tune  # configs in; grutune.tune takes keywords
         from grutune.config import DataConfig, StudyConfig
 
         result = tune(DataConfig(dataset="bbc-news", sample=300),
@@ -277,7 +281,7 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
     # add a traceback for each
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     if study_cfg.mlflow:
-        from .tracking import require_mlflow
+        from grutune.tracking import require_mlflow
 
         require_mlflow()
     task = get_task(data_cfg.task, metric)
@@ -420,7 +424,7 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
 
 def _write_report(run_dir: Path) -> None:
     """The report; a failure to draw it is a warning, never a failed run."""
-    from .report import build_or_warn, build_report, retry_hint
+    from grutune.reporting.page import build_or_warn, build_report, retry_hint
 
     build_or_warn(build_report, run_dir, retry_hint(run_dir))
 
@@ -428,7 +432,7 @@ def _write_report(run_dir: Path) -> None:
 def _log_mlflow(uri: str, study: optuna.Study, run_dir: Path, metrics: dict,
                 data: dict) -> None:
     """MLflow logging; a failure is a warning (everything is saved in the run directory)."""
-    from .tracking import log_study
+    from grutune.tracking import log_study
 
     try:
         run_id = log_study(uri, study, run_dir, metrics, data)
@@ -442,75 +446,4 @@ def write_trials_csv(study: optuna.Study, path: Path) -> None:
         trials_frame(study).to_csv(tmp, index=False)
 
 
-def predict_file(bundle_dir: str | Path, path: str | Path,
-                 text_column: str | None = None) -> pd.DataFrame:
-    """Predictions of a saved bundle for every row of a file.
-
-    >>> # predict_file("runs/bbc-news/model", "new.csv")  -> prediction, prob_<class>...
-    """
-    return predict_with(load_bundle(bundle_dir), path, text_column, str(bundle_dir))
-
-
-def predict_with(bundle: Bundle, path: str | Path, text_column: str | None = None,
-                 where: str = "bundle") -> pd.DataFrame:
-    """Predictions of a loaded bundle for every row of the file ``path``: the one code
-    path of ``grutune predict``, ``predict_file`` and the Python ``Model.predict``."""
-    from .tasks import TASKS
-
-    state = dict(bundle.state)
-    if text_column:
-        state["text_column"] = text_column
-    task_name = state.get("task")
-    if task_name not in TASKS:
-        raise ConfigError(f"{where}: bundle of unknown task {task_name!r}")
-    task = TASKS[task_name]()
-    frame = task.read_rows(str(path), state)
-    return _finite(task.predict_rows(bundle.model, frame, state, str(path)), path)
-
-
-PROBABILITY_DIGITS = "%.6g"  # text outputs: probabilities to 6 significant digits
-
-
-def write_predictions(table: pd.DataFrame, stream: TextIO, fmt: str = "csv") -> None:
-    """A prediction table as CSV, TSV or JSON Lines: test_predictions.csv and every text
-    output of ``grutune predict`` alike, so predicting the test rows again reproduces the
-    file exactly. Probabilities (``prob_`` columns) to 6 significant digits (a small
-    positive one stays positive), every other number in full."""
-    table = table.copy()
-    for column in table.columns:
-        if str(column).startswith("prob_") and table[column].dtype.kind == "f":
-            table[column] = [float(PROBABILITY_DIGITS % v) for v in table[column]]
-    if fmt in ("csv", "tsv"):
-        table.to_csv(stream, index=False, sep="\t" if fmt == "tsv" else ",",
-                     lineterminator="\n")
-        return
-    for record in table.to_dict(orient="records"):
-        stream.write(json.dumps(record, ensure_ascii=False, default=_json_value) + "\n")
-
-
-def _json_value(value: object) -> object:
-    """A table cell JSON cannot hold as it is: times as ISO text, NumPy scalars as
-    numbers, anything else as its text."""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def _finite(table: pd.DataFrame, path: str | Path) -> pd.DataFrame:
-    """The prediction table, or DataError when the model gave a row no finite number: a
-    blank or NaN prediction is never an answer. (The readers refuse non-finite input;
-    finite values far outside the training range can still overflow inside the model.)"""
-    numbers = table.select_dtypes("number").to_numpy(dtype="float64")
-    bad = ~np.isfinite(numbers).all(axis=1)
-    if bad.any():
-        rows = [int(i) + 1 for i in np.flatnonzero(bad)[:5]]
-        raise DataError(f"{path}: the model gives no finite prediction for {int(bad.sum())} "
-                        f"of {len(table)} output rows (first: {rows}); their input values "
-                        "are far outside the range of the training data")
-    return table
-
-
-__all__ = ["TuneResult", "predict_file", "predict_with", "tune", "format_seconds",
-           "write_predictions"]
+__all__ = ["TuneResult", "tune"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .config import StudyConfig
-from .search_space import Param, Space
+from grutune.config import StudyConfig
+from grutune.search_space import Param, Space
 
 
 def _values(p: Param) -> list:

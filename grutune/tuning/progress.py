@@ -15,24 +15,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from .study import trial_score
-from .trainer import EpochLog
+from grutune.nn.trainer import EpochLog
+from grutune.render import format_seconds
+from grutune.tuning.study import trial_score
 
 log = logging.getLogger("grutune")
-
-
-def format_seconds(seconds: float) -> str:
-    """``1h02m``, ``4m05s``, ``12s``.
-
-    >>> format_seconds(3725), format_seconds(245), format_seconds(12.4)
-    ('1h02m', '4m05s', '12s')
-    """
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 class Progress:

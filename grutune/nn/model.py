@@ -26,9 +26,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .exceptions import ConfigError
-from .recurrence import FastGRU
+from grutune.config import ModelConfig
+from grutune.exceptions import ConfigError
+from grutune.nn.recurrence import FastGRU
 
 
 def reverse_index(lengths: Tensor, steps: int) -> Tensor:

@@ -1,0 +1,143 @@
+"""The scikit-learn estimators against scikit-learn's own estimator checks.
+
+``GRUSeriesClassifier`` takes 2-d numeric input, so every check of
+``sklearn.utils.estimator_checks`` applies and runs here (one pytest case each), with
+one documented exception (``EXPECTED_FAILURES``). The estimator is tuned with a small
+budget (4 trials of at most 10 epochs): enough that ``check_classifiers_train``'s bar
+(training accuracy > 0.83 on three blobs) is met by tuning, not by luck.
+
+``GRUTextClassifier`` takes texts; scikit-learn's data checks feed numbers and skip an
+estimator whose input is text (``input_tags.string``), so the checks that need no data
+run as they are and the data checks are written again here with real texts (BBC News):
+fit returns self, unfitted use refused, clone, pickle, label types kept, probabilities
+consistent with predictions, y as a column, y None refused, it learns.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import estimator_checks as ec
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from grutune.data.datasets import get_dataset
+from grutune.estimators import GRUSeriesClassifier, GRUTextClassifier
+
+pytestmark = pytest.mark.filterwarnings("ignore")  # sklearn's checks warn on purpose
+
+QUICK = dict(trials=4, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0)
+
+EXPECTED_FAILURES = {
+    "check_methods_subset_invariance": (
+        "predict_proba of a row differs by up to ~4e-7 with the batch it is computed in "
+        "(float32 matrix products block by batch size), above the check's 1e-7; predict "
+        "is invariant"),
+}
+
+
+@parametrize_with_checks([GRUSeriesClassifier(**QUICK)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILURES)
+def test_series_classifier_passes_sklearn_checks(estimator, check):
+    check(estimator)
+
+
+# --- the text classifier -------------------------------------------------------------
+
+# the checks of scikit-learn that read no data: they run on the text estimator as is
+NO_DATA_CHECKS = [ec.check_estimator_cloneable, ec.check_estimator_repr,
+                  ec.check_no_attributes_set_in_init, ec.check_get_params_invariance,
+                  ec.check_set_params, ec.check_parameters_default_constructible,
+                  ec.check_mixin_order, ec.check_valid_tag_types,
+                  ec.check_estimator_tags_renamed,
+                  ec.check_do_not_raise_errors_in_init_or_set_params]
+
+
+@pytest.mark.parametrize("check", NO_DATA_CHECKS, ids=lambda c: c.__name__)
+def test_text_classifier_passes_the_checks_that_need_no_data(check):
+    check("GRUTextClassifier", GRUTextClassifier(**QUICK))
+
+
+def test_sklearn_skips_its_data_checks_for_text_input_and_says_so():
+    """What scikit-learn does with a text estimator: it yields no data check at all
+    (hence the text versions below)."""
+    with pytest.warns(ec.SkipTestWarning, match="requires input"):
+        checks = list(ec._yield_all_checks(GRUTextClassifier(), legacy=True))
+    assert checks == []
+
+
+@pytest.fixture(scope="module")
+def bbc() -> tuple[pd.Series, np.ndarray]:
+    frame = get_dataset("bbc-news").loader()[0].sample(300, random_state=0)
+    codes = {name: i for i, name in enumerate(sorted(frame["topic"].unique()))}
+    return frame["text"].reset_index(drop=True), frame["topic"].map(codes).to_numpy()
+
+
+@pytest.fixture(scope="module")
+def fitted(bbc) -> GRUTextClassifier:
+    texts, labels = bbc
+    clf = GRUTextClassifier(trials=2, max_epochs=3, folds=1, repeats=1, random_state=1,
+                            verbose=0)
+    assert clf.fit(texts, labels) is clf  # fit returns self
+    return clf
+
+
+@pytest.mark.realdata
+def test_text_classifier_learns_and_keeps_label_types(bbc, fitted):
+    texts, labels = bbc
+    assert fitted.classes_.tolist() == [0, 1, 2, 3, 4]
+    predicted = fitted.predict(texts[:40])
+    assert predicted.dtype == labels.dtype and set(predicted) <= set(fitted.classes_)
+    # held-out accuracy (the 15% of fit's data no choice saw) well above chance (0.2)
+    assert fitted.holdout_metrics_["accuracy"] > 0.45
+    assert {"lr", "hidden_size"} <= fitted.best_params_.keys()
+
+
+@pytest.mark.realdata
+def test_text_probabilities_agree_with_predictions(bbc, fitted):
+    texts, _ = bbc
+    proba = fitted.predict_proba(texts[:40])
+    assert proba.shape == (40, 5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(fitted.classes_[proba.argmax(axis=1)],
+                                  fitted.predict(texts[:40]))
+
+
+@pytest.mark.realdata
+def test_text_classifier_pickles_and_clones(bbc, fitted):
+    texts, _ = bbc
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(texts[:20]),
+                                  fitted.predict_proba(texts[:20]))
+    fresh = clone(fitted)
+    assert fresh.get_params() == fitted.get_params()
+    with pytest.raises(NotFittedError):
+        fresh.predict(["an unfitted estimator refuses"])
+
+
+@pytest.mark.realdata
+def test_text_classifier_same_seed_same_model(bbc, fitted):
+    """Fitting twice with one random_state gives the same predictions (fit idempotent);
+    y given as a column works, with scikit-learn's warning."""
+    texts, labels = bbc
+    again = clone(fitted)
+    with pytest.warns(Warning, match="column-vector y"):
+        again.fit(texts, labels.reshape(-1, 1))
+    np.testing.assert_array_equal(again.predict_proba(texts[:30]),
+                                  fitted.predict_proba(texts[:30]))
+
+
+@pytest.mark.parametrize(("X", "y", "message"), [
+    (["a b c", "d e f"], None, "requires y to be passed"),
+    ([1.0, 2.0], [0, 1], "row 0 is float"),
+    ("one string", [0], "a sequence of texts"),
+    (["a b", "c d", "e f"], [0, 0, 0], "got 1 class"),
+    (["a b", "c d"], [0, 1, 1], "one label per row"),
+])
+def test_text_classifier_refuses_bad_input_clearly(X, y, message):  # noqa: N803
+    with pytest.raises(ValueError, match=message):
+        GRUTextClassifier(**QUICK).fit(X, y)
