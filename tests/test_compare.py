@@ -129,10 +129,19 @@ def compared(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("compare")
     out = {}
     for kind, args in RUNS.items():
+        as_json = ["--json"] if kind == "text" else []  # both ways of showing the result
         result = CliRunner().invoke(app, ["compare", *args, "--seeds", "3", "--workers", "1",
-                                          "--run-dir", str(root / kind)])
+                                          "--run-dir", str(root / kind), *as_json])
         assert result.exit_code == 0, result.output
         assert "verdict:" in result.output
+        if as_json:  # standard output holds the JSON summary and nothing else
+            summary = json.loads(result.stdout)
+            record = json.loads((root / kind / "compare.json").read_text())
+            assert summary["verdict"] == record["verdict"]
+            assert summary["table"] == record["table"] and summary["run_dir"] == str(root / kind)
+        else:  # standard output holds the verdict table and the run directory
+            assert "verdict:" in result.stdout and "run directory:" in result.stdout
+            assert "study (" not in result.stdout  # the plan went to standard error
         out[kind] = root / kind
     return out
 

@@ -91,3 +91,20 @@ def test_a_text_model_does_not_forecast(frame_run):
     run, _ = frame_run
     with pytest.raises(ConfigError, match="does not forecast"):
         run.model.forecast(pd.DataFrame({"y": [1.0, 2.0]}))
+
+
+def test_progress_in_a_notebook_is_a_line_per_trial_not_per_epoch(tmp_path, capfd):
+    """Outside a terminal (a notebook's output cell, a log file) the epoch status is not
+    printed line by line: the output holds the plan, one line per trial and the results,
+    however many epochs run; ``quiet=True`` holds nothing."""
+    data = make_texts(25, seed=2)
+    tune(data, text="text", target="label", run_dir=tmp_path / "loud",
+         **{**QUICK, "trials": 3, "max_epochs": 4})
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert sum(line.lstrip().startswith("trial ") for line in lines) == 3
+    assert not [line for line in lines if "epoch 2/4" in line]
+    assert len(lines) < 80, err  # the plan, 3 trial lines and the metric tables
+    tune(data, text="text", target="label", run_dir=tmp_path / "quiet", quiet=True, **QUICK)
+    captured = capfd.readouterr()
+    assert "trial " not in captured.err and captured.out == ""

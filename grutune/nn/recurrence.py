@@ -31,10 +31,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import logging
 import os
 import platform
+import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +49,12 @@ from torch import Tensor, nn
 log = logging.getLogger("grutune")
 
 _SOURCE = Path(__file__).parent / "csrc" / "gru_cpu.cpp"
-_FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+# what the gate loop wants from a GCC-compatible compiler, in this order (the order is
+# part of torch's build hash): -march=native on x86 and GCC, -mcpu=native where only that
+# exists (clang on Arm); -ffast-math vectorizes exp. Each is kept only if the compiler
+# found accepts it (``compile_flags``).
+_GCC_FLAGS = ("-O3", ("-march=native", "-mcpu=native"), "-ffast-math", "-fopenmp-simd")
+_MSVC_FLAGS = ["/O2", "/fp:fast"]  # Windows: torch builds with cl, which knows no -O3
 _lock = threading.Lock()
 _state: dict[str, ModuleType | None] = {}
 
@@ -106,11 +114,46 @@ def _build() -> ModuleType | None:
         from torch.utils.cpp_extension import load
 
         return load(name=f"grutune_gru_cpu_{_cpu_tag()}", sources=[str(_SOURCE)],
-                    extra_cflags=_FLAGS, verbose=False)
+                    extra_cflags=compile_flags(), verbose=False)
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the fallback
         log.warning("the C++ GRU kernel could not be built (%s); using the slower plain "
                     "PyTorch recurrence", str(exc).splitlines()[0] if str(exc) else exc)
         return None
+
+
+def compile_flags(compiler: str | None = None, system: str | None = None) -> list[str]:
+    """The kernel's compiler flags, suited to the compiler torch will build with (``CXX``,
+    else ``c++``; ``cl`` on Windows): each wanted flag is tried on an empty program and
+    kept only if the compiler accepts it without a warning, so an older or different
+    compiler builds a slower kernel rather than none.
+
+    >>> compile_flags(system="Windows")
+    ['/O2', '/fp:fast']
+    """
+    if (system or platform.system()) == "Windows":
+        return list(_MSVC_FLAGS)
+    compiler = compiler or os.environ.get("CXX", "c++")
+    flags = []
+    for wanted in _GCC_FLAGS:
+        choices = wanted if isinstance(wanted, tuple) else (wanted,)
+        flags += next(([f] for f in choices if _accepts(compiler, f)), [])
+    return flags
+
+
+@functools.cache
+def _accepts(compiler: str, flag: str) -> bool:
+    """Whether ``compiler`` compiles an empty program with ``flag`` (warnings as errors:
+    clang only warns about a flag it ignores)."""
+    with tempfile.TemporaryDirectory(prefix="grutune-flags-") as folder:
+        source = Path(folder) / "probe.cpp"
+        source.write_text("int main() { return 0; }\n")
+        try:
+            done = subprocess.run([compiler, flag, "-Werror", "-c", str(source), "-o",
+                                   str(Path(folder) / "probe.o")], capture_output=True,
+                                  timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0
 
 
 def _cpu_tag() -> str:

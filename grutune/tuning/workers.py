@@ -16,13 +16,19 @@ epoch, a second stops it at once. A worker whose parent dies is killed with it (
 >>> import os
 >>> default_workers() == max(1, len(os.sched_getaffinity(0)))
 True
+
+Supported platforms: Linux (and the BSDs) run N workers; on macOS and Windows a
+study runs its trials in one process (``usable_workers``), with everything else the
+same.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing as mp
 import os
+import platform
 import signal
 import time
 from collections.abc import Callable
@@ -30,6 +36,34 @@ from collections.abc import Callable
 import torch
 
 PR_SET_PDEATHSIG = 1
+log = logging.getLogger("grutune")
+
+
+def fork_safe(system: str | None = None) -> bool:
+    """Whether trial workers can be forked here. Linux and the BSDs fork; macOS has
+    ``fork``, but a process that forks after its math libraries started threads can
+    crash there (Python itself defaults to spawn on macOS); Windows has no fork.
+
+    >>> fork_safe("Windows"), fork_safe("Darwin"), fork_safe("Linux")
+    (False, False, True)
+    """
+    system = system or platform.system()
+    return system in ("Linux", "FreeBSD", "OpenBSD", "NetBSD")
+
+
+def usable_workers(requested: int | None, system: str | None = None) -> int:
+    """The trial workers to run: ``requested`` (None or 0: one per core) where workers
+    can be forked; elsewhere one, with a warning when more were asked for. Workers are
+    forked rather than spawned on purpose: they share the prepared tensors and the
+    study's closures, which a spawned process would have to prepare again.
+    """
+    if fork_safe(system):
+        return requested or default_workers()
+    if requested and requested > 1:
+        log.warning("--workers %d: trial workers need fork, which %s does not offer "
+                    "safely; running the trials in this one process", requested,
+                    system or platform.system())
+    return 1
 
 
 def default_workers() -> int:

@@ -233,13 +233,14 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     """Every default the configs leave open, filled the one way the CLI and Python share:
     the data (DEFAULT_DATASET), the task (the dataset's, else DEFAULT_TASK), the study name (from
     the data's name; ``prefix`` for compare), the run directory (runs/STUDY), the epochs
-    (the task's ``default_max_epochs``) and the workers (one per core).
+    (the task's ``default_max_epochs``) and the workers (one per core where workers can be
+    forked, else one: ``usable_workers``).
 
     >>> data, study = resolve(DataConfig(dataset="sunspots"))
     >>> data.task, study.study_name, study.run_dir, study.max_epochs
     ('forecast', 'sunspots', 'runs/sunspots', 60)
     """
-    from grutune.tuning.workers import default_workers
+    from grutune.tuning.workers import usable_workers
 
     data_cfg, study_cfg = data_cfg or DataConfig(), study_cfg or StudyConfig()
     if data_cfg.path is None and data_cfg.dataset is None:
@@ -252,7 +253,7 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     return data_cfg, replace(
         study_cfg, study_name=name, run_dir=study_cfg.run_dir or str(Path("runs") / name),
         max_epochs=study_cfg.max_epochs or get_task(data_cfg.task).default_max_epochs,
-        workers=study_cfg.workers or default_workers())
+        workers=usable_workers(study_cfg.workers))
 
 
 def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
