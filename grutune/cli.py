@@ -375,6 +375,10 @@ def tune(  # the options in the order of their help panels: data, search, traini
         None, "--mlflow", metavar="URI", rich_help_panel=OUTPUT,
         help=_h("MLflow tracking URI (e.g. file:///path/mlruns): log every trial and the model "
                 "when the run ends (pip install 'grutune[mlflow]').")),
+    baseline: bool = typer.Option(
+        _S.baseline, "--baseline/--no-baseline", rich_help_panel=OUTPUT,
+        help="Also fit the task's baseline (text: TF-IDF + logistic regression; series: "
+        "1-NN Euclidean) on the same split and show the model beside it (seconds)."),
     as_json: bool = typer.Option(
         False, "--json", rich_help_panel=OUTPUT,
         help="Print one JSON summary on standard output (run directory, best parameters, test "
@@ -390,7 +394,8 @@ def tune(  # the options in the order of their help panels: data, search, traini
     with _fatal_errors():
         _check_quiet_verbose(quiet, verbose)
         data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
-                                       mlflow=mlflow, repeats=repeats, repeat_top=repeat_top)
+                                       mlflow=mlflow, repeats=repeats, repeat_top=repeat_top,
+                                       baseline=baseline)
         log.debug("data: %s; study: %s", data_cfg, study_cfg)
         from grutune.workflows.tune import tune as run_tune
 
@@ -422,9 +427,19 @@ def _summary(result: TuneResult) -> dict:
         "validation": plain_json(metrics.get("validation", {})),
         "test_metrics": metric_scalars(metrics),
         "test_intervals": plain_json(metrics.get("intervals", {})),
+        "baseline": _baseline_summary(metrics.get("baseline")),
         "metrics_file": str(Path(result.run_dir) / "metrics.json"),
         "model": str(Path(result.run_dir) / "model"),
         "interrupted": result.interrupted})
+
+
+def _baseline_summary(block: dict | None) -> dict | None:
+    """``--json``'s baseline: its name, the metrics it is compared by, the difference."""
+    if not block:
+        return None
+    return {"name": block["name"], "chosen": block.get("chosen"),
+            "metrics": {k: block[k] for k in block.get("shown", []) if k in block},
+            "difference": block.get("difference")}
 
 
 def _compare_summary(result: CompareResult) -> dict:

@@ -208,6 +208,7 @@ class StudyConfig:
     mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
     repeats: int = 3  # seeds per configuration in the seed repeats (1: off)
     repeat_top: int = 3  # configurations the seed repeats re-train
+    baseline: bool = True  # also fit the task's baseline on the same split (seconds)
     heartbeat_s: int = 30  # RDB storages: a running trial's heartbeat interval
     grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
 

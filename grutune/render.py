@@ -125,3 +125,54 @@ def scalar_metrics_html(metrics: dict) -> str:
     """Any task's scalar test metrics with intervals (``Task.report_metrics``' default)."""
     return table_html([(n, band_of(metrics, n, v)) for n, v in metric_scalars(metrics).items()],
                   ("metric", "value [95% interval]")) + interval_note(metrics)
+
+
+def _baseline_rows(metrics: dict) -> list[tuple[str, object, list | None, object, list | None]]:
+    """(metric, model value, its interval, baseline value, its interval) for the
+    metrics the block names (``shown``: the task's metric and the ones compare judges
+    by), else every scalar it shares with the model."""
+    base = metrics["baseline"]
+    ours, theirs = metrics.get("intervals", {}), base.get("intervals", {})
+    names = base.get("shown") or [k for k in metric_scalars(base) if k != "seconds"]
+    return [(k, metrics[k], ours.get(k), base[k], theirs.get(k))
+            for k in names if k in metrics and k in base]
+
+
+def baseline_caption(metrics: dict) -> str:
+    """What the baseline is, what validation chose, and the paired difference.
+
+    >>> text = baseline_caption({"baseline": {"name": "1-NN Euclidean",
+    ...     "chosen": {"znorm": True}, "seconds": 0.4, "difference": {"metric": "accuracy",
+    ...     "model_minus_baseline": 0.05, "interval": [0.01, 0.09]}}})
+    >>> text.split("; ")[:2]
+    ['baseline: 1-NN Euclidean (znorm True', 'chosen on validation), 0.4 s']
+    >>> text.split("; ")[2].split(" (paired")[0]
+    'model - baseline accuracy: +0.0500 [+0.0100, +0.0900]'
+    """
+    base = metrics["baseline"]
+    chosen = ", ".join(f"{k} {v}" for k, v in base.get("chosen", {}).items())
+    diff = base["difference"]
+    low, high = diff["interval"]
+    return (f"baseline: {base['name']} ({chosen}; chosen on validation), "
+            f"{base.get('seconds', 0):.1f} s; model - baseline {diff['metric']}: "
+            f"{diff['model_minus_baseline']:+.4f} [{low:+.4f}, {high:+.4f}] "
+            "(paired bootstrap over the same test rows)")
+
+
+def baseline_table(metrics: dict) -> Table:
+    """The model beside the task's baseline on the same test rows, with intervals."""
+    table = Table(title="Model vs baseline (same split, same test rows)",
+                  caption=baseline_caption(metrics), min_width=60)
+    for col in ("metric", "model", "baseline"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name, ours, ours_band, theirs, theirs_band in _baseline_rows(metrics):
+        table.add_row(name, with_interval(ours, ours_band), with_interval(theirs, theirs_band))
+    return table
+
+
+def baseline_html(metrics: dict) -> str:
+    """``baseline_table`` for the report page."""
+    rows = [(name, band(ours, ours_band), band(theirs, theirs_band))
+            for name, ours, ours_band, theirs, theirs_band in _baseline_rows(metrics)]
+    return (table_html(rows, ("metric", "model", "baseline"))
+            + f"<p class='note'>{html.escape(baseline_caption(metrics))}</p>")

@@ -572,6 +572,33 @@ def test_test_never_chooses(case, runs, root, spaces):
     task = get_task(case.name)
     assert _ensemble(task, plain, root, case, spaces) == _ensemble(
         scrambled(type(task))(), mixed, root, case, spaces)
+    if "baseline" in a:  # the baseline's settings are chosen on validation too
+        assert a["baseline"]["chosen"] == b["baseline"]["chosen"]
+        assert a["baseline"]["validation"] == b["baseline"]["validation"]
+        # the scramble reached its test metrics
+        assert a["baseline"]["intervals"] != b["baseline"]["intervals"]
+
+
+def test_the_model_is_shown_beside_its_baseline(case, prepared, runs):
+    """A task with a baseline of its own (``Task.baseline``) reports it on the same test
+    rows with its intervals and the paired difference; the report shows both. A task
+    without one (the forecaster: naive forecasts inside ``evaluate``; the test-only
+    regression task) writes no block."""
+    _, data = prepared
+    metrics = _metrics(runs["plain"])
+    if type(get_task(case.name)).baseline is Task.baseline:
+        assert "baseline" not in metrics
+        return
+    base = metrics["baseline"]
+    diff = base["difference"]
+    metric = diff["metric"]
+    assert diff["model_minus_baseline"] == pytest.approx(metrics[metric] - base[metric])
+    low, high = diff["interval"]
+    assert low <= diff["model_minus_baseline"] <= high and low < high
+    assert metric in base["intervals"] and metric in base["shown"]
+    chance = case.chance(data)  # the baseline learns too (a broken one would not)
+    assert (base[metric] - chance) / (1 - chance) >= case.min_gain, (base[metric], chance)
+    assert "Beside the baseline" in (runs["plain"] / "report.html").read_text()
 
 
 # --- the test-only task through the command line ----------------------------------------

@@ -48,12 +48,9 @@ def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
     ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``);
     ``unit``: what a test row is, in words (``Task.test_unit``).
     """
-    rng = np.random.default_rng(seed)
     n = len(data)
     draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
-        index = rng.integers(0, n, n)
-        sample = SequenceData(data.x[index], data.lengths[index], data.y[index])
+    for index, sample in _resamples(data, resamples, seed):
         try:
             values = scalars(outputs[index], sample)
         except ValueError:  # a degenerate resample (e.g. one class only)
@@ -68,6 +65,40 @@ def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
             "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
                                f"{unit}, "
                                f"{resamples} resamples"}
+
+
+def _resamples(data: SequenceData, resamples: int, seed: int):  # -> Iterator[(index, sample)]
+    """The bootstrap's resamples of ``data``: the same ones for the same seed, so a model's
+    intervals and its paired difference with a baseline see the same test rows."""
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    for _ in range(resamples):
+        index = rng.integers(0, n, n)
+        yield index, SequenceData(data.x[index], data.lengths[index], data.y[index])
+
+
+def paired_difference(value: Callable[[Tensor, SequenceData], float], outputs: Tensor,
+                      other: Tensor, data: SequenceData, resamples: int = RESAMPLES,
+                      seed: int = 0) -> list[float]:
+    """The 95% percentile-bootstrap interval of ``value(outputs) - value(other)`` over the
+    same resampled rows (a paired interval: both models are scored on each resample).
+
+    >>> import torch
+    >>> data = SequenceData(torch.zeros(40, 1), torch.ones(40, dtype=torch.long),
+    ...                     torch.arange(40) % 2)
+    >>> right, wrong = torch.eye(2)[data.y], torch.eye(2)[1 - data.y]
+    >>> accuracy = lambda o, d: float((o.argmax(1) == d.y).float().mean())
+    >>> paired_difference(accuracy, right, wrong, data, resamples=50)
+    [1.0, 1.0]
+    """
+    diffs = []
+    for index, sample in _resamples(data, resamples, seed):
+        try:
+            diffs.append(value(outputs[index], sample) - value(other[index], sample))
+        except ValueError:  # a degenerate resample (e.g. one class only)
+            continue
+    tail = 100 * (1 - LEVEL) / 2
+    return [float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))]
 
 
 def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float]:

@@ -23,7 +23,14 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from grutune.files import atomic_path
-from grutune.render import band, cell, counts_text, format_seconds, table_html
+from grutune.render import (
+    band,
+    baseline_html,
+    cell,
+    counts_text,
+    format_seconds,
+    table_html,
+)
 from grutune.reporting import data as rd
 
 TOP_FACTORS = 4  # slice plots for this many of the most important factors
@@ -240,6 +247,8 @@ def _summary(run: rd.RunFiles) -> list[str]:
         out += _repeats(run.metrics.get("seed_repeats") or {})
         out.append("<p>Test metrics (the untouched test split, evaluated once):</p>"
                    + (task.report_metrics(run.metrics) if task else ""))
+        if run.metrics.get("baseline"):
+            out.append("<h3>Beside the baseline</h3>" + baseline_html(run.metrics))
     else:
         out.append("<p class='note'>No test metrics yet: the study is still running.</p>")
     return out

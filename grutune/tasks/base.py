@@ -29,6 +29,7 @@ from grutune.metrics.scores import SCORES, classification_metrics, classificatio
 from grutune.nn.trainer import predict
 from grutune.render import scalar_metrics_html, scalar_table
 from grutune.search_space import Space
+from grutune.tasks.baselines import Baseline
 from grutune.tasks.views import (
     classification_data_text,
     classification_metrics_html,
@@ -51,6 +52,8 @@ class Prepared:
     summary: dict = field(default_factory=dict)  # counts for the log and the report
     test_frame: pd.DataFrame | None = None  # raw test rows (for predictions.csv)
     folds: list[tuple[SequenceData, SequenceData]] | None = None  # cross-validation pairs
+    # each split's rows as the task's baseline reads them (a text task: the cleaned texts)
+    raw: dict[str, list] | None = None
 
     def fold_pairs(self) -> list[tuple[SequenceData, SequenceData]]:
         """The (train, held-out) pairs a trial is scored on: the folds, or train/val."""
@@ -122,6 +125,13 @@ class Task(ABC):
         """The report's task sections (HTML parts) for a run directory's files (called
         once metrics.json exists); ``figure(fig, height)`` adds a plotly figure."""
         return []
+
+    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+        """A cheap strong model on the same split, fitted on train with its settings
+        chosen on validation only, its test outputs in the model's output space (so it is
+        scored as the model is). None: no baseline beyond what ``evaluate`` reports (a
+        forecaster's naive forecasts)."""
+        return None
 
     @abstractmethod
     def default_space(self, context: dict) -> Space:

@@ -69,6 +69,7 @@ from grutune.tasks.base import (
     stratified_split,
     warn_similar_labels,
 )
+from grutune.tasks.baselines import Baseline, nearest_neighbour
 
 log = logging.getLogger("grutune")
 
@@ -485,6 +486,13 @@ class SeriesClassification(ClassificationTask):
                                        parts["test"]["label"].tolist(), state)})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
                         test_frame)
+
+    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+        """1-nearest-neighbour, Euclidean (``baselines.nearest_neighbour``)."""
+        parts = {k: getattr(prepared, k) for k in ("train", "val", "test")}
+        return nearest_neighbour(parts, len(prepared.state["labels"]),
+                                 self.scoring(prepared.state).val_metric,
+                                 self.direction == "maximize")
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

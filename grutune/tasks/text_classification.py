@@ -54,6 +54,7 @@ from grutune.tasks.base import (
     stratified_split,
     warn_similar_labels,
 )
+from grutune.tasks.baselines import Baseline, tfidf_logistic
 
 log = logging.getLogger("grutune")
 
@@ -337,7 +338,16 @@ class TextClassification(ClassificationTask):
             src.target: pd.Series(restore_label_type(parts["test"]["label"].tolist(), state),
                                   index=parts["test"].index, dtype=object)})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
-                        test_frame)
+                        test_frame, raw={k: p["text"].tolist() for k, p in parts.items()})
+
+    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+        """TF-IDF + logistic regression on the cleaned texts (``baselines.tfidf_logistic``)."""
+        if prepared.raw is None:
+            return None
+        y = {k: getattr(prepared, k).y for k in ("train", "val", "test")}
+        return tfidf_logistic(prepared.raw, y, len(prepared.state["labels"]),
+                              self.scoring(prepared.state).val_metric,
+                              self.direction == "maximize", seed)
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

@@ -19,7 +19,9 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from grutune.data.cache import SequenceData
 from grutune.exceptions import SearchError, TrialFailure
+from grutune.metrics.intervals import bootstrap, paired_difference
 from grutune.nn.model import Ensemble, SequenceModel
 from grutune.nn.oom import is_oom, oom_reason
 from grutune.nn.trainer import predict
@@ -120,3 +122,31 @@ def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:
     for path in (run_dir / "checkpoints").glob("trial-*.safetensors"):
         if path not in kept:
             path.unlink(missing_ok=True)
+
+
+def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int) -> dict | None:
+    """The task's baseline on the same test rows (``Task.baseline``): its test metrics
+    and their intervals, what validation chose, and the model's difference in the task's
+    metric with a paired bootstrap interval (the same resampled rows for both). None when
+    the task has no baseline of this kind.
+    """
+    base = task.baseline(prepared, seed)
+    if base is None:
+        return None
+    def scalars(o: Tensor, d: SequenceData) -> dict:
+        return task.scalars(o, d, prepared.state)
+
+    values = {k: v for k, v in scalars(base.test_outputs, prepared.test).items() if k != "n"}
+    metric = task.metric if task.metric in values else next(iter(values))
+    shown = [m for m in dict.fromkeys([metric, *task.verdict_metrics]) if m in values]
+    block = {"name": base.name, "chosen": base.chosen, "shown": shown,
+             "validation": {task.metric: base.validation, "tried": base.tried},
+             "seconds": round(base.seconds, 2), **values}
+    block.update(bootstrap(scalars, base.test_outputs, prepared.test, seed=seed,
+                           unit=task.test_unit))
+    ours = scalars(outputs, prepared.test)[metric]
+    block["difference"] = {
+        "metric": metric, "model_minus_baseline": ours - values[metric],
+        "interval": paired_difference(lambda o, d: scalars(o, d)[metric], outputs,
+                                      base.test_outputs, prepared.test, seed=seed)}
+    return block

@@ -42,11 +42,12 @@ from grutune.metrics.intervals import bootstrap
 from grutune.nn.model import Ensemble
 from grutune.nn.recurrence import cpu_kernel
 from grutune.nn.trainer import predict
-from grutune.render import format_seconds
+from grutune.render import baseline_table, format_seconds
 from grutune.reporting.tables import plan_text, print_result, repeats_table, trials_frame
 from grutune.search_space import Space, load_space
 from grutune.tasks import Prepared, Task, get_task
 from grutune.tuning.evaluate import (
+    baseline_metrics,
     evaluate_test,
     final_model,
     prune_checkpoints,
@@ -320,6 +321,11 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
             validation = {"scheme": "holdout validation split",
                           task.metric: task.val_metric(predict(model, prepared.val),
                                                        prepared.val.y, prepared.state)}
+    if study_cfg.baseline:
+        with console.status("fitting the baseline on the same split"):
+            block = baseline_metrics(task, prepared, outputs, data_cfg.seed)
+        if block is not None:
+            metrics["baseline"] = block
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
                "model": {"kind": "ensemble" if len(model.members) > 1 else "single",
                          "members": numbers, "folds": folds,
@@ -334,6 +340,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                        "study": study.study_name})
     prune_checkpoints(run_dir, numbers, folds)
     print_result(out, task.metrics_table(metrics))
+    if "baseline" in metrics:
+        print_result(out, baseline_table(metrics))
     with console.status("writing report.html"):
         _write_report(run_dir)
     if study_cfg.mlflow:

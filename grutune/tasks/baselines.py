@@ -1,0 +1,148 @@
+"""The cheap strong models a tuned GRU must beat, on the same split and test rows.
+
+Each is fitted on the training part and chooses its few settings on the validation part
+only (by the task's validation metric), then gives its test outputs in the GRU's output
+space (log class probabilities), so the task scores it exactly as it scores the model:
+same metrics, same bootstrap, and a paired interval of the difference.
+
+- Text: TF-IDF (word 1-2 grams, optionally with character 2-5 grams) + logistic
+  regression (scikit-learn), the five-second model users compare against.
+- Series: 1-nearest-neighbour with Euclidean distance (on the series as scaled, or each
+  z-normalized), the reference every UCR/UEA archive paper reports.
+
+>>> import torch
+>>> from grutune.tasks import get_task
+>>> x = torch.tensor([[[0.0], [1.0]], [[5.0], [6.0]], [[0.2], [1.1]]])
+>>> nearest_label(x[:2], torch.tensor([2, 2]), x[2:], torch.tensor([2]), znorm=False)
+tensor([0])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# a 1-NN vote is certain; its probabilities keep this much for the other classes, so the
+# log loss of a wrong vote is large but finite
+NN_SMOOTHING = 1e-3
+TEXT_C = (1.0, 10.0)  # logistic regression's inverse regularization, chosen on validation
+
+
+@dataclass
+class Baseline:
+    """A fitted baseline: what it is, what validation chose, its test outputs."""
+
+    name: str
+    chosen: dict  # the settings validation chose
+    validation: float  # its validation metric (the task's)
+    test_outputs: Tensor  # [n_test, n_classes] log probabilities (the model's space)
+    seconds: float = 0.0
+    tried: list[dict] = field(default_factory=list)  # every setting with its validation
+
+
+Score = Callable[[Tensor, Tensor], float]  # (outputs, y) -> the task's validation metric
+
+
+def _best(tried: list[dict], maximize: bool) -> dict:
+    """The first of the best (ties go to the simpler setting, listed first)."""
+    values = [t["validation"] for t in tried]
+    target = max(values) if maximize else min(values)
+    return tried[values.index(target)]
+
+
+def tfidf_logistic(texts: dict[str, Sequence[str]], y: dict[str, Tensor], n_classes: int,
+                   score: Score, maximize: bool, seed: int = 0) -> Baseline:
+    """TF-IDF + logistic regression, features and C chosen on validation."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_union
+
+    start = time.perf_counter()
+    features = {
+        "word 1-2 grams": lambda: TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True,
+                                                  min_df=2),
+        "word 1-2 + char 2-5 grams": lambda: make_union(
+            TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True,
+                            min_df=2)),
+    }
+    tried, fitted = [], {}
+    for name, make in features.items():
+        vectorizer = make()
+        train = vectorizer.fit_transform(texts["train"])
+        val = vectorizer.transform(texts["val"])
+        for c in TEXT_C:
+            model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+            model.fit(train, y["train"].numpy())
+            value = score(_log_proba(model, val, n_classes), y["val"])
+            tried.append({"features": name, "C": c, "validation": value})
+            fitted[name, c] = (vectorizer, model)
+    best = _best(tried, maximize)
+    vectorizer, model = fitted[best["features"], best["C"]]
+    test = _log_proba(model, vectorizer.transform(texts["test"]), n_classes)
+    return Baseline("TF-IDF + logistic regression", {k: best[k] for k in ("features", "C")},
+                    best["validation"], test, time.perf_counter() - start, tried)
+
+
+def _log_proba(model, x, n_classes: int) -> Tensor:  # noqa: ANN001 - a fitted sklearn model
+    """[n, n_classes] log probabilities with a column for every class of the task (a
+    class absent from the training part gets none of the probability)."""
+    proba = np.full((x.shape[0], n_classes), 1e-12)
+    proba[:, model.classes_] = np.maximum(model.predict_proba(x), 1e-12)
+    return torch.from_numpy(np.log(proba / proba.sum(axis=1, keepdims=True))).float()
+
+
+def nearest_label(train_x: Tensor, train_lengths: Tensor, query_x: Tensor,
+                  query_lengths: Tensor, znorm: bool) -> Tensor:
+    """The index (into train) of each query series' Euclidean nearest neighbour.
+
+    Series are compared over the common padded length (padding is zero, as stored).
+    """
+    a, b = _flat(train_x, train_lengths, znorm), _flat(query_x, query_lengths, znorm)
+    width = max(a.shape[1], b.shape[1])
+    a = torch.nn.functional.pad(a, (0, width - a.shape[1]))
+    b = torch.nn.functional.pad(b, (0, width - b.shape[1]))
+    return torch.cdist(b.double(), a.double()).argmin(dim=1)
+
+
+def _flat(x: Tensor, lengths: Tensor, znorm: bool) -> Tensor:
+    """[n, T, C] -> [n, T*C]; with ``znorm`` each series' channels standardized over its
+    valid steps (the UCR convention)."""
+    x = x.double()
+    if znorm:
+        mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).double()[..., None]
+        count = mask.sum(dim=1, keepdim=True).clamp(min=1)
+        mean = (x * mask).sum(dim=1, keepdim=True) / count
+        std = ((((x - mean) * mask) ** 2).sum(dim=1, keepdim=True) / count).sqrt()
+        x = (x - mean) / std.clamp(min=1e-8) * mask
+    return x.reshape(len(x), -1)
+
+
+def nearest_neighbour(parts: dict, n_classes: int, score: Score, maximize: bool) -> Baseline:
+    """1-NN Euclidean; raw or z-normalized series, chosen on validation. ``parts``:
+    train / val / test ``SequenceData``."""
+    start = time.perf_counter()
+    train = parts["train"]
+    tried = []
+    for znorm in (False, True):
+        hit = nearest_label(train.x, train.lengths, parts["val"].x, parts["val"].lengths, znorm)
+        value = score(_one_hot(train.y[hit], n_classes), parts["val"].y)
+        tried.append({"znorm": znorm, "validation": value})
+    best = _best(tried, maximize)
+    hit = nearest_label(train.x, train.lengths, parts["test"].x, parts["test"].lengths,
+                        best["znorm"])
+    return Baseline("1-NN Euclidean", {"znorm": best["znorm"]}, best["validation"],
+                    _one_hot(train.y[hit], n_classes), time.perf_counter() - start, tried)
+
+
+def _one_hot(labels: Tensor, n_classes: int) -> Tensor:
+    """A vote as log probabilities: 1 - NN_SMOOTHING on the class, the rest shared."""
+    proba = torch.full((len(labels), n_classes), NN_SMOOTHING / max(n_classes - 1, 1),
+                       dtype=torch.float64)
+    proba[torch.arange(len(labels)), labels] = 1 - NN_SMOOTHING
+    return proba.log().float()

@@ -1,0 +1,98 @@
+"""The baselines a tuned model is shown beside: fitted on train, chosen on validation,
+scored on the test rows as the model is; ``--no-baseline`` skips them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+
+from grutune.cli import app
+from grutune.data.cache import SequenceData
+from grutune.tasks.baselines import nearest_label, nearest_neighbour, tfidf_logistic
+
+from .conftest import make_texts
+
+
+def _accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
+    return float((outputs.argmax(1) == y).float().mean())
+
+
+def test_nearest_label_is_the_euclidean_nearest_neighbour():
+    """Against scikit-learn's 1-NN on random equal-length series (an independent
+    implementation of the same rule)."""
+    rng = np.random.default_rng(0)
+    train, query = rng.normal(size=(40, 15, 2)), rng.normal(size=(25, 15, 2))
+    hit = nearest_label(torch.tensor(train), torch.full((40,), 15), torch.tensor(query),
+                        torch.full((25,), 15), znorm=False)
+    knn = KNeighborsClassifier(n_neighbors=1).fit(train.reshape(40, -1), np.arange(40))
+    assert hit.tolist() == knn.predict(query.reshape(25, -1)).tolist()
+
+
+def test_znorm_ignores_level_and_scale_but_not_shape():
+    t = torch.linspace(0, 6, 30)
+    shapes = torch.stack([torch.sin(t), torch.cos(t)])[..., None]  # [2, 30, 1]
+    query = (5 + 10 * torch.sin(t))[None, :, None]  # sin, shifted and stretched
+    lengths = torch.full((2,), 30)
+    assert nearest_label(shapes, lengths, query, torch.tensor([30]), znorm=True).item() == 0
+
+
+def _series(n: int, seed: int) -> SequenceData:
+    """Two classes told apart by shape (sine vs square wave), at random levels."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0, 6, 24)
+    y = torch.arange(n) % 2
+    x = torch.where(y[:, None] == 0, torch.sin(t), torch.sign(torch.sin(t)))
+    x = x + 20 * torch.rand(n, 1, generator=g)  # a level no class owns
+    return SequenceData(x[..., None].float(), torch.full((n,), 24), y)
+
+
+def test_nearest_neighbour_chooses_on_validation_only():
+    parts = {"train": _series(30, 0), "val": _series(12, 1), "test": _series(12, 2)}
+    base = nearest_neighbour(parts, 2, _accuracy, maximize=True)
+    assert base.chosen == {"znorm": True}  # the level misleads raw distances
+    assert _accuracy(base.test_outputs, parts["test"].y) == 1.0
+    scrambled = dict(parts, test=SequenceData(parts["test"].x, parts["test"].lengths,
+                                              parts["test"].y.flip(0)))
+    again = nearest_neighbour(scrambled, 2, _accuracy, maximize=True)
+    assert again.chosen == base.chosen and again.tried == base.tried
+    probs = base.test_outputs.exp()
+    assert torch.allclose(probs.sum(1), torch.ones(12)) and probs.min() > 0  # finite log loss
+
+
+def test_tfidf_logistic_learns_words_and_reports_what_it_tried():
+    frame = make_texts(30, seed=3)
+    labels = sorted(frame["label"].unique())
+    y = torch.tensor([labels.index(v) for v in frame["label"]])
+    texts, n = frame["text"].tolist(), len(frame)
+    cut = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4),
+           "test": slice(3 * n // 4, n)}
+    base = tfidf_logistic({k: texts[s] for k, s in cut.items()},
+                          {k: y[s] for k, s in cut.items()}, len(labels), _accuracy,
+                          maximize=True)
+    assert len(base.tried) == 4 and base.chosen in [
+        {"features": t["features"], "C": t["C"]} for t in base.tried]
+    assert _accuracy(base.test_outputs, y[cut["test"]]) > 0.8
+    assert base.test_outputs.shape == (n - 3 * n // 4, len(labels))
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-baseline"]])
+def test_a_run_shows_the_baseline_unless_told_not_to(flag, tmp_path, runner):
+    data = tmp_path / "texts.csv"
+    make_texts(25, seed=4).to_csv(data, index=False)
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["tune", str(data), "--run-dir", str(run_dir), "--trials", "1",
+                                 "--max-epochs", "1", "--folds", "1", "--repeats", "1",
+                                 "--workers", "1", *flag])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    report = (run_dir / "report.html").read_text()
+    if flag:
+        assert "baseline" not in metrics and "Model vs baseline" not in result.stdout
+        assert "Beside the baseline" not in report
+    else:
+        assert metrics["baseline"]["name"] == "TF-IDF + logistic regression"
+        assert "Model vs baseline" in result.stdout and "Beside the baseline" in report
