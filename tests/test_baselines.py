@@ -96,3 +96,34 @@ def test_a_run_shows_the_baseline_unless_told_not_to(flag, tmp_path, runner):
     else:
         assert metrics["baseline"]["name"] == "TF-IDF + logistic regression"
         assert "Model vs baseline" in result.stdout and "Beside the baseline" in report
+
+
+def test_theta_forecasts_each_test_origin_from_its_own_past():
+    """A positive trending series with a 12-step season: Theta (deseasonalized, chosen on
+    validation) forecasts it far better than carrying the last value, and a forecast
+    never reads the values after its origin."""
+    from grutune.tasks.baselines import theta
+
+    steps = np.arange(240)
+    series = (50 + 0.5 * steps + 10 * np.sin(2 * np.pi * steps / 12))[:, None]
+    center, scale = series.mean(0), series.std(0)
+    horizon = 12
+    origins = {"val": np.arange(168, 204 - horizon + 1), "test": np.arange(204, 240, horizon)}
+    val_y = torch.tensor(np.stack([(series[o:o + horizon] - center) / scale
+                                   for o in origins["val"]]), dtype=torch.float32)
+
+    def mae(outputs, y):
+        return float((outputs - y).abs().mean())
+
+    base = theta(series, center, scale, origins, horizon, 12, val_y, mae)
+    assert base.chosen["deseasonalize"] is True and len(base.tried) == 2
+    assert base.test_outputs.shape == (3, horizon, 1)
+    forecast = base.test_outputs.double().numpy() * scale + center
+    actual = np.stack([series[o:o + horizon] for o in origins["test"]])
+    last = np.stack([np.repeat(series[o - 1:o], horizon, axis=0) for o in origins["test"]])
+    assert np.abs(forecast - actual).mean() < 0.8 * np.abs(last - actual).mean()
+    future = series.copy()
+    future[205:] = -1e6  # values after the first test origin cannot change its forecast
+    again = theta(future, center, scale, {"val": origins["val"], "test": origins["test"][:1]},
+                  horizon, 12, val_y, mae)
+    assert torch.equal(again.test_outputs[0], base.test_outputs[0])

@@ -59,7 +59,7 @@ def test_killed_run_resumes_with_trials_and_split_intact(tmp_path, workers):
     run_dir = tmp_path / "kill"
     cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
            "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers",
-           str(workers), "--folds", "1", "--repeats", "1"]
+           str(workers), "--folds", "1", "--repeats", "1", "--no-baseline"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 240
@@ -92,7 +92,7 @@ def test_ctrl_c_stops_after_the_epoch_and_records_the_trial(tmp_path):
     run_dir = tmp_path / "sigint"
     cmd = [sys.executable, "-m", "grutune", "tune", str(data), "--trials", "50",
            "--max-epochs", "40", "--run-dir", str(run_dir), "--budget", "5m", "--workers", "1",
-           "--folds", "1", "--repeats", "1"]
+           "--folds", "1", "--repeats", "1", "--no-baseline"]
     code, stderr, trials = interrupt_after_first_trial(cmd, run_dir)
     assert code == 130, stderr
     assert "stopping after this epoch" in stderr

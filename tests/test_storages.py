@@ -22,8 +22,9 @@ from .pg import pg_bin, postgres
 pytestmark = pytest.mark.realdata
 needs_postgres = pytest.mark.skipif(pg_bin() is None, reason="PostgreSQL not installed")
 
-QUICK = ["--sample", "300", "--folds", "1", "--repeats", "1", "--max-epochs", "2", "--budget",
-         "10m"]
+# storage mechanics: no seed repeats, folds or baseline (not what these tests test)
+QUICK = ["--sample", "300", "--folds", "1", "--repeats", "1", "--no-baseline", "--max-epochs",
+         "2", "--budget", "10m"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 FAIL, RUNNING = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING
 

@@ -21,7 +21,7 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 def _cmd(data: Path, run_dir: Path, trials: int, epochs: int) -> list[str]:
     return [sys.executable, "-m", "grutune", "tune", str(data), "--workers", "2", "--trials",
             str(trials), "--max-epochs", str(epochs), "--run-dir", str(run_dir), "--budget",
-            "5m", "--folds", "1", "--repeats", "1"]
+            "5m", "--folds", "1", "--repeats", "1", "--no-baseline"]
 
 
 def _wait_for(run_dir: Path, trials: int, proc: subprocess.Popen, seconds: float = 120) -> None:

@@ -52,8 +52,9 @@ class Prepared:
     summary: dict = field(default_factory=dict)  # counts for the log and the report
     test_frame: pd.DataFrame | None = None  # raw test rows (for predictions.csv)
     folds: list[tuple[SequenceData, SequenceData]] | None = None  # cross-validation pairs
-    # each split's rows as the task's baseline reads them (a text task: the cleaned texts)
-    raw: dict[str, list] | None = None
+    # what the task's baseline reads beyond the tensors (a text task: each split's cleaned
+    # texts; a forecaster: the scaled series and each split's window origins)
+    raw: dict[str, object] | None = None
 
     def fold_pairs(self) -> list[tuple[SequenceData, SequenceData]]:
         """The (train, held-out) pairs a trial is scored on: the folds, or train/val."""

@@ -9,6 +9,9 @@ same metrics, same bootstrap, and a paired interval of the difference.
   regression (scikit-learn), the five-second model users compare against.
 - Series: 1-nearest-neighbour with Euclidean distance (on the series as scaled, or each
   z-normalized), the reference every UCR/UEA archive paper reports.
+- Forecasts: the Theta method (statsmodels) refitted at every test window's origin on
+  the history before it; the naive and seasonal-naive forecasts stay inside the
+  forecaster's own metrics (``baselines``).
 
 >>> import torch
 >>> from grutune.tasks import get_task
@@ -146,3 +149,67 @@ def _one_hot(labels: Tensor, n_classes: int) -> Tensor:
                        dtype=torch.float64)
     proba[torch.arange(len(labels)), labels] = 1 - NN_SMOOTHING
     return proba.log().float()
+
+
+THETA_HISTORY = 2000  # steps of history each Theta fit reads (older ones add nothing)
+
+
+def theta(series: np.ndarray, center: np.ndarray, scale: np.ndarray,
+          origins: dict[str, np.ndarray], horizon: int, season: int, val_y: Tensor,
+          score: Score) -> Baseline | None:
+    """The Theta method (statsmodels; the M3 competition's winner among simple methods)
+    fitted on each test window's whole history in original units (so a positive series
+    is deseasonalized multiplicatively), deseasonalizing on or off as validation chooses
+    (on every ``horizon``-th validation window, as test windows are spaced). ``series``:
+    [N, T] targets in original units; outputs [W, H, T] scaled by ``center`` and
+    ``scale``, as the model's are. None when the history is too short for any setting."""
+    start = time.perf_counter()
+    every = slice(None, None, horizon)
+    options = [True, False] if season > 1 else [False]
+    tried = []
+    for deseasonalize in options:
+        forecasts = _theta_windows(series, origins["val"][every], horizon, season,
+                                   deseasonalize)
+        if forecasts is not None:
+            value = score(_scaled(forecasts, center, scale), val_y[every])
+            tried.append({"deseasonalize": deseasonalize, "validation": value})
+    if not tried:
+        return None
+    best = _best(tried, maximize=False)
+    test = _theta_windows(series, origins["test"], horizon, season, best["deseasonalize"])
+    if test is None:
+        return None
+    test = _scaled(test, center, scale)
+    return Baseline("Theta (statsmodels)", {"deseasonalize": best["deseasonalize"],
+                                            "period": season},
+                    best["validation"], test, time.perf_counter() - start, tried)
+
+
+def _theta_windows(series: np.ndarray, origins: np.ndarray, horizon: int, season: int,
+                   deseasonalize: bool) -> Tensor | None:
+    """[W, H, T] Theta forecasts from each origin; None if a fit fails (too short)."""
+    import warnings
+
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    out = np.zeros((len(origins), horizon, series.shape[1]), dtype=np.float64)
+    for w, origin in enumerate(origins):
+        for t in range(series.shape[1]):
+            history = series[max(0, origin - THETA_HISTORY):origin, t]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # convergence chatter on short series
+                    model = ThetaModel(history, period=max(season, 1),
+                                       deseasonalize=deseasonalize, method="auto")
+                    out[w, :, t] = np.asarray(model.fit().forecast(horizon))
+            except (ValueError, np.linalg.LinAlgError):
+                return None
+    if not np.isfinite(out).all():
+        return None
+    return torch.from_numpy(out)
+
+
+def _scaled(forecasts: Tensor, center: np.ndarray, scale: np.ndarray) -> Tensor:
+    """[W, H, T] original units -> the model's scaled float32 outputs."""
+    t = forecasts.shape[-1]
+    return ((forecasts - torch.as_tensor(center[:t])) / torch.as_tensor(scale[:t])).float()

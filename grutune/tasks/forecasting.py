@@ -62,6 +62,7 @@ from grutune.search_space import (
     with_params,
 )
 from grutune.tasks.base import Prepared, Task
+from grutune.tasks.baselines import Baseline, theta
 from grutune.tasks.series_frame import CleanSeries, clean_series, future_times, show
 from grutune.tasks.views import forecast_metrics_html, forecast_sections, forecast_table
 
@@ -322,7 +323,7 @@ class Forecasting(Task):
                                    "times": [list(index[o:o + horizon])
                                              for o in origins["test"]]})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
-                        test_frame)
+                        test_frame, raw={"scaled": scaled, "origins": origins})
 
     def _summary(self, spec: _Spec, window: int, lookbacks: list[int], origins: dict,
                  train_end: int, val_end: int) -> dict:
@@ -379,6 +380,17 @@ class Forecasting(Task):
                              "(its MASE scale): val_metric(outputs, y, state)")
         scale = validation_scale(state)
         return FORECAST_SCORES[self.metric](outputs.detach(), y, scale.to(y.device))
+
+    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+        """The Theta method at every test origin (``baselines.theta``)."""
+        if prepared.raw is None:
+            return None
+        state = prepared.state
+        t = len(state["targets"])
+        center, scale = np.asarray(state["center"][:t]), np.asarray(state["scale"][:t])
+        series = prepared.raw["scaled"][:, :t] * scale + center  # original units
+        return theta(series, center, scale, prepared.raw["origins"], state["horizon"],
+                     state["season"], prepared.val.y, self.scoring(state).val_metric)
 
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         out = forecast_metrics(unscale(data.y, state), unscale(outputs, state),
