@@ -127,3 +127,21 @@ def test_theta_forecasts_each_test_origin_from_its_own_past():
     again = theta(future, center, scale, {"val": origins["val"], "test": origins["test"][:1]},
                   horizon, 12, val_y, mae)
     assert torch.equal(again.test_outputs[0], base.test_outputs[0])
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(("dataset", "published"), [
+    ("gunpoint", 1 - 0.0867),  # the UCR archive's published 1-NN Euclidean error rates
+    ("italy-power-demand", 1 - 0.0447),
+])
+def test_nearest_neighbour_reproduces_the_archives_published_accuracy(dataset, published):
+    """On the archive's own train/test split the 1-NN baseline scores what the UCR
+    archive publishes for 1-NN Euclidean (raw series, as validation chooses here)."""
+    from grutune.config import DataConfig
+    from grutune.tasks import get_task
+
+    task = get_task("series")
+    prepared = task.prepare(DataConfig(dataset=dataset))
+    base = task.baseline(prepared, 0)
+    accuracy = _accuracy(base.test_outputs, prepared.test.y)
+    assert accuracy == pytest.approx(published, abs=0.001)
