@@ -48,8 +48,11 @@ TEXT, TARGET = "text", "label"  # column names of the frame a fit hands to grutu
 class _GRUClassifier(ClassifierMixin, BaseEstimator):
     """What both classifiers share: the tuning options, fit -> tune -> model, predict.
 
-    Options are ``grutune.tune``'s, each None for the library's default; ``random_state``
-    is the run's ``seed`` (split, sampling and trial seeds derive from it).
+    Options are ``grutune.tune``'s, each None for the library's default, except
+    ``workers``: one process by default, since an estimator is often fitted inside
+    scikit-learn's own parallel loops (cross-validation, grid search), which should not
+    each fork a worker per core. ``random_state`` is the run's ``seed`` (split, sampling
+    and trial seeds derive from it); ``verbose=0`` prints nothing.
     """
 
     _task: ClassVar[str]
