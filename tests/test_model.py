@@ -93,3 +93,28 @@ def test_parameter_count_matches_formula():
     model = _model(vocab_size=10, embed_dim=4, hidden_size=5, num_outputs=2)
     gru = 3 * (5 * 4 + 5 * 5 + 5 + 5)
     assert count_parameters(model) == 10 * 4 + gru + 5 * 2 + 2
+
+
+@pytest.mark.parametrize("series_norm", [False, True])
+@pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
+def test_the_conv_stem_never_reads_padding(series_norm, pooling):
+    """StemModel: garbage after a series' end changes nothing, and each series alone
+    (unpadded, including ones shorter than the stem's kernel) gives its batch output."""
+    from grutune.config import ModelConfig
+    from grutune.nn.model import StemModel, make_model
+
+    torch.manual_seed(0)
+    model = make_model(ModelConfig(num_outputs=3, input_dim=2, embed_dim=8, hidden_size=6,
+                                   bidirectional=True, pooling=pooling, kind="conv_stem",
+                                   series_norm=series_norm)).eval()
+    assert isinstance(model, StemModel) and not StemModel.stackable
+    lengths = torch.tensor([37, 20, 9, 8, 5])
+    x = torch.randn(5, 37, 2)
+    base = model(x, lengths)
+    garbage = x.clone()
+    for i, n in enumerate(lengths.tolist()):
+        garbage[i, n:] = 1e3
+    torch.testing.assert_close(model(garbage, lengths), base, rtol=1e-5, atol=1e-5)
+    for i, n in enumerate(lengths.tolist()):
+        alone = model(x[i:i + 1, :n], lengths[i:i + 1])
+        torch.testing.assert_close(alone, base[i:i + 1], rtol=1e-5, atol=1e-5)

@@ -113,11 +113,16 @@ class SequenceModel(nn.Module):
 
     def features(self, x: Tensor, lengths: Tensor) -> Tensor:
         """The pooled recurrent state: [B, T(, F)], [B] -> [B, W]."""
-        steps = x.size(1)
-        mask = torch.arange(steps, device=x.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
         if self.config.series_norm:
-            x = znormalize(x, mask.t())  # [B, T, F]
-        h = self.dropout(self.embed(x.transpose(0, 1)))  # [T, B, E]
+            valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+            x = znormalize(x, valid)  # [B, T, F]
+        return self._recurrent(self.embed(x.transpose(0, 1)), lengths)  # [B, W]
+
+    def _recurrent(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """Dropout, the recurrent stack and pooling: [T, B, E], [B] -> [B, W]."""
+        steps = h.size(0)
+        mask = torch.arange(steps, device=h.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
+        h = self.dropout(h)
         rev = reverse_index(lengths, steps) if self.config.bidirectional else None
         for i, layer in enumerate(self.layers):
             if i > 0:
@@ -205,9 +210,62 @@ class ForecastModel(SequenceModel):
         return anchor + spread * out
 
 
+class StemModel(SequenceModel):
+    """Long numeric series: a strided convolutional stem, then the recurrent stack.
+
+    A GRU over hundreds of raw steps learns poorly from a few dozen series; two 1-d
+    convolutions (kernel 8 stride 4, then kernel 5) turn local shapes into ``embed_dim``
+    features and the sequence 4x shorter, as in the GRU/LSTM-FCN line of work (Karim et
+    al. 2017). Padding still never changes an output: a stem step is kept only if its
+    whole receptive field lies inside the series, and steps past the new length are
+    zeroed before the second convolution reads them.
+
+    >>> from grutune.config import ModelConfig
+    >>> m = StemModel(ModelConfig(num_outputs=3, input_dim=2, embed_dim=8, hidden_size=4,
+    ...                           kind="conv_stem"))
+    >>> m(torch.randn(5, 40, 2), torch.tensor([40, 39, 12, 8, 3])).shape
+    torch.Size([5, 3])
+    >>> stem_lengths(torch.tensor([40, 12, 8, 3]))
+    tensor([9, 2, 1, 1])
+    """
+
+    stackable: ClassVar[bool] = False  # its forward is not the stacked GRU's
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        c = config
+        self.embed = nn.Identity()  # the stem makes the recurrent stack's inputs
+        self.stem1 = nn.Conv1d(c.input_dim, c.embed_dim, STEM_KERNEL, stride=STEM_STRIDE)
+        self.stem2 = nn.Conv1d(c.embed_dim, c.embed_dim, 5, padding=2)
+
+    def features(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """[B, T, F], [B] -> [B, W]: stem, then the recurrent stack over the shorter series."""
+        valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
+        if self.config.series_norm:
+            x = znormalize(x, valid)  # [B, T, F]
+        x = x * valid.unsqueeze(-1)  # padding is zero, whatever the caller put there
+        if x.size(1) < STEM_KERNEL:  # one stem step still needs a whole kernel
+            x = nn.functional.pad(x, (0, 0, 0, STEM_KERNEL - x.size(1)))
+        short = stem_lengths(lengths)  # [B]
+        h = torch.relu(self.stem1(x.transpose(1, 2)))  # [B, E, T']
+        keep = torch.arange(h.size(2), device=x.device).unsqueeze(0) < short.unsqueeze(1)
+        h = torch.relu(self.stem2(h * keep.unsqueeze(1))) * keep.unsqueeze(1)  # [B, E, T']
+        return self._recurrent(h.permute(2, 0, 1), short)  # [T', B, E] -> [B, W]
+
+
+STEM_KERNEL, STEM_STRIDE = 8, 4
+
+
+def stem_lengths(lengths: Tensor) -> Tensor:
+    """Stem steps whose receptive field lies inside a series of each length (at least 1:
+    a series shorter than the kernel is read whole, zero-padded)."""
+    return ((lengths - STEM_KERNEL).clamp(min=0) // STEM_STRIDE + 1)
+
+
 # model families by name: a task's model_config names one (ModelConfig.kind)
 MODEL_KINDS: dict[str, type[SequenceModel]] = {"sequence": SequenceModel,
-                                               "forecast": ForecastModel}
+                                               "forecast": ForecastModel,
+                                               "conv_stem": StemModel}
 
 
 def make_model(config: ModelConfig) -> SequenceModel:

@@ -235,6 +235,8 @@ class ClassificationTask(Task):
         self.metric = metric
         self._score, self.direction = SCORES[metric]
 
+    model_kinds: ClassVar[tuple[str, ...]] = ("sequence",)  # what a bundle's model may be
+
     @classmethod
     def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
         """Labels: distinct strings, one per model output, of a known kind."""
@@ -244,8 +246,9 @@ class ClassificationTask(Task):
         check.require(len(set(labels)) == len(labels), "state.labels", "distinct", labels)
         check.require(len(labels) == config.num_outputs, "state.labels",
                       f"one per model output ({config.num_outputs})", labels)
-        check.require(config.kind == "sequence", "members[0].model_config.kind",
-                      "'sequence' for a classifier", config.kind)
+        check.require(config.kind in cls.model_kinds, "members[0].model_config.kind",
+                      f"one of {', '.join(cls.model_kinds)} for a {cls.name} classifier",
+                      config.kind)
         kind = state.get("label_kind", "str")
         check.require(kind in ("str", "int", "value"), "state.label_kind", "str, int or value",
                       kind)

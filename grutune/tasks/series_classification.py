@@ -364,10 +364,16 @@ def pad_series(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
+STEMS = ("none", "conv")  # what reads the series before the GRU (``model.StemModel``)
+
+
 def series_params() -> list[Param]:
-    """Architecture factors for a series classifier: small inputs, a normalization choice."""
+    """Architecture factors for a series classifier: small inputs, a normalization choice,
+    and a convolutional stem that shortens long series 4x (issue 17: a plain GRU over
+    hundreds of raw steps learns poorly from a few dozen series)."""
     return [fixed_param("cell", "gru", allowed=CELLS),
             choice_param("series_norm", [True, False], True, allowed=(False, True)),
+            choice_param("stem", list(STEMS), "none", allowed=STEMS),
             *numeric_params()]
 
 
@@ -376,6 +382,7 @@ class SeriesClassification(ClassificationTask):
 
     name = "series"
     default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
+    model_kinds = ("sequence", "conv_stem")
 
     @classmethod
     def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
@@ -502,7 +509,8 @@ class SeriesClassification(ClassificationTask):
             bidirectional=params["bidirectional"],
             layer_dropout=params.get("layer_dropout", 0.0), pooling=params["pooling"],
             dropout=params["dropout"], init=params["init"],
-            series_norm=params["series_norm"])
+            series_norm=params["series_norm"],
+            kind="conv_stem" if params.get("stem") == "conv" else "sequence")
 
     def read_rows(self, path: str, state: dict) -> pd.DataFrame:
         """A file to predict: .ts, or a wide table (labels, if present, are ignored)."""
