@@ -45,7 +45,13 @@ from grutune.tasks import get_task
 from grutune.workflows.compare import CompareResult
 from grutune.workflows.compare import compare as compare_configs
 from grutune.workflows.predict import predict_with
-from grutune.workflows.tune import INPUT, TuneResult, check_run_dir
+from grutune.workflows.tune import (
+    INPUT,
+    RUN_MARKERS,
+    TuneResult,
+    check_run_dir,
+    require_run_dir,
+)
 from grutune.workflows.tune import tune as tune_configs
 
 # keywords named as on the command line -> config fields
@@ -104,10 +110,7 @@ def report(run_dir: str | Path) -> Path:
     folder = Path(run_dir)
     if (folder / "compare.json").is_file():
         return build_compare_report(folder)
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: no such directory (give a run directory, runs/STUDY)")
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"{folder}: not a grutune run directory (no config.json)")
+    require_run_dir(folder)
     return build_report(folder)
 
 
@@ -121,7 +124,7 @@ def _configs(data: Data | tuple[Data, Data] | None, given: dict,
     if isinstance(train, pd.DataFrame) or isinstance(test, pd.DataFrame):
         study_kw.setdefault("study_name", "dataframe")
         study_kw.setdefault("run_dir", f"runs/{study_kw['study_name']}")
-        check_run_dir(Path(study_kw["run_dir"]), *((markers + (INPUT,),) if markers else ()))
+        check_run_dir(Path(study_kw["run_dir"]), (*markers, INPUT) if markers else RUN_MARKERS)
         folder = Path(study_kw["run_dir"]) / INPUT
     source = _source(train, test, folder)
     return DataConfig(**data_kw, **source), StudyConfig(**study_kw)

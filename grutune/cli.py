@@ -693,13 +693,6 @@ def _predict_kept(path: Path, name: str, keep: list[str]) -> Any:
     return frame[keep].reset_index(drop=True)
 
 
-def _require_run_dir(run_dir: Path) -> None:
-    if not run_dir.is_dir():
-        raise ConfigError(f"{run_dir}: no such directory (give a run directory, runs/STUDY)")
-    if not (run_dir / "config.json").is_file():
-        raise ConfigError(f"{run_dir}: not a grutune run directory (no config.json)")
-
-
 @app.command("report")
 def report_cmd(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
@@ -725,10 +718,11 @@ def dashboard_cmd(
     """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
     from grutune.reporting.data import read_json
     from grutune.tuning.study import make_storage, recorded_storage
+    from grutune.workflows.tune import require_run_dir
 
     _setup_logging()
     with _fatal_errors():
-        _require_run_dir(run_dir)
+        require_run_dir(run_dir)
         try:
             from optuna_dashboard import run_server
         except ImportError:

@@ -56,6 +56,7 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _task: ClassVar[str]
+    _columns: ClassVar[dict[str, str]] = {}  # grutune.tune's column keywords for the frame
 
     def __init__(self, budget: str | float | None = None, trials: int | None = None,
                  max_epochs: int | None = None, folds: int | None = None,
@@ -101,7 +102,7 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
             tempfile.mkdtemp(prefix="grutune-fit-")) / "run"
         try:
             run = tune(frame, task=self._task, target=TARGET, run_dir=folder,
-                       quiet=not self.verbose, **self._text_option(), **self._tune_options())
+                       quiet=not self.verbose, **self._columns, **self._tune_options())
             model = run.model
             self.holdout_metrics_ = run.metrics
             self.best_params_ = run.best_params
@@ -111,9 +112,6 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         self.model_: Model = model
         self.run_dir_ = folder if self.run_dir is not None else None
         return self
-
-    def _text_option(self) -> dict:
-        return {}
 
     def predict_proba(self, X: object) -> np.ndarray:  # noqa: N803
         """Class probabilities, one row per row of ``X``, columns in ``classes_`` order."""
@@ -138,6 +136,7 @@ class GRUTextClassifier(_GRUClassifier):
     """
 
     _task = "text"
+    _columns = {"text": TEXT}
 
     def _frame(self, X: object, fitting: bool) -> pd.DataFrame:  # noqa: N803
         if isinstance(X, str) or not isinstance(X, (Sequence, np.ndarray, pd.Series)):
@@ -151,9 +150,6 @@ class GRUTextClassifier(_GRUClassifier):
         if not texts:
             raise ValueError("X: no texts (0 rows)")
         return pd.DataFrame({TEXT: texts})
-
-    def _text_option(self) -> dict:
-        return {"text": TEXT}
 
     def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags
         tags = super().__sklearn_tags__()

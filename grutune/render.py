@@ -129,13 +129,11 @@ def scalar_metrics_html(metrics: dict) -> str:
 
 def _baseline_rows(metrics: dict) -> list[tuple[str, object, list | None, object, list | None]]:
     """(metric, model value, its interval, baseline value, its interval) for the
-    metrics the block names (``shown``: the task's metric and the ones compare judges
-    by), else every scalar it shares with the model."""
+    metrics the block names (``shown``: the task's metric and the ones compare judges by)."""
     base = metrics["baseline"]
-    ours, theirs = metrics.get("intervals", {}), base.get("intervals", {})
-    names = base.get("shown") or [k for k in metric_scalars(base) if k != "seconds"]
+    ours, theirs = metrics.get("intervals", {}), base["intervals"]
     return [(k, metrics[k], ours.get(k), base[k], theirs.get(k))
-            for k in names if k in metrics and k in base]
+            for k in base["shown"] if k in metrics]
 
 
 def baseline_caption(metrics: dict) -> str:
@@ -150,11 +148,11 @@ def baseline_caption(metrics: dict) -> str:
     'model - baseline accuracy: +0.0500 [+0.0100, +0.0900]'
     """
     base = metrics["baseline"]
-    chosen = ", ".join(f"{k} {v}" for k, v in base.get("chosen", {}).items())
+    chosen = ", ".join(f"{k} {v}" for k, v in base["chosen"].items())
     diff = base["difference"]
     low, high = diff["interval"]
     return (f"baseline: {base['name']} ({chosen}; chosen on validation), "
-            f"{base.get('seconds', 0):.1f} s; model - baseline {diff['metric']}: "
+            f"{base['seconds']:.1f} s; model - baseline {diff['metric']}: "
             f"{diff['model_minus_baseline']:+.4f} [{low:+.4f}, {high:+.4f}] "
             "(paired bootstrap over the same test rows)")
 

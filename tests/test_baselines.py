@@ -21,6 +21,16 @@ def _accuracy(outputs: torch.Tensor, y: torch.Tensor) -> float:
     return float((outputs.argmax(1) == y).float().mean())
 
 
+class _Scorer:
+    """A task's scoring (``baselines.Scorer``) from a metric and its direction."""
+
+    def __init__(self, metric, direction: str):
+        self.val_metric, self.direction = metric, direction
+
+
+ACCURACY = _Scorer(_accuracy, "maximize")
+
+
 def test_nearest_label_is_the_euclidean_nearest_neighbour():
     """Against scikit-learn's 1-NN on random equal-length series (an independent
     implementation of the same rule)."""
@@ -52,12 +62,12 @@ def _series(n: int, seed: int) -> SequenceData:
 
 def test_nearest_neighbour_chooses_on_validation_only():
     parts = {"train": _series(30, 0), "val": _series(12, 1), "test": _series(12, 2)}
-    base = nearest_neighbour(parts, 2, _accuracy, maximize=True)
+    base = nearest_neighbour(parts, 2, ACCURACY)
     assert base.chosen == {"znorm": True}  # the level misleads raw distances
     assert _accuracy(base.test_outputs, parts["test"].y) == 1.0
     scrambled = dict(parts, test=SequenceData(parts["test"].x, parts["test"].lengths,
                                               parts["test"].y.flip(0)))
-    again = nearest_neighbour(scrambled, 2, _accuracy, maximize=True)
+    again = nearest_neighbour(scrambled, 2, ACCURACY)
     assert again.chosen == base.chosen and again.tried == base.tried
     probs = base.test_outputs.exp()
     assert torch.allclose(probs.sum(1), torch.ones(12)) and probs.min() > 0  # finite log loss
@@ -71,8 +81,7 @@ def test_tfidf_logistic_learns_words_and_reports_what_it_tried():
     cut = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4),
            "test": slice(3 * n // 4, n)}
     base = tfidf_logistic({k: texts[s] for k, s in cut.items()},
-                          {k: y[s] for k, s in cut.items()}, len(labels), _accuracy,
-                          maximize=True)
+                          {k: y[s] for k, s in cut.items()}, len(labels), ACCURACY)
     assert len(base.tried) == 4 and base.chosen in [
         {"features": t["features"], "C": t["C"]} for t in base.tried]
     assert _accuracy(base.test_outputs, y[cut["test"]]) > 0.8
@@ -115,7 +124,7 @@ def test_theta_forecasts_each_test_origin_from_its_own_past():
     def mae(outputs, y):
         return float((outputs - y).abs().mean())
 
-    base = theta(series, center, scale, origins, horizon, 12, val_y, mae)
+    base = theta(series, center, scale, origins, horizon, 12, val_y, _Scorer(mae, "minimize"))
     assert base.chosen["deseasonalize"] is True and len(base.tried) == 2
     assert base.test_outputs.shape == (3, horizon, 1)
     forecast = base.test_outputs.double().numpy() * scale + center
@@ -125,7 +134,7 @@ def test_theta_forecasts_each_test_origin_from_its_own_past():
     future = series.copy()
     future[205:] = -1e6  # values after the first test origin cannot change its forecast
     again = theta(future, center, scale, {"val": origins["val"], "test": origins["test"][:1]},
-                  horizon, 12, val_y, mae)
+                  horizon, 12, val_y, _Scorer(mae, "minimize"))
     assert torch.equal(again.test_outputs[0], base.test_outputs[0])
 
 

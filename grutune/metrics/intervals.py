@@ -58,9 +58,7 @@ def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
         for key, value in values.items():
             if key not in skip:
                 draws.setdefault(key, []).append(value)
-    tail = 100 * (1 - LEVEL) / 2
-    intervals = {key: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))]
-                 for key, v in draws.items() if len(v) >= resamples // 2}
+    intervals = {key: _percentiles(v) for key, v in draws.items() if len(v) >= resamples // 2}
     return {"intervals": intervals,
             "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
                                f"{unit}, "
@@ -97,8 +95,13 @@ def paired_difference(value: Callable[[Tensor, SequenceData], float], outputs: T
             diffs.append(value(outputs[index], sample) - value(other[index], sample))
         except ValueError:  # a degenerate resample (e.g. one class only)
             continue
+    return _percentiles(diffs)
+
+
+def _percentiles(values: list[float]) -> list[float]:
+    """[low, high]: the central LEVEL of ``values`` (a percentile interval)."""
     tail = 100 * (1 - LEVEL) / 2
-    return [float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail))]
+    return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
 def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float]:

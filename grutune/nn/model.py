@@ -116,7 +116,11 @@ class SequenceModel(nn.Module):
         if self.config.series_norm:
             valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
             x = znormalize(x, valid)  # [B, T, F]
-        return self._recurrent(self.embed(x.transpose(0, 1)), lengths)  # [B, W]
+        return self._recurrent(*self._embed(x, lengths))  # [B, W]
+
+    def _embed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The recurrent stack's inputs and their lengths: [B, T(, F)] -> [T, B, E]."""
+        return self.embed(x.transpose(0, 1)), lengths
 
     def _recurrent(self, h: Tensor, lengths: Tensor) -> Tensor:
         """Dropout, the recurrent stack and pooling: [T, B, E], [B] -> [B, W]."""
@@ -238,11 +242,9 @@ class StemModel(SequenceModel):
         self.stem1 = nn.Conv1d(c.input_dim, c.embed_dim, STEM_KERNEL, stride=STEM_STRIDE)
         self.stem2 = nn.Conv1d(c.embed_dim, c.embed_dim, 5, padding=2)
 
-    def features(self, x: Tensor, lengths: Tensor) -> Tensor:
-        """[B, T, F], [B] -> [B, W]: stem, then the recurrent stack over the shorter series."""
+    def _embed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The stem: [B, T, F] -> [T', B, E] and the shorter lengths."""
         valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
-        if self.config.series_norm:
-            x = znormalize(x, valid)  # [B, T, F]
         x = x * valid.unsqueeze(-1)  # padding is zero, whatever the caller put there
         if x.size(1) < STEM_KERNEL:  # one stem step still needs a whole kernel
             x = nn.functional.pad(x, (0, 0, 0, STEM_KERNEL - x.size(1)))
@@ -250,7 +252,7 @@ class StemModel(SequenceModel):
         h = torch.relu(self.stem1(x.transpose(1, 2)))  # [B, E, T']
         keep = torch.arange(h.size(2), device=x.device).unsqueeze(0) < short.unsqueeze(1)
         h = torch.relu(self.stem2(h * keep.unsqueeze(1))) * keep.unsqueeze(1)  # [B, E, T']
-        return self._recurrent(h.permute(2, 0, 1), short)  # [T', B, E] -> [B, W]
+        return h.permute(2, 0, 1), short  # [T', B, E]
 
 
 STEM_KERNEL, STEM_STRIDE = 8, 4

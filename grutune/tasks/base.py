@@ -53,7 +53,7 @@ class Prepared:
     test_frame: pd.DataFrame | None = None  # raw test rows (for predictions.csv)
     folds: list[tuple[SequenceData, SequenceData]] | None = None  # cross-validation pairs
     # what the task's baseline reads beyond the tensors (a text task: each split's cleaned
-    # texts; a forecaster: the scaled series and each split's window origins)
+    # texts; a forecaster: the series in original units and each split's window origins)
     raw: dict[str, object] | None = None
 
     def fold_pairs(self) -> list[tuple[SequenceData, SequenceData]]:

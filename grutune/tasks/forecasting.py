@@ -323,7 +323,7 @@ class Forecasting(Task):
                                    "times": [list(index[o:o + horizon])
                                              for o in origins["test"]]})
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
-                        test_frame, raw={"scaled": scaled, "origins": origins})
+                        test_frame, raw={"series": raw, "origins": origins})
 
     def _summary(self, spec: _Spec, window: int, lookbacks: list[int], origins: dict,
                  train_end: int, val_end: int) -> dict:
@@ -388,9 +388,8 @@ class Forecasting(Task):
         state = prepared.state
         t = len(state["targets"])
         center, scale = np.asarray(state["center"][:t]), np.asarray(state["scale"][:t])
-        series = prepared.raw["scaled"][:, :t] * scale + center  # original units
-        return theta(series, center, scale, prepared.raw["origins"], state["horizon"],
-                     state["season"], prepared.val.y, self.scoring(state).val_metric)
+        return theta(prepared.raw["series"][:, :t], center, scale, prepared.raw["origins"],
+                     state["horizon"], state["season"], prepared.val.y, self.scoring(state))
 
     def evaluate(self, outputs: Tensor, data: SequenceData, state: dict) -> dict:
         out = forecast_metrics(unscale(data.y, state), unscale(outputs, state),

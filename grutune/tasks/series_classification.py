@@ -498,8 +498,7 @@ class SeriesClassification(ClassificationTask):
         """1-nearest-neighbour, Euclidean (``baselines.nearest_neighbour``)."""
         parts = {k: getattr(prepared, k) for k in ("train", "val", "test")}
         return nearest_neighbour(parts, len(prepared.state["labels"]),
-                                 self.scoring(prepared.state).val_metric,
-                                 self.direction == "maximize")
+                                 self.scoring(prepared.state))
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

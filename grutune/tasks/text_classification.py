@@ -346,8 +346,7 @@ class TextClassification(ClassificationTask):
             return None
         y = {k: getattr(prepared, k).y for k in ("train", "val", "test")}
         return tfidf_logistic(prepared.raw, y, len(prepared.state["labels"]),
-                              self.scoring(prepared.state).val_metric,
-                              self.direction == "maximize", seed)
+                              self.scoring(prepared.state), seed)
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

@@ -128,6 +128,15 @@ def check_run_dir(run_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> None
                           "empty directory")
 
 
+def require_run_dir(run_dir: Path) -> None:
+    """Refuse a path that is not an existing tune run directory (``report``,
+    ``dashboard``: they read a run, never make one)."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: no such directory (give a run directory, runs/STUDY)")
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"{run_dir}: not a grutune run directory (no config.json)")
+
+
 def _entries(directory: Path) -> list[str]:
     try:
         return [entry.name for entry in directory.iterdir()]
