@@ -55,6 +55,9 @@ class Prepared:
     # what the task's baseline reads beyond the tensors (a text task: each split's cleaned
     # texts; a forecaster: the series in original units and each split's window origins)
     raw: dict[str, object] | None = None
+    # what a trial's model starts from beyond its seed, fitted on the training split by
+    # ``Task.pretrain`` (a text task: word vectors); never saved: bundles hold the weights
+    pretrained: dict[str, object] = field(default_factory=dict)
 
     def fold_pairs(self) -> list[tuple[SequenceData, SequenceData]]:
         """The (train, held-out) pairs a trial is scored on: the folds, or train/val."""
@@ -147,6 +150,16 @@ class Task(ABC):
         ``space`` is the study's search space, for data shapes that depend on it (the
         longest lookback of a forecaster).
         """
+
+    def pretrain(self, prepared: Prepared, space: Space, seed: int) -> None:
+        """Fit, on the training split only, what the ``space``'s trials may start from,
+        into ``prepared.pretrained`` (a text task: word vectors). Called once per study,
+        after ``prepare`` and before any trial. Default: nothing."""
+
+    def initialize(self, model: torch.nn.Module, params: dict, prepared: Prepared) -> None:
+        """Start a freshly seeded ``model`` from ``prepared.pretrained`` as ``params`` say
+        (a text task copies its word vectors into the embedding). Default: the seeded
+        random start as it is."""
 
     @abstractmethod
     def model_config(self, params: dict, state: dict) -> ModelConfig:

@@ -55,6 +55,7 @@ from grutune.tasks.base import (
     warn_similar_labels,
 )
 from grutune.tasks.baselines import Baseline, tfidf_logistic
+from grutune.tasks.word_vectors import WordTable, project, train_vectors
 
 log = logging.getLogger("grutune")
 
@@ -64,6 +65,7 @@ _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 MIN_ROWS = 20
 MIN_AUTO_LEN = 8
+EMBEDDINGS = ("word2vec", "random")  # how a trial's embedding starts (word_vectors.py)
 
 
 def clean_text(text: str) -> str:
@@ -216,6 +218,7 @@ def text_params() -> list[Param]:
     """Architecture factors of a text classifier: a token embedding into the GRU."""
     return [
         fixed_param("cell", "gru", allowed=CELLS),
+        fixed_param("embedding", "word2vec", allowed=EMBEDDINGS),
         choice_param("embed_dim", [64, 128, 256], 128, bounds=(1, math.inf)),
         choice_param("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
         choice_param("num_layers", [1, 2], 1, bounds=(1, 8)),
@@ -226,6 +229,17 @@ def text_params() -> list[Param]:
         float_param("dropout", 0.0, 0.5, 0.2, bounds=UNIT),
         choice_param("init", list(INITS), "xavier", allowed=INITS),
     ]
+
+
+def _vector_width(space: Space | None) -> int:
+    """The widest embedding a trial may start from word2vec vectors (0: none may)."""
+    if space is None or "embedding" not in space.names:
+        return 0
+    if "word2vec" not in (space["embedding"].choices or (space["embedding"].default,)):
+        return 0
+    width = space["embed_dim"]
+    return int(max((width.high,) if width.kind in ("int", "float") else
+                   width.choices or (width.default,)))
 
 
 class TextClassification(ClassificationTask):
@@ -280,6 +294,15 @@ class TextClassification(ClassificationTask):
         else:
             parts = self._split(pool, test, cfg, src)
         return self._tensorize(parts, cfg, src, summary)
+
+    def pretrain(self, prepared: Prepared, space: Space, seed: int) -> None:
+        """Word2vec vectors of the training text, when the space lets trials start from
+        them, at the widest embedding it allows (``word_vectors.py``)."""
+        dim = _vector_width(space)
+        if dim and prepared.raw is not None:
+            docs = [tokenize(t, prepared.state["stop_words"]) for t in prepared.raw["train"]]
+            prepared.pretrained["word2vec"] = train_vectors(docs, prepared.state["vocab"], dim,
+                                                            seed)
 
     def _split(self, pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DataConfig,
                src: _Source) -> dict[str, pd.DataFrame]:
@@ -347,6 +370,20 @@ class TextClassification(ClassificationTask):
         y = {k: getattr(prepared, k).y for k in ("train", "val", "test")}
         return tfidf_logistic(prepared.raw, y, len(prepared.state["labels"]),
                               self.scoring(prepared.state), seed)
+
+    def initialize(self, model: torch.nn.Module, params: dict, prepared: Prepared) -> None:
+        """``embedding: word2vec``: the embedding's rows of words word2vec learned become
+        their vectors (projected to ``embed_dim``); other rows keep their seeded start."""
+        if params.get("embedding", "random") != "word2vec":
+            return
+        table = prepared.pretrained.get("word2vec")
+        if not isinstance(table, WordTable):
+            raise RuntimeError("embedding 'word2vec' needs the vectors pretrain() trains "
+                               "when the space allows them")
+        vectors = torch.from_numpy(project(table, params["embed_dim"]))  # [vocab, embed_dim]
+        known = torch.from_numpy(table.known)
+        with torch.no_grad():
+            model.embed.weight[known] = vectors[known]
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

@@ -25,10 +25,16 @@ from grutune.search_space import train_config
 from grutune.tasks import Prepared, Task
 
 
-def build_model(task: Task, params: dict, state: dict, seed: int) -> SequenceModel:
-    """The trial's model, initialized from its seed."""
+def build_model(task: Task, params: dict, state: dict, seed: int,
+                prepared: Prepared | None = None) -> SequenceModel:
+    """The trial's model, initialized from its seed and, given ``prepared``, from what the
+    task fitted for models to start from (``Task.initialize``: a text task's word vectors).
+    A model whose weights are loaded next needs no ``prepared``."""
     seed_everything(seed)
-    return make_model(task.model_config(params, state))
+    model = make_model(task.model_config(params, state))
+    if prepared is not None:
+        task.initialize(model, params, prepared)
+    return model
 
 
 def checkpoint_path(run_dir: Path, number: int, fold: int | None = None) -> Path:
@@ -87,7 +93,7 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
     out = TrialFit()
     outputs: list[torch.Tensor] = []
     for fold, (train, val) in enumerate(pairs):
-        model = build_model(task, params, prepared.state, seed + fold)
+        model = build_model(task, params, prepared.state, seed + fold, prepared)
         if built is not None:
             built(model)
         result = fit(model, train, val, cfg, scoring, on_epoch=on_epoch,
@@ -127,6 +133,7 @@ def restore_models(task: Task, prepared: Prepared, params: dict, seed: int,
         if path.is_file():
             load_weights(model, path)
         else:
+            task.initialize(model, params, prepared)
             if on_missing is not None:
                 on_missing(path)
             fit(model, train, val, cfg, scoring)

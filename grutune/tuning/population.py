@@ -68,7 +68,8 @@ class PopulationObjective(Objective):
         models, cfgs, callbacks = [], [], []
         for trial, params, cfg in group:
             trial.set_user_attr("population", numbers)
-            models.append(build_model(self.task, params, self.prepared.state, cfg.seed))
+            models.append(build_model(self.task, params, self.prepared.state, cfg.seed,
+                                      self.prepared))
             cfgs.append(cfg)
             trial.set_user_attr("n_params", count_parameters(models[-1]))
             callbacks.append(self._reporter(trial, show=trial is group[0][0]))

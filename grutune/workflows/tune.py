@@ -184,6 +184,9 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     if prepared is None:
         with console.status("preparing data"):
             prepared = task.prepare(data_cfg, saved["split"] if saved else None, space)
+    if not prepared.pretrained:
+        with console.status("pretraining (training split only)"):
+            task.pretrain(prepared, space, data_cfg.seed)
     if not task.uses_folds and (study_cfg.folds or 1) > 1:
         raise ConfigError(f"--folds: a {task.name} study validates on the period after "
                           "training (shuffled folds would train on the future); use --folds 1")
