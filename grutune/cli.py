@@ -368,6 +368,10 @@ def tune(  # the options in the order of their help panels: data, search, traini
         _S.ensemble, metavar="K", rich_help_panel=TRAINING,
         help="Without seed repeats, the final model averages the K best trials (1: the best "
         "trial alone)."),
+    refit: bool = typer.Option(
+        _S.refit, "--refit/--no-refit", rich_help_panel=TRAINING,
+        help="Train the final models again on train + validation for the epochs early "
+        "stopping chose (not under cross-validation or for forecasts)."),
     storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
     grace: Grace = _S.grace_s,
     run_dir: RunDir = None,
@@ -396,7 +400,7 @@ def tune(  # the options in the order of their help panels: data, search, traini
         _check_quiet_verbose(quiet, verbose)
         data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
                                        mlflow=mlflow, repeats=repeats, repeat_top=repeat_top,
-                                       baseline=baseline)
+                                       baseline=baseline, refit=refit)
         log.debug("data: %s; study: %s", data_cfg, study_cfg)
         from grutune.workflows.tune import tune as run_tune
 

@@ -209,6 +209,7 @@ class StudyConfig:
     repeats: int = 3  # seeds per configuration in the seed repeats (1: off)
     repeat_top: int = 3  # configurations the seed repeats re-train
     baseline: bool = True  # also fit the task's baseline on the same split (seconds)
+    refit: bool = True  # train the final models again on train + validation (refit.py)
     heartbeat_s: int = 30  # RDB storages: a running trial's heartbeat interval
     grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
 

@@ -257,6 +257,30 @@ def fit(
     return book.result(model, time.perf_counter() - start)
 
 
+def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: Scorer,
+               epochs: int, should_stop: Callable[[], str | None] | None = None) -> str:
+    """Train ``model`` in place for exactly ``epochs`` epochs, with no held-out rows, and
+    keep the last epoch's weights (a refit: ``epochs`` came from an early-stopped run of
+    the same configuration and seed). The learning-rate schedule is laid out over
+    ``cfg.max_epochs`` as in ``fit``, so epoch k sees the rates it saw there.
+
+    Returns "" when every epoch ran, or ``should_stop``'s reason when it cut the fit short
+    (checked after each epoch). A non-finite training loss is a ``TrialFailure``.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+    for epoch in range(1, epochs + 1):
+        finite_loss("training", _train_epoch(model, train, cfg, scorer, optimizer, schedule,
+                                             rng), epoch)
+        reason = should_stop() if should_stop is not None else None
+        if reason and epoch < epochs:
+            return reason
+    return ""
+
+
 def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer: Scorer,
                  optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
                  rng: np.random.Generator) -> float:

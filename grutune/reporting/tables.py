@@ -82,6 +82,9 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
         ensemble = (f"top {cfg.repeat_top} configurations are re-trained with {cfg.repeats} "
                     f"seeds each{share} (seed repeats), and the one whose validation interval "
                     "has the best bound, averaged over its seeds, is")
+    if cfg.refit and task.refits and folds <= 1:
+        ensemble = ensemble.removesuffix(" is").rstrip(",") + (
+            ", refitted on train + validation for the epochs early stopping chose, is")
     scored, evaluated = task.plan_phrases(summary)
     return (f"{task.describe_data(summary)}\n{scoring}{resumed}Search: {limit} with the "
             f"{cfg.sampler} sampler and {cfg.pruner} pruning, up to {cfg.max_epochs} epochs "

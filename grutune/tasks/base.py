@@ -88,6 +88,9 @@ class Task(ABC):
     forecasts: ClassVar[bool] = False  # predicts the steps after a history (Model.forecast)
     uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
     select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
+    # may the final models be refitted on train + validation (``tuning/refit.py``)? Not
+    # when validation is the period after training
+    refits: ClassVar[bool] = True
     epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)
 
     def space_context(self, cfg: DataConfig) -> dict:
@@ -130,11 +133,12 @@ class Task(ABC):
         once metrics.json exists); ``figure(fig, height)`` adds a plotly figure."""
         return []
 
-    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+    def baseline(self, prepared: Prepared, seed: int, refit: bool = False) -> Baseline | None:
         """A cheap strong model on the same split, fitted on train with its settings
         chosen on validation only, its test outputs in the model's output space (so it is
-        scored as the model is). None: no baseline beyond what ``evaluate`` reports (a
-        forecaster's naive forecasts)."""
+        scored as the model is). ``refit``: the chosen setting is fitted again on train +
+        validation, as the final model was (``tuning/refit.py``). None: no baseline beyond
+        what ``evaluate`` reports (a forecaster's naive forecasts)."""
         return None
 
     @abstractmethod

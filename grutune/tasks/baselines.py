@@ -64,10 +64,11 @@ def _best(tried: list[dict], scorer: Scorer) -> dict:
 
 
 def tfidf_logistic(texts: dict[str, Sequence[str]], y: dict[str, Tensor], n_classes: int,
-                   scorer: Scorer, seed: int = 0) -> Baseline:
+                   scorer: Scorer, seed: int = 0, refit: bool = False) -> Baseline:
     """TF-IDF + logistic regression, features and C chosen on validation. The word
     features are fitted once and reused in the word + character set (as
-    ``FeatureUnion`` would stack them)."""
+    ``FeatureUnion`` would stack them). ``refit``: the chosen setting is fitted again on
+    train + validation (features included) before it predicts test, as the model was."""
     from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -89,8 +90,14 @@ def tfidf_logistic(texts: dict[str, Sequence[str]], y: dict[str, Tensor], n_clas
             models[name, c] = model
     best = _best(tried, scorer)
     parts = features[best["features"]]
+    model = models[best["features"], best["C"]]
+    if refit:
+        both = list(texts["train"]) + list(texts["val"])
+        model = LogisticRegression(C=best["C"], max_iter=2000, random_state=seed)
+        model.fit(hstack([v.fit_transform(both) for v in parts]).tocsr(),
+                  torch.cat([y["train"], y["val"]]).numpy())
     test = hstack([v.transform(texts["test"]) for v in parts]).tocsr()
-    test = _log_proba(models[best["features"], best["C"]], test, n_classes)
+    test = _log_proba(model, test, n_classes)
     return Baseline("TF-IDF + logistic regression", {k: best[k] for k in ("features", "C")},
                     best["validation"], test, time.perf_counter() - start, tried)
 
@@ -129,9 +136,11 @@ def _flat(x: Tensor, lengths: Tensor, znorm: bool) -> Tensor:
     return x.reshape(len(x), -1)
 
 
-def nearest_neighbour(parts: dict, n_classes: int, scorer: Scorer) -> Baseline:
+def nearest_neighbour(parts: dict, n_classes: int, scorer: Scorer,
+                      refit: bool = False) -> Baseline:
     """1-NN Euclidean; raw or z-normalized series, chosen on validation. ``parts``:
-    train / val / test ``SequenceData``."""
+    train / val / test ``SequenceData``. ``refit``: test series look for their neighbour
+    among train + validation, as the refitted model learned from both."""
     start = time.perf_counter()
     train = parts["train"]
     tried = []
@@ -140,6 +149,10 @@ def nearest_neighbour(parts: dict, n_classes: int, scorer: Scorer) -> Baseline:
         value = scorer.val_metric(_one_hot(train.y[hit], n_classes), parts["val"].y)
         tried.append({"znorm": znorm, "validation": value})
     best = _best(tried, scorer)
+    if refit:
+        from grutune.data.cache import concat
+
+        train = concat([train, parts["val"]])
     hit = nearest_label(train.x, train.lengths, parts["test"].x, parts["test"].lengths,
                         best["znorm"])
     return Baseline("1-NN Euclidean", {"znorm": best["znorm"]}, best["validation"],

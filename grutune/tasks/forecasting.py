@@ -229,6 +229,7 @@ class Forecasting(Task):
     forecasts = True
     uses_folds = False
     select_members = True
+    refits = False  # validation is the period after training
     # Windows at every step overlap almost entirely; an epoch of 1,024 random windows
     # (a fresh draw each epoch) learns as much per step as all 2,500 of taylor's.
     epoch_rows = 1024
@@ -381,8 +382,9 @@ class Forecasting(Task):
         scale = validation_scale(state)
         return FORECAST_SCORES[self.metric](outputs.detach(), y, scale.to(y.device))
 
-    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
-        """The Theta method at every test origin (``baselines.theta``)."""
+    def baseline(self, prepared: Prepared, seed: int, refit: bool = False) -> Baseline | None:
+        """The Theta method at every test origin (``baselines.theta``); it reads each
+        origin's whole history, so ``refit`` changes nothing (forecasts never refit)."""
         if prepared.raw is None:
             return None
         state = prepared.state

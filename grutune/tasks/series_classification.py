@@ -494,11 +494,11 @@ class SeriesClassification(ClassificationTask):
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
                         test_frame)
 
-    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+    def baseline(self, prepared: Prepared, seed: int, refit: bool = False) -> Baseline | None:
         """1-nearest-neighbour, Euclidean (``baselines.nearest_neighbour``)."""
         parts = {k: getattr(prepared, k) for k in ("train", "val", "test")}
         return nearest_neighbour(parts, len(prepared.state["labels"]),
-                                 self.scoring(prepared.state))
+                                 self.scoring(prepared.state), refit)
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
         return ModelConfig(

@@ -66,6 +66,7 @@ _SPACE = re.compile(r"\s+")
 MIN_ROWS = 20
 MIN_AUTO_LEN = 8
 EMBEDDINGS = ("word2vec", "random")  # how a trial's embedding starts (word_vectors.py)
+WIDEST_EMBED = 256
 
 
 def clean_text(text: str) -> str:
@@ -219,7 +220,7 @@ def text_params() -> list[Param]:
     return [
         fixed_param("cell", "gru", allowed=CELLS),
         fixed_param("embedding", "word2vec", allowed=EMBEDDINGS),
-        choice_param("embed_dim", [64, 128, 256], 128, bounds=(1, math.inf)),
+        choice_param("embed_dim", [64, 128, WIDEST_EMBED], 128, bounds=(1, math.inf)),
         choice_param("hidden_size", [32, 64, 128], 64, bounds=(1, math.inf)),
         choice_param("num_layers", [1, 2], 1, bounds=(1, 8)),
         choice_param("bidirectional", [False, True], True, allowed=(False, True)),
@@ -229,6 +230,16 @@ def text_params() -> list[Param]:
         float_param("dropout", 0.0, 0.5, 0.2, bounds=UNIT),
         choice_param("init", list(INITS), "xavier", allowed=INITS),
     ]
+
+
+def _word2vec(prepared: Prepared, dim: int, seed: int) -> WordTable:
+    """Train the training split's word vectors into ``prepared.pretrained``."""
+    if prepared.raw is None:
+        raise RuntimeError("word2vec needs the prepared training texts (Prepared.raw)")
+    docs = [tokenize(t, prepared.state["stop_words"]) for t in prepared.raw["train"]]
+    table = train_vectors(docs, prepared.state["vocab"], dim, seed)
+    prepared.pretrained["word2vec"] = table
+    return table
 
 
 def _vector_width(space: Space | None) -> int:
@@ -299,10 +310,8 @@ class TextClassification(ClassificationTask):
         """Word2vec vectors of the training text, when the space lets trials start from
         them, at the widest embedding it allows (``word_vectors.py``)."""
         dim = _vector_width(space)
-        if dim and prepared.raw is not None:
-            docs = [tokenize(t, prepared.state["stop_words"]) for t in prepared.raw["train"]]
-            prepared.pretrained["word2vec"] = train_vectors(docs, prepared.state["vocab"], dim,
-                                                            seed)
+        if dim:
+            _word2vec(prepared, dim, seed)
 
     def _split(self, pool: pd.DataFrame, test: pd.DataFrame | None, cfg: DataConfig,
                src: _Source) -> dict[str, pd.DataFrame]:
@@ -363,13 +372,13 @@ class TextClassification(ClassificationTask):
         return Prepared(data["train"], data["val"], data["test"], state, split, summary,
                         test_frame, raw={k: p["text"].tolist() for k, p in parts.items()})
 
-    def baseline(self, prepared: Prepared, seed: int) -> Baseline | None:
+    def baseline(self, prepared: Prepared, seed: int, refit: bool = False) -> Baseline | None:
         """TF-IDF + logistic regression on the cleaned texts (``baselines.tfidf_logistic``)."""
         if prepared.raw is None:
             return None
         y = {k: getattr(prepared, k).y for k in ("train", "val", "test")}
         return tfidf_logistic(prepared.raw, y, len(prepared.state["labels"]),
-                              self.scoring(prepared.state), seed)
+                              self.scoring(prepared.state), seed, refit)
 
     def initialize(self, model: torch.nn.Module, params: dict, prepared: Prepared) -> None:
         """``embedding: word2vec``: the embedding's rows of words word2vec learned become
@@ -377,9 +386,9 @@ class TextClassification(ClassificationTask):
         if params.get("embedding", "random") != "word2vec":
             return
         table = prepared.pretrained.get("word2vec")
-        if not isinstance(table, WordTable):
-            raise RuntimeError("embedding 'word2vec' needs the vectors pretrain() trains "
-                               "when the space allows them")
+        if not isinstance(table, WordTable) or table.shape[1] < params["embed_dim"]:
+            # a trial outside ``tune`` (which pretrains once, before trials): train now
+            table = _word2vec(prepared, max(params["embed_dim"], WIDEST_EMBED), seed=0)
         vectors = torch.from_numpy(project(table, params["embed_dim"]))  # [vocab, embed_dim]
         known = torch.from_numpy(table.known)
         with torch.no_grad():

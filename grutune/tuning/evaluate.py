@@ -124,13 +124,15 @@ def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:
             path.unlink(missing_ok=True)
 
 
-def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int) -> dict | None:
+def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
+                     refit: bool = False) -> dict | None:
     """The task's baseline on the same test rows (``Task.baseline``): its test metrics
     and their intervals, what validation chose, and the model's difference in the task's
     metric with a paired bootstrap interval (the same resampled rows for both). None when
-    the task has no baseline of this kind.
+    the task has no baseline of this kind. ``refit``: the model was refitted on train +
+    validation, so the baseline is too.
     """
-    base = task.baseline(prepared, seed)
+    base = task.baseline(prepared, seed, refit=refit)
     if base is None:
         return None
     def scalars(o: Tensor, d: SequenceData) -> dict:
@@ -139,7 +141,7 @@ def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int)
     values = {k: v for k, v in scalars(base.test_outputs, prepared.test).items() if k != "n"}
     metric = task.metric if task.metric in values else next(iter(values))
     shown = [m for m in dict.fromkeys([metric, *task.verdict_metrics]) if m in values]
-    block = {"name": base.name, "chosen": base.chosen, "shown": shown,
+    block = {"name": base.name, "chosen": base.chosen, "shown": shown, "refit": refit,
              "validation": {task.metric: base.validation, "tried": base.tried},
              "seconds": round(base.seconds, 2), **values}
     block.update(bootstrap(scalars, base.test_outputs, prepared.test, seed=seed,

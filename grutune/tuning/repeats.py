@@ -51,6 +51,7 @@ class Repeated:
     models: list[list[SequenceModel]] = field(default_factory=list)  # per seed: per fold
     val: list[float] = field(default_factory=list)
     test: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)  # per seed: its best epoch (refit)
 
     def summary(self, metric: str) -> dict:
         v_mean, v_low, v_high = mean_interval(self.val)
@@ -106,7 +107,7 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
             seed = base + SEED_STRIDE * j
             if j == 0:
                 models = trial_models(trial, task, prepared, run_dir, max_epochs)
-                value = float(trial.value)
+                value, best = float(trial.value), int(trial.user_attrs.get("best_epoch", 0))
             else:
                 try:
                     done = None if out_of_time() else train_seed(
@@ -123,11 +124,12 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
                     log.info("seed repeats: stopped at their time limit (trial %d, seed %d)",
                              trial.number, seed)
                     return [*out, rep]
-                models, value = done
+                models, value, best = done
             test_out = predict(Ensemble(models, task.combine).eval(), prepared.test)
             rep.seeds.append(seed)
             rep.models.append(models)
             rep.val.append(value)
+            rep.epochs.append(best)
             rep.test.append(float(task.val_metric(test_out, prepared.test.y,
                                                   prepared.state)))
             log.info("seed repeat: trial %d seed %d: validation %.4f", trial.number, seed,
@@ -138,16 +140,17 @@ def repeat(trials: list[optuna.trial.FrozenTrial], seeds: int, task: Task,
 
 def train_seed(params: dict, seed: int, task: Task, prepared: Prepared, max_epochs: int,
                should_stop: Callable[[], str | None] | None = None,
-               ) -> tuple[list[SequenceModel], float] | None:
-    """One seed of a configuration: its models (per fold, in eval mode) and validation
-    value, computed as the search computes a trial's (``fitting.fit_trial``).
+               ) -> tuple[list[SequenceModel], float, int] | None:
+    """One seed of a configuration: its models (per fold, in eval mode), validation
+    value and best epoch (of the first fold), computed as the search computes a trial's
+    (``fitting.fit_trial``).
 
     None when ``should_stop`` cut its training short (the seed is not comparable).
     """
     done = fit_trial(task, prepared, params, seed, max_epochs, should_stop=should_stop)
     if done.stopped:
         return None
-    return [m.eval() for m in done.models], done.value
+    return [m.eval() for m in done.models], done.value, done.results[0].best_epoch
 
 
 def choose(results: list[Repeated], direction: str) -> Repeated:

@@ -175,8 +175,8 @@ def run_seeds(winners: dict[str, optuna.trial.FrozenTrial], seeds: list[int], ta
             with console.status(f"verdict: {cell.upper()} (trial {winners[cell].number}) "
                                 f"seed {j + 1}/{len(seeds)}"):
                 started = time.perf_counter()
-                models, value = train_seed(winners[cell].user_attrs["config"], seed, task,
-                                           prepared, max_epochs)
+                models, value, _ = train_seed(winners[cell].user_attrs["config"], seed,
+                                              task, prepared, max_epochs)
                 seconds = time.perf_counter() - started
                 outputs = predict(Ensemble(models, task.combine).eval(), prepared.test)
                 scalars = task.scalars(outputs, prepared.test, prepared.state)

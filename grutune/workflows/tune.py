@@ -55,6 +55,7 @@ from grutune.tuning.evaluate import (
     top_trials,
 )
 from grutune.tuning.lint import lint
+from grutune.tuning.refit import refit_models, refit_skip_reason
 from grutune.tuning.repeats import REPEAT_SHARE, choose, plan, repeat
 from grutune.tuning.search import search
 from grutune.tuning.study import (
@@ -319,7 +320,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
          data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
          run_dir: Path, out: Console) -> TuneResult:
     interrupted = run_search(task, prepared, study, new, space, study_cfg, console, run_dir)
-    model, members, repeats = _final_model(task, prepared, study, study_cfg, console, run_dir)
+    final = _final_model(task, prepared, study, study_cfg, console, run_dir)
+    model, members, repeats = final.model, final.trials, final.repeats
     numbers = [t.number for t in members]
     with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
@@ -331,18 +333,20 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                           task.metric: float(sum(t.value for t in members) / len(members))}
         else:
             validation = {"scheme": "holdout validation split",
-                          task.metric: task.val_metric(predict(model, prepared.val),
+                          task.metric: task.val_metric(predict(final.early, prepared.val),
                                                        prepared.val.y, prepared.state)}
     if study_cfg.baseline:
         with console.status("fitting the baseline on the same split"):
-            block = baseline_metrics(task, prepared, outputs, data_cfg.seed)
+            block = baseline_metrics(task, prepared, outputs, data_cfg.seed,
+                                     refit=final.refit["done"])
         if block is not None:
             metrics["baseline"] = block
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
                "model": {"kind": "ensemble" if len(model.members) > 1 else "single",
                          "members": numbers, "folds": folds,
                          "member_validation": [t.value for t in members]},
-               "validation": validation, "seed_repeats": repeats, **metrics}
+               "validation": validation, "seed_repeats": repeats, "refit": final.refit,
+               **metrics}
     write_json(run_dir / "metrics.json", metrics)
     with atomic_path(run_dir / "test_predictions.csv") as tmp, \
             open(tmp, "w", encoding="utf-8", newline="") as stream:
@@ -399,18 +403,31 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
     return interrupted
 
 
+@dataclass
+class FinalModel:
+    """What the seed repeats (or the top trials) give the evaluation."""
+
+    early: Ensemble  # the early-stopped models: the validation figures come from these
+    model: Ensemble  # the model evaluated on test and saved: ``early``, or its refit
+    trials: list  # the trials the members come from
+    repeats: dict  # the seed-repeat record for metrics.json
+    refit: dict  # the refit record for metrics.json
+
+
 def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg: StudyConfig,
-                 console: Console, run_dir: Path) -> tuple[Ensemble, list, dict]:
-    """(model, the trials it comes from, the seed-repeat record for metrics.json).
+                 console: Console, run_dir: Path) -> FinalModel:
+    """The final model, its trials and records.
 
     With seed repeats (``repeats.py``): the chosen configuration's seed models. Without
-    (``--repeats 1``, or no time for them): the top ``--ensemble`` trials' models.
+    (``--repeats 1``, or no time for them): the top ``--ensemble`` trials' models. Then,
+    unless ``--no-refit`` or the task or cross-validation rules it out, each member is
+    refitted on train + validation (``refit.py``) within the seed repeats' time limit.
     """
     budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
+    deadline = time.monotonic() + budget if budget else None
     planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget)
     results = []
     if planned:
-        deadline = time.monotonic() + budget if budget else None
         with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
                             f"{study_cfg.repeats} seeds"):
             results = repeat(planned, study_cfg.repeats, task, prepared, run_dir,
@@ -432,15 +449,50 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
                   "chosen_trial": chosen.trial.number, "note": note,
                   "configurations": [r.summary(task.metric) for r in results]}
         console.print(repeats_table(record))
-        members = [m for ms in chosen.models for m in ms]
-        return Ensemble(members, task.combine).eval(), [chosen.trial], record
-    if note:  # a warning only when asked-for repeats did not happen
-        (log.warning if study_cfg.repeats > 1 else log.info)("%s", note)
-    candidates = top_trials(study, study_cfg.ensemble)
-    with console.status(f"loading trials {[t.number for t in candidates]}"):
-        model, members = final_model(candidates, task, prepared, run_dir,
-                                     study_cfg.max_epochs)
-    return model, members, {"note": note}
+        early = Ensemble([m for ms in chosen.models for m in ms], task.combine).eval()
+        params = chosen.trial.user_attrs["config"]
+        members = [(params, seed, epochs) for seed, epochs in zip(chosen.seeds, chosen.epochs,
+                                                                   strict=True)]
+        trials = [chosen.trial]
+    else:
+        if note:  # a warning only when asked-for repeats did not happen
+            (log.warning if study_cfg.repeats > 1 else log.info)("%s", note)
+        candidates = top_trials(study, study_cfg.ensemble)
+        with console.status(f"loading trials {[t.number for t in candidates]}"):
+            early, trials = final_model(candidates, task, prepared, run_dir,
+                                        study_cfg.max_epochs)
+        record = {"note": note}
+        members = [(t.user_attrs["config"], t.user_attrs["seed"],
+                    int(t.user_attrs.get("best_epoch", 0))) for t in trials]
+    model, refit = _refit(task, prepared, study_cfg, members, deadline, console)
+    return FinalModel(early, model or early, trials, record, refit)
+
+
+def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
+           members: list[tuple[dict, int, int]], deadline: float | None,
+           console: Console) -> tuple[Ensemble | None, dict]:
+    """The members refitted on train + validation (None: not refitted) and the record."""
+    skip = refit_skip_reason(task, prepared, study_cfg.refit)
+    if skip is None and not all(epochs >= 1 for _, _, epochs in members):
+        skip = "a member's best epoch is unknown"
+    if skip is not None:
+        return None, {"done": False, "reason": skip}
+    start = time.monotonic()
+    with console.status(f"refitting {len(members)} final model(s) on train + validation"):
+        models = refit_models(task, prepared, members, study_cfg.max_epochs, lambda: (
+            "budget" if deadline is not None and time.monotonic() > deadline else None))
+    if models is None:
+        reason = ("the seed repeats' time limit passed during the refit; the early-stopped "
+                  "models are kept")
+        log.warning("refit: %s", reason)
+        return None, {"done": False, "reason": reason}
+    return Ensemble(models, task.combine).eval(), {
+        "done": True, "rows": len(prepared.train) + len(prepared.val),
+        "epochs": [epochs for _, _, epochs in members],
+        "seconds": round(time.monotonic() - start, 2),
+        "rule": "each final model trained again from its seed on train + validation for "
+                "the epochs its early-stopped run found best; validation figures come "
+                "from the early-stopped models"}
 
 
 def _write_report(run_dir: Path) -> None:
