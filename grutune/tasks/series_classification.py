@@ -365,15 +365,24 @@ def pad_series(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 STEMS = ("none", "conv")  # what reads the series before the GRU (``model.StemModel``)
+STEM_FROM = 100  # median training length from which the first trial uses the stem
 
 
-def series_params() -> list[Param]:
+def series_params(length: int = 0) -> list[Param]:
     """Architecture factors for a series classifier: small inputs, a normalization choice,
     and a convolutional stem that shortens long series 4x (issue 17: a plain GRU over
-    hundreds of raw steps learns poorly from a few dozen series)."""
+    hundreds of raw steps learns poorly from a few dozen series). The stem is the first
+    trial's choice for series of a median ``length`` of ``STEM_FROM`` steps or more.
+
+    >>> [p.default for p in series_params(24) if p.name == "stem"]
+    ['none']
+    >>> [p.default for p in series_params(427) if p.name == "stem"]
+    ['conv']
+    """
+    stem = "conv" if length >= STEM_FROM else "none"
     return [fixed_param("cell", "gru", allowed=CELLS),
             choice_param("series_norm", [True, False], True, allowed=(False, True)),
-            choice_param("stem", list(STEMS), "none", allowed=STEMS),
+            choice_param("stem", list(STEMS), stem, allowed=STEMS),
             *numeric_params()]
 
 
@@ -414,7 +423,12 @@ class SeriesClassification(ClassificationTask):
             training_params(),
             batch_size=choice_param("batch_size", [8, 16, 32], 16, bounds=(1, math.inf)),
             patience=int_param("patience", 5, 20, 15))
-        return Space(series_params() + common)
+        return Space(series_params(context.get("length", 0)) + common)
+
+    def space_context(self, cfg: DataConfig) -> dict:
+        """The training series' median length (the stem's default depends on it)."""
+        pool = self._load(cfg).pool
+        return {"length": int(np.median([len(s) for s in pool["series"]]))}
 
     def _load(self, cfg: DataConfig) -> _Source:
         if cfg.path is None:

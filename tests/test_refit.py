@@ -1,0 +1,156 @@
+"""Refit: the final models trained again on train + validation, the baseline alike; the
+validation figures still come from the early-stopped models."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from grutune.cli import app
+from grutune.config import DataConfig
+from grutune.data.cache import SequenceData
+from grutune.nn.trainer import fit, fit_epochs
+from grutune.search_space import train_config
+from grutune.tasks import get_task
+from grutune.tasks.baselines import nearest_neighbour, tfidf_logistic
+from grutune.tuning.fitting import build_model
+from grutune.tuning.refit import refit_models, refit_skip_reason
+
+from .conftest import make_texts
+from .test_baselines import ACCURACY, _series
+
+SMALL = {"embed_dim": 16, "hidden_size": 16, "embedding": "random"}
+
+
+@pytest.fixture(scope="module")
+def text_setup(tmp_path_factory):
+    path = tmp_path_factory.mktemp("refit") / "texts.csv"
+    make_texts(20).to_csv(path, index=False)
+    task = get_task("text")
+    prepared = task.prepare(DataConfig(path=str(path)))
+    space = task.default_space({})
+    params = {**{p.name: p.default for p in space.params.values()}, **SMALL}
+    return task, prepared, params
+
+
+class _Rising:
+    """A scorer whose validation metric rises every epoch, so ``fit`` keeps its last."""
+
+    direction = "maximize"
+
+    def __init__(self, scoring):
+        self.scoring, self.calls = scoring, 0
+
+    def loss(self, outputs, y):
+        return self.scoring.loss(outputs, y)
+
+    def val_metric(self, outputs, y):
+        self.calls += 1
+        return float(self.calls)
+
+
+def test_fit_epochs_trains_as_fit_does_up_to_that_epoch(text_setup):
+    """Same seed, schedule and batches as ``fit``: after k epochs the weights are those
+    ``fit`` holds after its epoch k (here made its best), to the bit."""
+    task, prepared, params = text_setup
+    cfg = train_config(params, 6, seed=3)
+    a = build_model(task, params, prepared.state, 3)
+    fit(a, prepared.train, prepared.val, cfg, _Rising(task.scoring(prepared.state)),
+        on_epoch=lambda log: log.epoch >= 2)
+    b = build_model(task, params, prepared.state, 3)
+    assert fit_epochs(b, prepared.train, cfg, task.scoring(prepared.state), 2) == ""
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(wa, wb), name
+
+
+def test_refit_trains_each_member_on_train_and_validation_for_its_epochs(text_setup,
+                                                                         monkeypatch):
+    task, prepared, params = text_setup
+    seen = []
+
+    def spy(model, train, cfg, scoring, epochs, should_stop=None):
+        seen.append((len(train), epochs, cfg.seed))
+        return fit_epochs(model, train, cfg, scoring, epochs, should_stop)
+
+    monkeypatch.setattr("grutune.tuning.refit.fit_epochs", spy)
+    models = refit_models(task, prepared, [(params, 5, 2), (params, 9, 1)], 6)
+    rows = len(prepared.train) + len(prepared.val)
+    assert seen == [(rows, 2, 5), (rows, 1, 9)]
+    assert len(models) == 2 and not any(m.training for m in models)
+    again = refit_models(task, prepared, [(params, 5, 2)], 6)[0]
+    assert all(torch.equal(x, y) for x, y in zip(models[0].state_dict().values(),
+                                                 again.state_dict().values(), strict=True))
+
+
+def test_refit_past_its_deadline_keeps_nothing(text_setup):
+    task, prepared, params = text_setup
+    assert refit_models(task, prepared, [(params, 0, 3)], 6, lambda: "budget") is None
+
+
+def test_refit_is_skipped_where_validation_cannot_join_training():
+    holdout = SimpleNamespace(fold_pairs=lambda: [("train", "val")])
+    folds = SimpleNamespace(fold_pairs=lambda: [("a", "b"), ("c", "d")])
+    assert refit_skip_reason(get_task("text"), holdout, True) is None
+    assert refit_skip_reason(get_task("text"), holdout, False) == "--no-refit"
+    assert "cross-validation" in refit_skip_reason(get_task("series"), folds, True)
+    assert "validates on data" in refit_skip_reason(get_task("forecast"), holdout, True)
+
+
+def test_refitted_baselines_learn_from_train_and_validation():
+    frame = make_texts(30, seed=3)
+    labels = sorted(frame["label"].unique())
+    y = torch.tensor([labels.index(v) for v in frame["label"]])
+    texts, n = frame["text"].tolist(), len(frame)
+    cut = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4),
+           "test": slice(3 * n // 4, n)}
+    parts = ({k: texts[s] for k, s in cut.items()}, {k: y[s] for k, s in cut.items()})
+    plain = tfidf_logistic(*parts, len(labels), ACCURACY)
+    refit = tfidf_logistic(*parts, len(labels), ACCURACY, refit=True)
+    assert refit.chosen == plain.chosen and refit.tried == plain.tried  # chosen as before
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    if refit.chosen["features"] == "word 1-2 grams":  # the same model, fitted by hand
+        vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        both = texts[: 3 * n // 4]
+        lr = LogisticRegression(C=refit.chosen["C"], max_iter=2000, random_state=0).fit(
+            vec.fit_transform(both), y[: 3 * n // 4].numpy())
+        expected = lr.predict_proba(vec.transform(texts[3 * n // 4:]))
+        assert np.allclose(refit.test_outputs.exp().numpy(), expected, atol=1e-5)
+    # 1-NN: a validation series labelled against its class; its copy in test takes that
+    # label only when validation joins the neighbours (the refit)
+    train, val = _series(30, 0), _series(12, 1)
+    odd = val.y.clone()
+    odd[0] = 1 - odd[0]
+    series = {"train": train, "val": SequenceData(val.x, val.lengths, odd),
+              "test": SequenceData(val.x[:1], val.lengths[:1], val.y[:1])}
+    label = {r: int(nearest_neighbour(series, 2, ACCURACY, refit=r).test_outputs.argmax())
+             for r in (False, True)}
+    assert label == {False: int(val.y[0]), True: int(odd[0])}
+
+
+def test_a_text_run_refits_and_reports_validation_from_the_early_models(runner, tmp_path,
+                                                                         texts_csv):
+    """With and without refit, the same seeded search gives the same validation figure
+    (it comes from the early-stopped models); only the refit run trains on the
+    validation rows, and its baseline does too."""
+    metrics = {}
+    for flag in ("--refit", "--no-refit"):
+        run = tmp_path / flag
+        result = runner.invoke(app, ["tune", str(texts_csv), "--run-dir", str(run),
+                                     "--trials", "2", "--max-epochs", "3", "--folds", "1",
+                                     "--workers", "1", "--repeats", "2", flag])
+        assert result.exit_code == 0, result.stderr
+        metrics[flag] = json.loads((run / "metrics.json").read_text())
+    done, off = metrics["--refit"], metrics["--no-refit"]
+    rows = json.loads((tmp_path / "--refit" / "split.json").read_text())["split"]
+    assert done["refit"]["done"] and done["refit"]["rows"] == len(rows["train"]) + len(
+        rows["val"])
+    assert len(done["refit"]["epochs"]) == 2  # the chosen configuration's two seeds
+    assert off["refit"] == {"done": False, "reason": "--no-refit"}
+    assert done["validation"] == off["validation"]
+    assert done["baseline"]["refit"] is True and off["baseline"]["refit"] is False
