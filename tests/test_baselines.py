@@ -73,18 +73,26 @@ def test_nearest_neighbour_chooses_on_validation_only():
     assert torch.allclose(probs.sum(1), torch.ones(12)) and probs.min() > 0  # finite log loss
 
 
-def test_tfidf_logistic_learns_words_and_reports_what_it_tried():
+def text_parts() -> tuple[dict, dict, list[str], list[str], torch.Tensor]:
+    """Topic texts cut 50/25/25: (texts per split, labels per split, class names, every
+    text, every label)."""
     frame = make_texts(30, seed=3)
     labels = sorted(frame["label"].unique())
     y = torch.tensor([labels.index(v) for v in frame["label"]])
     texts, n = frame["text"].tolist(), len(frame)
     cut = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4),
            "test": slice(3 * n // 4, n)}
-    base = tfidf_logistic({k: texts[s] for k, s in cut.items()},
-                          {k: y[s] for k, s in cut.items()}, len(labels), ACCURACY)
+    return ({k: texts[s] for k, s in cut.items()}, {k: y[s] for k, s in cut.items()},
+            labels, texts, y)
+
+
+def test_tfidf_logistic_learns_words_and_reports_what_it_tried():
+    split_texts, split_y, labels, texts, y = text_parts()
+    n = len(texts)
+    base = tfidf_logistic(split_texts, split_y, len(labels), ACCURACY)
     assert len(base.tried) == 4 and base.chosen in [
         {"features": t["features"], "C": t["C"]} for t in base.tried]
-    assert _accuracy(base.test_outputs, y[cut["test"]]) > 0.8
+    assert _accuracy(base.test_outputs, split_y["test"]) > 0.8
     assert base.test_outputs.shape == (n - 3 * n // 4, len(labels))
 
 

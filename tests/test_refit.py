@@ -21,7 +21,7 @@ from grutune.tuning.fitting import build_model
 from grutune.tuning.refit import refit_models, refit_skip_reason
 
 from .conftest import make_texts
-from .test_baselines import ACCURACY, _series
+from .test_baselines import ACCURACY, _series, text_parts
 
 SMALL = {"embed_dim": 16, "hidden_size": 16, "embedding": "random"}
 
@@ -101,13 +101,9 @@ def test_refit_is_skipped_where_validation_cannot_join_training():
 
 
 def test_refitted_baselines_learn_from_train_and_validation():
-    frame = make_texts(30, seed=3)
-    labels = sorted(frame["label"].unique())
-    y = torch.tensor([labels.index(v) for v in frame["label"]])
-    texts, n = frame["text"].tolist(), len(frame)
-    cut = {"train": slice(0, n // 2), "val": slice(n // 2, 3 * n // 4),
-           "test": slice(3 * n // 4, n)}
-    parts = ({k: texts[s] for k, s in cut.items()}, {k: y[s] for k, s in cut.items()})
+    split_texts, split_y, labels, texts, y = text_parts()
+    n = len(texts)
+    parts = (split_texts, split_y)
     plain = tfidf_logistic(*parts, len(labels), ACCURACY)
     refit = tfidf_logistic(*parts, len(labels), ACCURACY, refit=True)
     assert refit.chosen == plain.chosen and refit.tried == plain.tried  # chosen as before

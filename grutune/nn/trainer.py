@@ -232,10 +232,7 @@ def fit(
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+    optimizer, schedule = _optimizer_schedule(model, len(train), cfg)
     book = EpochBook(scorer.direction, cfg.patience, on_epoch)
     for epoch in range(1, cfg.max_epochs + 1):
         epoch_start = time.perf_counter()
@@ -268,10 +265,7 @@ def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: 
     (checked after each epoch). A non-finite training loss is a ``TrialFailure``.
     """
     rng = np.random.default_rng(cfg.seed)
-    optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(epoch_size(cfg, len(train)) / cfg.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+    optimizer, schedule = _optimizer_schedule(model, len(train), cfg)
     for epoch in range(1, epochs + 1):
         finite_loss("training", _train_epoch(model, train, cfg, scorer, optimizer, schedule,
                                              rng), epoch)
@@ -279,6 +273,15 @@ def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: 
         if reason and epoch < epochs:
             return reason
     return ""
+
+
+def _optimizer_schedule(model: nn.Module, rows: int, cfg: TrainConfig
+                        ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimizer and its per-step schedule, laid out in epochs of ``rows`` rows."""
+    optimizer = make_optimizer(model, cfg)
+    steps_per_epoch = math.ceil(epoch_size(cfg, rows) / cfg.batch_size)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
 
 
 def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer: Scorer,

@@ -159,11 +159,13 @@ class Task(ABC):
         """Fit, on the training split only, what the ``space``'s trials may start from,
         into ``prepared.pretrained`` (a text task: word vectors). Called once per study,
         after ``prepare`` and before any trial. Default: nothing."""
+        return None
 
     def initialize(self, model: torch.nn.Module, params: dict, prepared: Prepared) -> None:
         """Start a freshly seeded ``model`` from ``prepared.pretrained`` as ``params`` say
         (a text task copies its word vectors into the embedding). Default: the seeded
         random start as it is."""
+        return None
 
     @abstractmethod
     def model_config(self, params: dict, state: dict) -> ModelConfig:

@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from grutune.data.cache import concat
+
 # a 1-NN vote is certain; its probabilities keep this much for the other classes, so the
 # log loss of a wrong vote is large but finite
 NN_SMOOTHING = 1e-3
@@ -150,8 +152,6 @@ def nearest_neighbour(parts: dict, n_classes: int, scorer: Scorer,
         tried.append({"znorm": znorm, "validation": value})
     best = _best(tried, scorer)
     if refit:
-        from grutune.data.cache import concat
-
         train = concat([train, parts["val"]])
     hit = nearest_label(train.x, train.lengths, parts["test"].x, parts["test"].lengths,
                         best["znorm"])
