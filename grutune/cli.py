@@ -382,7 +382,7 @@ def tune(  # the options in the order of their help panels: data, search, traini
     baseline: bool = typer.Option(
         _S.baseline, "--baseline/--no-baseline", rich_help_panel=OUTPUT,
         help="Also fit the task's baseline (text: TF-IDF + logistic regression; series: "
-        "1-NN Euclidean; forecasts: Theta) on the same split and show the model beside it "
+        "1-NN, Euclidean or DTW; forecasts: Theta) on the same split and show the model beside it "
         "(seconds)."),
     as_json: bool = typer.Option(
         False, "--json", rich_help_panel=OUTPUT,

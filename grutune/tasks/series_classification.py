@@ -69,7 +69,7 @@ from grutune.tasks.base import (
     stratified_split,
     warn_similar_labels,
 )
-from grutune.tasks.baselines import Baseline, nearest_neighbour
+from grutune.tasks.baselines import Baseline, dtw_neighbour
 
 log = logging.getLogger("grutune")
 
@@ -509,9 +509,10 @@ class SeriesClassification(ClassificationTask):
                         test_frame)
 
     def baseline(self, prepared: Prepared, seed: int, refit: bool = False) -> Baseline | None:
-        """1-nearest-neighbour, Euclidean (``baselines.nearest_neighbour``)."""
+        """1-nearest-neighbour, Euclidean or DTW as validation chooses
+        (``baselines.dtw_neighbour``)."""
         parts = {k: getattr(prepared, k) for k in ("train", "val", "test")}
-        return nearest_neighbour(parts, len(prepared.state["labels"]),
+        return dtw_neighbour(parts, len(prepared.state["labels"]),
                                  self.scoring(prepared.state), refit)
 
     def model_config(self, params: dict, state: dict) -> ModelConfig:
