@@ -104,14 +104,15 @@ def compare(data: Data | tuple[Data, Data] | None = None, *, task: str | None = 
                            console=Console(stderr=True, quiet=quiet))
 
 
-def report(run_dir: str | Path) -> Path:
+def report(run_dir: str | Path, storage: str | None = None) -> Path:
     """(Re)build ``report.html`` of a ``tune`` or ``compare`` run directory (also while
-    its study still runs); the page's path."""
+    its study still runs); the page's path. ``storage``: the study's URL, needed where
+    the run directory records it without its password (a database URL with one)."""
     folder = Path(run_dir)
     if (folder / "compare.json").is_file():
-        return build_compare_report(folder)
+        return build_compare_report(folder, storage)
     require_run_dir(folder)
-    return build_report(folder)
+    return build_report(folder, storage)
 
 
 def _configs(data: Data | tuple[Data, Data] | None, given: dict,

@@ -287,9 +287,15 @@ MaxEpochs = Annotated[int | None, typer.Option(
     metavar="N", rich_help_panel=TRAINING,
     help="Epochs per trial at most (early stopping; default: text 20, series 100, "
          "forecast 60).")]
+STORAGE_ENV = "GRUTUNE_STORAGE"  # the storage URL, kept off command lines (a password)
 Storage = Annotated[str | None, typer.Option(
-    metavar="URL", rich_help_panel=STORAGE,
+    metavar="URL", rich_help_panel=STORAGE, envvar=STORAGE_ENV, show_envvar=True,
     help="Optuna storage URL (default: SQLite in the run directory).")]
+# report and dashboard: the URL again, where the run directory keeps it without its password
+RunStorage = Annotated[str | None, typer.Option(
+    "--storage", metavar="URL", envvar=STORAGE_ENV, show_envvar=True,
+    help="The study's storage URL: needed when the run used a database URL with a "
+         "password, which the run directory does not keep.")]
 StudyName = Annotated[str | None, typer.Option(
     "--study", metavar="STUDY", rich_help_panel=STORAGE,
     help="Study name (default: data name).")]
@@ -701,6 +707,7 @@ def _predict_kept(path: Path, name: str, keep: list[str]) -> Any:
 def report_cmd(
     run_dir: Path = typer.Argument(..., metavar="RUN_DIR",
                                    help="A run directory (runs/STUDY)."),
+    storage: RunStorage = None,
 ) -> None:
     """(Re)build RUN_DIR/report.html from the run's study and files (a tune or a compare
     run); works while the study is still running."""
@@ -708,7 +715,7 @@ def report_cmd(
 
     _setup_logging()
     with _fatal_errors():
-        path = report(run_dir)
+        path = report(run_dir, storage)
     err_console.print(f"wrote {path}")
 
 
@@ -718,6 +725,7 @@ def dashboard_cmd(
                                    help="A run directory (runs/STUDY)."),
     port: int = typer.Option(8080, min=1, max=65535, metavar="PORT",
                              help="Port on 127.0.0.1."),
+    storage: RunStorage = None,
 ) -> None:
     """Serve optuna-dashboard for RUN_DIR's study on http://127.0.0.1:PORT (Ctrl-C stops)."""
     from grutune.reporting.data import read_json
@@ -732,7 +740,7 @@ def dashboard_cmd(
         except ImportError:
             raise ConfigError("grutune dashboard needs optuna-dashboard; pip install "
                                "'grutune[dashboard]'") from None
-        url = recorded_storage(run_dir, read_json(run_dir / "config.json") or {})
+        url = recorded_storage(run_dir, read_json(run_dir / "config.json") or {}, storage)
         if not url:
             raise ConfigError(f"{run_dir}: its study has not been created yet (no study "
                                "file); start the run first")

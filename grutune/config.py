@@ -240,6 +240,18 @@ class StudyConfig:
                or bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study_name)),
                f"--study: letters, digits, '.', '_' and '-' only; got {self.study_name!r}")
 
+    def public_dict(self) -> dict:
+        """The config as files record it (``config.json``, ``compare.json``): the storage
+        URL and the MLflow URI with their passwords hidden."""
+        from grutune.urls import hide_password
+
+        return {**asdict(self), "storage": hide_password(self.storage),
+                "mlflow": hide_password(self.mlflow)}
+
+    def __repr__(self) -> str:  # a logged config never shows a password
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
+        return f"StudyConfig({shown})"
+
 
 def default_study_name(path: str | None, dataset: str | None, sample: int | None) -> str:
     """A study name from the data's name: letters outside ASCII lose their accents, any

@@ -53,6 +53,13 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _no_storage_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GRUTUNE_STORAGE exported in the developer's shell would send every test's
+    study to that database; tests that want it set it themselves."""
+    monkeypatch.delenv("GRUTUNE_STORAGE", raising=False)
+
+
 def finished_trials(run_dir: Path) -> int:
     """Complete or pruned trials in a run directory's own study (SQLite or journal file)."""
     if (run_dir / "study.db").exists():

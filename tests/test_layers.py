@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "grutune"
 # layers, low to high: a module imports its own unit (subpackage or module) and lower
 # layers only. Units that share a layer do not import each other.
 LAYERS: list[tuple[str, ...]] = [
-    ("exceptions", "files", "compat"),   # foundation: no grutune imports
+    ("exceptions", "files", "compat", "urls"),  # foundation: no grutune imports
     ("config",),                         # frozen configs whose checks state the rule
     ("manifest_checks", "search_space"),  # bundle field checks; Param / Space
     ("data",),                           # readers, built-in datasets, tensors, folds

@@ -48,7 +48,7 @@ def test_three_workers_on_postgres_record_every_trial_once(tmp_path):
             _, err = p.communicate(timeout=900)
             assert p.returncode == 0, err
             ends.append(time.monotonic())
-        study = optuna.load_study(study_name="shared", storage=url)
+        study = optuna.load_study(study_name="shared", storage=make_storage(url))
         trials = study.get_trials()
         numbers = [t.number for t in trials]
         assert len(numbers) == len(set(numbers))

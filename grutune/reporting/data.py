@@ -35,12 +35,13 @@ class RunFiles:
     predictions: pd.DataFrame | None = None
 
 
-def read_run(run_dir: str | Path) -> RunFiles:
-    """Open a run directory's study (read as it is now) and its files."""
+def read_run(run_dir: str | Path, storage: str | None = None) -> RunFiles:
+    """Open a run directory's study (read as it is now) and its files. ``storage``: the
+    study's URL where ``config.json`` records it without its password."""
     run_dir = Path(run_dir)
     config = read_json(run_dir / "config.json") or {}
     study_cfg = config.get("study") if isinstance(config.get("study"), dict) else {}
-    storage = recorded_storage(run_dir, config)
+    storage = recorded_storage(run_dir, config, storage)
     study = None
     if storage:
         names = optuna.study.get_all_study_names(make_storage(storage))

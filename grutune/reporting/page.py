@@ -79,9 +79,10 @@ def _heading(title: str, run_dir: Path) -> list[str]:
             f"{datetime.datetime.now():%Y-%m-%d %H:%M}</p>"]
 
 
-def build_report(run_dir: str | Path) -> Path:
-    """Write ``run_dir/report.html`` (atomically) and return its path."""
-    run = rd.read_run(run_dir)
+def build_report(run_dir: str | Path, storage: str | None = None) -> Path:
+    """Write ``run_dir/report.html`` (atomically) and return its path. ``storage``: the
+    study's URL where ``config.json`` records it without its password."""
+    run = rd.read_run(run_dir, storage)
     title = f"grutune report: {_dataset(run)}"
     parts = _heading(title, run.run_dir)
     figure = _Page().figure
@@ -96,9 +97,10 @@ def build_report(run_dir: str | Path) -> Path:
     return _write_page(Path(run_dir) / "report.html", title, parts)
 
 
-def build_compare_report(run_dir: str | Path) -> Path:
+def build_compare_report(run_dir: str | Path, storage: str | None = None) -> Path:
     """``grutune compare``'s page: the verdict, the seeds side by side, both searches.
-    Each cell's own report (``RUN_DIR/gru/report.html``, ``lstm/``) is rebuilt too."""
+    Each cell's own report (``RUN_DIR/gru/report.html``, ``lstm/``) is rebuilt too.
+    ``storage``: the studies' URL, as for ``build_report``."""
     root = Path(run_dir)
     record = rd.read_compare(root)
     title = f"grutune compare: GRU vs LSTM on {record.get('dataset')}"
@@ -137,7 +139,7 @@ def build_compare_report(run_dir: str | Path) -> Path:
     parts.append("<h2>Searches</h2>")
     fig = go.Figure()
     for arm in ("gru", "lstm"):
-        run = rd.read_run(root / arm)
+        run = rd.read_run(root / arm, storage)
         if run.study is None:
             continue
         hist = rd.history(run.study)
@@ -145,7 +147,8 @@ def build_compare_report(run_dir: str | Path) -> Path:
                                  name=f"{arm.upper()} trials", opacity=0.5))
         fig.add_trace(go.Scatter(x=hist["number"], y=hist["best"], mode="lines",
                                  name=f"{arm.upper()} best so far", line=dict(shape="hv")))
-        build_or_warn(build_report, root / arm, retry_hint(root / arm))
+        build_or_warn(lambda folder: build_report(folder, storage), root / arm,
+                      retry_hint(root / arm))
     fig.update_layout(title="Both searches: validation by trial", xaxis_title="trial",
                       yaxis_title="validation")
     parts.append(figure(fig))

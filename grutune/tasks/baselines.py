@@ -195,7 +195,7 @@ def _valid_series(data, znorm: bool) -> list[np.ndarray]:  # noqa: ANN001 - Sequ
     """Each series over its valid steps, [T] (one channel) or [T, C], z-normalized per
     series and channel if asked."""
     out = []
-    for x, length in zip(data.x.double().numpy(), data.lengths.tolist()):
+    for x, length in zip(data.x.double().numpy(), data.lengths.tolist(), strict=True):
         s = x[:length]
         if znorm:
             s = (s - s.mean(axis=0)) / np.maximum(s.std(axis=0), 1e-8)

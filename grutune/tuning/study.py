@@ -6,10 +6,18 @@
 'sqlite:///runs/demo/study.db'
 >>> storage_url("runs/demo", None, workers=2)
 'journal:runs/demo/study.journal'
+
+Database URLs work as the README writes them: ``postgresql://`` and ``mysql://`` name no
+driver, and ``with_driver`` picks the installed one (``grutune[postgres]`` installs
+psycopg, ``grutune[mysql]`` PyMySQL). A URL's password is only ever given to the driver:
+every message shows the URL with it hidden (``grutune.urls``), ``config.json`` records it
+hidden, and a run whose recorded URL lacks its password is opened again with the URL
+given anew (``--storage`` or ``GRUTUNE_STORAGE``).
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 import time
 import warnings
@@ -27,6 +35,7 @@ from optuna.storages.journal import JournalFileBackend
 from grutune.config import PRUNERS, SAMPLERS
 from grutune.exceptions import ConfigError
 from grutune.search_space import Space
+from grutune.urls import hide_password, parse_url, password_hidden, same_database, scrub
 
 # trials that ran to an end a study can use: complete, or pruned with a partial curve
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -107,7 +116,18 @@ def storage_url(run_dir: str | Path, storage: str | None, workers: int = 1) -> s
     return f"sqlite:///{sqlite.as_posix()}"
 
 
-def recorded_storage(run_dir: str | Path, config: dict) -> str:
+def saved_storage(run_dir: str | Path, config: dict) -> str | None:
+    """The storage URL a run directory's ``config.json`` records (None: the run
+    directory's own file); a password in it is hidden."""
+    study_cfg = config.get("study") if isinstance(config, dict) else None
+    saved = study_cfg.get("storage") if isinstance(study_cfg, dict) else None
+    if saved is not None and not isinstance(saved, str):
+        raise ConfigError(f"{Path(run_dir) / 'config.json'}: its study storage must be a URL "
+                          f"string; got {type(saved).__name__}")
+    return saved
+
+
+def recorded_storage(run_dir: str | Path, config: dict, given: str | None = None) -> str:
     """The storage URL a run directory's ``config.json`` records, for ``report`` and
     ``dashboard``; "" when there is no study to open yet.
 
@@ -115,14 +135,18 @@ def recorded_storage(run_dir: str | Path, config: dict) -> str:
     directory may come from someone else: a file storage is opened only when its file
     already exists, so no command that reads a run writes where a config points.
 
+    A recorded URL whose password is hidden cannot connect: ``given`` (``--storage`` or
+    ``GRUTUNE_STORAGE``) is then the URL, and must name the recorded database (its
+    password and driver may differ). Otherwise ``given`` is not needed and not used.
+
     >>> recorded_storage("/nonexistent-run", {})
     ''
+    >>> recorded_storage("run", {"study": {"storage": "mysql://u:***@h/d"}}, "mysql://u:pw@h/d")
+    'mysql://u:pw@h/d'
     """
-    study_cfg = config.get("study") if isinstance(config, dict) else None
-    saved = study_cfg.get("storage") if isinstance(study_cfg, dict) else None
-    if saved is not None and not isinstance(saved, str):
-        raise ConfigError(f"{Path(run_dir) / 'config.json'}: its study storage must be a URL "
-                          f"string; got {type(saved).__name__}")
+    saved = saved_storage(run_dir, config)
+    if password_hidden(saved):
+        return _with_password(run_dir, saved, given)
     url = storage_url(run_dir, saved)
     if url.startswith("journal:"):
         path = url[len("journal:"):]
@@ -131,6 +155,71 @@ def recorded_storage(run_dir: str | Path, config: dict) -> str:
     else:
         return url  # a database server: opening it creates no local file
     return url if path and Path(path).is_file() else ""
+
+
+def _with_password(run_dir: str | Path, saved: str, given: str | None) -> str:
+    """The URL ``given`` for a study recorded as ``saved`` (password hidden)."""
+    if not given:
+        raise ConfigError(f"{run_dir}: its study is in {saved}, and the run directory does "
+                          "not keep the password; give the URL with --storage URL or the "
+                          "GRUTUNE_STORAGE environment variable")
+    if not same_database(given, saved):
+        raise ConfigError(f"--storage {hide_password(given)}: is not the storage {run_dir} "
+                          f"records ({saved})")
+    return given
+
+
+def check_storage_given(run_dir: str | Path, saved: str | None, given: str | None) -> None:
+    """Refuse to resume a run directory whose study lives in a storage it does not own
+    (``--storage`` when it started: a database, a file elsewhere) without that storage:
+    the run would silently start a new study in its own file.
+
+    >>> check_storage_given("runs/demo", "sqlite:///runs/demo/study.db", None)
+    """
+    if saved is None or given is not None:
+        return
+    own = {storage_url(run_dir, None, workers) for workers in (1, 2)}
+    if saved not in own:
+        raise ConfigError(f"{run_dir}: its study is in {hide_password(saved)}; give that "
+                          "storage again to resume it (--storage URL or the GRUTUNE_STORAGE "
+                          "environment variable), or use a new --run-dir")
+
+
+# the drivers tried, in order, for a database URL that names none, as (SQLAlchemy's
+# driver name, its module), and the extra that installs the first
+DRIVERS = {"postgresql": (("psycopg", "psycopg"), ("psycopg2", "psycopg2")),
+           "mysql": (("pymysql", "pymysql"), ("mysqldb", "MySQLdb"))}
+EXTRAS = {"postgresql": "postgres", "mysql": "mysql"}
+SCHEMES = ("sqlite", "postgresql", "mysql")
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:  # absent, or present without what it needs (psycopg's libpq)
+        return False
+    return True
+
+
+def with_driver(url: str) -> str:
+    """``url`` with the driver that is installed: a ``postgresql://`` or ``mysql://`` URL
+    that names none gets the first of ``DRIVERS`` that imports (SQLAlchemy's own default,
+    psycopg or mysqlclient, may be missing); a URL that names one, or SQLite's, is kept.
+
+    >>> with_driver("sqlite:///runs/demo/study.db")
+    'sqlite:///runs/demo/study.db'
+    """
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name() if parsed is not None else None
+    if backend not in DRIVERS or "+" in parsed.drivername:
+        return url
+    for driver, module in DRIVERS[backend]:
+        if _importable(module):
+            return parsed.set(drivername=f"{backend}+{driver}").render_as_string(
+                hide_password=False)
+    names = " or ".join(module for _, module in DRIVERS[backend])
+    raise ConfigError(f"--storage {hide_password(url)}: no {backend} driver is installed "
+                      f"({names}); pip install 'grutune[{EXTRAS[backend]}]'")
 
 
 def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
@@ -152,18 +241,23 @@ def make_storage(url: str, heartbeat_s: int = HEARTBEAT_S,
         except OSError as err:
             raise ConfigError(f"--storage: cannot open journal file {path} "
                               f"({err.strerror or err})") from None
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
-    if scheme not in ("sqlite", "postgresql", "mysql"):
-        raise ConfigError(f"--storage: unknown storage {url!r}; use sqlite:///FILE, "
+    parsed = parse_url(url)
+    scheme = parsed.get_backend_name() if parsed is not None else None
+    shown = hide_password(url)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"--storage: unknown storage {shown!r}; use sqlite:///FILE, "
                           "postgresql://HOST/DB, mysql://HOST/DB or journal:FILE")
+    driven = with_driver(url)
     try:
-        return _rdb_storage(url, scheme, heartbeat_s, grace_s)
-    except ImportError as err:
-        raise ConfigError(f"--storage: the driver for {scheme} is not installed ({err}); "
-                          "pip install 'grutune[postgres]'") from None
+        return _rdb_storage(driven, scheme, heartbeat_s, grace_s)
+    except ImportError as err:  # a driver the URL names (postgresql+psycopg2://)
+        extra = (f", or write {scheme}:// without +DRIVER to use the one pip install "
+                 f"'grutune[{EXTRAS[scheme]}]' installs" if scheme in EXTRAS else "")
+        raise ConfigError(f"--storage {shown}: its driver is not installed "
+                          f"({scrub(str(err), url)}); pip install it{extra}") from None
     except Exception as err:  # SQLAlchemy's connection and URL errors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"--storage: cannot open {url!r} ({first})") from None
+        raise ConfigError(f"--storage: cannot open {shown!r} ({scrub(first, url)})") from None
 
 
 def _rdb_storage(url: str, scheme: str, heartbeat_s: int, grace_s: int,

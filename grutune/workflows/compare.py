@@ -331,11 +331,11 @@ def _judge(task: Task, prepared: Prepared, studies: dict[str, optuna.Study], siz
         "search": {c: _search_record(studies[c], winners[c]) for c in CELLS},
         "verdict": verdict(rows, primary, metrics[primary], len(seeds)),
         "table": rows, "runs": runs, "data_config": to_dict(data_cfg),
-        "study_config": to_dict(study_cfg)}
+        "study_config": study_cfg.public_dict()}
     write_json(root / "compare.json", record)
     print_result(out, compare_table(record))
     print_result(out, f"verdict: {record['verdict']['text']}")
-    build_or_warn(build_compare_report, root)
+    build_or_warn(lambda folder: build_compare_report(folder, study_cfg.storage), root)
     print_result(out, f"run directory: {root}  (compare.json, report.html, gru/, lstm/)")
     return record
 

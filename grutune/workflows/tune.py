@@ -60,13 +60,16 @@ from grutune.tuning.repeats import REPEAT_SHARE, choose, plan, repeat
 from grutune.tuning.search import search
 from grutune.tuning.study import (
     FINISHED,
+    check_storage_given,
     make_pruner,
     make_sampler,
     make_storage,
     open_study,
     retry_failed,
+    saved_storage,
     storage_url,
 )
+from grutune.urls import hidden_argv, hide_password, scrub
 from grutune.workflows.predict import write_predictions
 
 log = logging.getLogger("grutune")
@@ -177,6 +180,7 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     """
     run_dir = Path(study_cfg.run_dir)
     check_run_dir(run_dir)
+    check_storage_given(run_dir, _recorded_storage(run_dir), study_cfg.storage)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
     if prepared is not None and saved and saved["split"] != prepared.split:
@@ -221,11 +225,22 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     write_json(run_dir / "config.json", {
         "grutune_version": __version__, "torch_version": torch.__version__,
         "optuna_version": optuna.__version__, "python": sys.version.split()[0],
-        "command": sys.argv, "data": to_dict(data_cfg), "study": to_dict(study_cfg),
+        "command": hidden_argv(sys.argv), "data": to_dict(data_cfg),
+        "study": study_cfg.public_dict(),
         "metric": getattr(task, "metric", None), "space": space.describe()})
     if study_cfg.storage is None:
         fail_left_running(study)
     return prepared, study, not study.trials
+
+
+def _recorded_storage(run_dir: Path) -> str | None:
+    """The storage an earlier run's ``config.json`` records (None: none, or no readable
+    record; that file is written again)."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        return saved_storage(run_dir, config)
+    except (OSError, ValueError):  # ConfigError is a ValueError too
+        return None
 
 
 def fail_left_running(study: optuna.Study) -> None:
@@ -359,9 +374,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     if "baseline" in metrics:
         print_result(out, baseline_table(metrics))
     with console.status("writing report.html"):
-        _write_report(run_dir)
+        _write_report(run_dir, study_cfg.storage)
     if study_cfg.mlflow:
-        with console.status(f"logging to MLflow at {study_cfg.mlflow}"):
+        with console.status(f"logging to MLflow at {hide_password(study_cfg.mlflow)}"):
             _log_mlflow(study_cfg.mlflow, study, run_dir, metrics, to_dict(data_cfg))
     print_result(out, f"run directory: {run_dir}  (report.html, model/, metrics.json, "
                  "trials.csv, split.json)")
@@ -495,11 +510,12 @@ def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
                 "from the early-stopped models"}
 
 
-def _write_report(run_dir: Path) -> None:
-    """The report; a failure to draw it is a warning, never a failed run."""
+def _write_report(run_dir: Path, storage: str | None) -> None:
+    """The report; a failure to draw it is a warning, never a failed run. ``storage``:
+    the study's URL (``config.json`` keeps it without its password)."""
     from grutune.reporting.page import build_or_warn, build_report, retry_hint
 
-    build_or_warn(build_report, run_dir, retry_hint(run_dir))
+    build_or_warn(lambda folder: build_report(folder, storage), run_dir, retry_hint(run_dir))
 
 
 def _log_mlflow(uri: str, study: optuna.Study, run_dir: Path, metrics: dict,
@@ -509,9 +525,10 @@ def _log_mlflow(uri: str, study: optuna.Study, run_dir: Path, metrics: dict,
 
     try:
         run_id = log_study(uri, study, run_dir, metrics, data)
-        log.info("logged the study to MLflow at %s (run %s)", uri, run_id)
+        log.info("logged the study to MLflow at %s (run %s)", hide_password(uri), run_id)
     except Exception as err:  # noqa: BLE001 - a tracking server problem must not lose results
-        log.warning("MLflow logging to %s failed (%s: %s)", uri, type(err).__name__, err)
+        log.warning("MLflow logging to %s failed (%s: %s)", hide_password(uri),
+                    type(err).__name__, scrub(str(err), uri))
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> None:
