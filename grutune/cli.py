@@ -14,6 +14,7 @@ scikit-learn, pandas) are imported inside the commands that need them, so ``--he
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -33,6 +34,8 @@ from grutune import __version__
 from grutune.config import (
     COMPARE_SEEDS,
     DEFAULT_DATASET,
+    DEVICES,
+    PRECISIONS,
     PRUNERS,
     SAMPLERS,
     SCALINGS,
@@ -269,7 +272,15 @@ Pruner = Annotated[str, typer.Option(**_choice(PRUNERS), rich_help_panel=SEARCH,
 Workers = Annotated[int | None, typer.Option(
     metavar="N", rich_help_panel=SEARCH,
     help="Trial worker processes on this machine, one thread each (default, or 0: one per "
-         "core).")]
+         "core; on CUDA one per visible GPU, each pinned to its GPU; more share them).")]
+Device = Annotated[str, typer.Option(
+    **_choice(DEVICES), rich_help_panel=TRAINING,
+    help="Where models train: auto (a CUDA GPU, else Apple's mps, else the CPU), cpu, "
+         "cuda (every visible GPU), cuda:N, mps. The GPU path is untested on a real GPU "
+         "until bench/gpu_check.py's figures are in bench/RESULTS.md.")]
+Precision = Annotated[str, typer.Option(
+    **_choice(PRECISIONS), rich_help_panel=TRAINING,
+    help="fp32, or bf16 / fp16 autocast on CUDA (fp16 with a loss scaler).")]
 Folds = Annotated[int | None, typer.Option(
     metavar="K", rich_help_panel=SEARCH,
     help="Score trials by K-fold cross-validation (default: 5 below 500 train+validation "
@@ -342,8 +353,8 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
         budget_s=parse_duration(o["budget"]) if o["budget"] else None,
         max_epochs=o["max_epochs"],
         space_path=str(o["space"]) if o["space"] is not None else None, seed=o["seed"],
-        folds=o["folds"], workers=o["workers"], heartbeat_s=o["heartbeat"],
-        grace_s=o["grace"], **study)
+        folds=o["folds"], workers=o["workers"], device=o["device"],
+        precision=o["precision"], heartbeat_s=o["heartbeat"], grace_s=o["grace"], **study)
     return (DataConfig(**{k: v for k, v in data.items() if v is not None}),
             StudyConfig(**{k: v for k, v in search.items() if v is not None}))
 
@@ -359,11 +370,13 @@ def tune(  # the options in the order of their help panels: data, search, traini
     trials: Trials = _S.trials, budget: Budget = None, seed: Seed = _D.seed,
     sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner, workers: Workers = None,
     folds: Folds = None, metric: Metric = None, space: SpaceFile = None,
-    max_epochs: MaxEpochs = None,
+    max_epochs: MaxEpochs = None, device: Device = _S.device,
+    precision: Precision = _S.precision,
     population: int = typer.Option(
         _S.population, metavar="K", rich_help_panel=TRAINING,
         help="Train K trials that share an architecture together as one stacked model (GRU "
-        "classifiers; 1: one at a time, the CPU default - see bench/population.py)."),
+        "classifiers; 1: one at a time, the default - see bench/population.py, and on a GPU "
+        "bench/gpu_check.py)."),
     repeats: int = typer.Option(
         _S.repeats, metavar="N", rich_help_panel=TRAINING,
         help="Seed repeats: re-train the top configurations with N seeds each and choose by "
@@ -380,6 +393,12 @@ def tune(  # the options in the order of their help panels: data, search, traini
         "stopping chose (not under cross-validation or for forecasts)."),
     storage: Storage = None, study: StudyName = None, heartbeat: Heartbeat = _S.heartbeat_s,
     grace: Grace = _S.grace_s,
+    finalize: bool = typer.Option(
+        _S.finalize, "--finalize/--no-finalize", rich_help_panel=STORAGE,
+        help="After the search, build the final model. On a shared --storage the first host "
+        "whose search ends claims it (exactly one does), waits for the other hosts' trials, "
+        "then finalizes from all of them. --no-finalize: search only (a worker host); "
+        "grutune finalize builds the model later."),
     run_dir: RunDir = None,
     mlflow: str | None = typer.Option(
         None, "--mlflow", metavar="URI", rich_help_panel=OUTPUT,
@@ -400,23 +419,50 @@ def tune(  # the options in the order of their help panels: data, search, traini
 
     The test metrics and the run directory go to standard output; the plan, progress and
     warnings to standard error."""
-    options = locals()
+    _tune_command(locals(), search=True)
+
+
+def _tune_command(options: dict, search: bool) -> None:
+    """``tune`` (``search``) and ``finalize``: the options -> configs -> one library call."""
+    quiet, verbose, as_json = options["quiet"], options["verbose"], options["as_json"]
     _setup_logging(quiet, verbose)
     with _fatal_errors():
         _check_quiet_verbose(quiet, verbose)
-        data_cfg, study_cfg = _configs(options, ensemble=ensemble, population=population,
-                                       mlflow=mlflow, repeats=repeats, repeat_top=repeat_top,
-                                       baseline=baseline, refit=refit)
+        data_cfg, study_cfg = _configs(
+            options, ensemble=options["ensemble"], population=options["population"],
+            mlflow=options["mlflow"], repeats=options["repeats"],
+            repeat_top=options["repeat_top"], baseline=options["baseline"],
+            refit=options["refit"], search=search, finalize=options.get("finalize", True))
         log.debug("data: %s; study: %s", data_cfg, study_cfg)
         from grutune.workflows.tune import tune as run_tune
 
         progress = Console(stderr=True, quiet=quiet)
         results = progress if as_json else Console()
-        result = run_tune(data_cfg, study_cfg, metric=metric, console=progress, out=results)
+        result = run_tune(data_cfg, study_cfg, metric=options["metric"], console=progress,
+                          out=results)
     if as_json:
         typer.echo(json.dumps(_summary(result), indent=2, allow_nan=False))
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def finalize_cmd(**options: Any) -> None:
+    """Build the final model of a study from its finished trials, without searching.
+
+    Tune's command line with finalize in place of tune (the search options are accepted
+    and unused). On a shared --storage it waits until no host searches and no trial runs.
+    The test metrics and the run directory go to standard output; the rest to standard
+    error."""
+    _tune_command(options, search=False)
+
+
+# finalize takes tune's options (all but --finalize/--no-finalize): one definition of each
+_TUNE_SIGNATURE = inspect.signature(tune, eval_str=True)
+finalize_cmd.__signature__ = _TUNE_SIGNATURE.replace(parameters=[  # type: ignore[attr-defined]
+    p for p in _TUNE_SIGNATURE.parameters.values() if p.name != "finalize"])
+finalize_cmd.__annotations__ = {k: v for k, v in tune.__annotations__.items()
+                                if k != "finalize"}
+app.command("finalize")(finalize_cmd)
 
 
 def _check_quiet_verbose(quiet: bool, verbose: bool) -> None:
@@ -431,8 +477,13 @@ def _summary(result: TuneResult) -> dict:
     from grutune.render import metric_scalars
 
     metrics = result.metrics
+    if not result.finalized:
+        return _finite({
+            "run_dir": str(result.run_dir), "finalized": False, "finalizer": result.finalizer,
+            "best_value": result.best_value, "best_params": result.best_params,
+            "interrupted": result.interrupted})
     return _finite({
-        "run_dir": str(result.run_dir), "task": metrics.get("task"),
+        "run_dir": str(result.run_dir), "finalized": True, "task": metrics.get("task"),
         "best_trial": metrics.get("best_trial"), "best_value": result.best_value,
         "best_params": plain_json(result.best_params),
         "validation": plain_json(metrics.get("validation", {})),
@@ -492,7 +543,8 @@ def compare(  # the options in the order of their help panels, as tune's
     seed: Seed = _D.seed, sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner,
     workers: Workers = None, folds: Folds = None, metric: Metric = None,
     space: SpaceFile = None,
-    max_epochs: MaxEpochs = None,
+    max_epochs: MaxEpochs = None, device: Device = _S.device,
+    precision: Precision = _S.precision,
     seeds: int = typer.Option(COMPARE_SEEDS, metavar="N", rich_help_panel=TRAINING,
                               help="Seeds each winner is trained with for the paired test "
                               "(the same seeds for both cells)."),

@@ -184,6 +184,8 @@ class TrainConfig:
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "percentile", "asha", "hyperband", "none")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # nn.device resolves them
+PRECISIONS = ("fp32", "bf16", "fp16")  # nn.device.PRECISIONS (a test keeps them equal)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,10 @@ class StudyConfig:
     ensemble: int = 3  # the final model averages the K best trials (1 = best trial alone)
     folds: int | None = None  # cross-validation folds; None: 5 below 500 rows, else 1
     workers: int | None = None  # trial worker processes, one thread each; None or 0: one
-    # per core (workers.default_workers)
+    # per core (workers.default_workers), on CUDA one per visible GPU (device.gpu_workers)
+    device: str = "auto"  # auto (a CUDA GPU, else Apple's mps, else cpu), cpu, cuda,
+    # cuda:N, mps; resolved and checked against the machine by workflows.tune.resolve
+    precision: str = "fp32"  # bf16 / fp16: autocast on CUDA (fp16 with a loss scaler)
     population: int = 1  # trials trained together as one stacked model (1: one at a time)
     mlflow: str | None = None  # tracking URI: log every trial and the bundle when done
     repeats: int = 3  # seeds per configuration in the seed repeats (1: off)
@@ -212,6 +217,8 @@ class StudyConfig:
     refit: bool = True  # train the final models again on train + validation (refit.py)
     heartbeat_s: int = 30  # RDB storages: a running trial's heartbeat interval
     grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
+    search: bool = True  # run trials (False: ``grutune finalize``, the study's trials only)
+    finalize: bool = True  # after the search, build the final model (False: search only)
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)
@@ -229,11 +236,17 @@ class StudyConfig:
         _check(self.workers is None or self.workers >= 0,
                f"--workers: must be >= 0 (0: one per core); got {self.workers}")
         _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
+        _check(isinstance(self.device, str)
+               and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)),
+               f"--device: must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
+        _in("--precision", self.precision, PRECISIONS)
         _check(self.repeats >= 1, f"--repeats: must be >= 1; got {self.repeats}")
         _check(self.repeat_top >= 1, f"--repeat-top: must be >= 1; got {self.repeat_top}")
         _check(self.heartbeat_s >= 1, f"--heartbeat: must be >= 1 s; got {self.heartbeat_s}")
         _check(self.grace_s > self.heartbeat_s, f"--grace: must be longer than --heartbeat "
                f"({self.heartbeat_s} s); got {self.grace_s}")
+        _check(self.search or self.finalize, "a run that neither searches nor finalizes "
+               "does nothing: keep the search or the finalization")
         _check(self.folds is None or self.folds >= 1,
                f"--folds: must be >= 1 (1 = a single validation split); got {self.folds}")
         _check(self.study_name is None

@@ -62,7 +62,7 @@ def postgres(database: str = "grutune", password: str | None = None) -> Iterator
     run(str(bin_dir / "initdb"), "-D", str(data), "--auth-local=trust",
         f"--auth-host={host_auth}", "-U", "postgres", "--no-sync")
     run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-        "-o", f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+        "-o", f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off -c max_connections=400", "start")
     try:
         local = ("-h", str(root), "-p", str(port), "-U", "postgres")  # the socket: trusted
         user = "postgres"

@@ -52,6 +52,23 @@ class SequenceData:
     def to(self, device: torch.device | str) -> SequenceData:
         return SequenceData(self.x.to(device), self.lengths.to(device), self.y.to(device))
 
+    def on(self, device: torch.device) -> SequenceData:
+        """These tensors on ``device``: this object where they already are, else a copy
+        made on first use and kept, so every trial of a process reuses it (batches are
+        indices into it there, as on the CPU).
+
+        >>> d = SequenceData(torch.zeros(2, 3), torch.tensor([3, 1]), torch.zeros(2))
+        >>> d.on(torch.device("cpu")) is d
+        True
+        """
+        if self.x.device == device:
+            return self
+        copies = self.__dict__.setdefault("_copies", {})
+        if str(device) not in copies:
+            with torch.inference_mode(False):  # first asked by predict: still trainable
+                copies[str(device)] = self.to(device)
+        return copies[str(device)]
+
     def subset(self, index: np.ndarray) -> SequenceData:
         """Rows ``index`` (in that order), cut to their own longest length."""
         width = int(self._lengths_np[index].max())

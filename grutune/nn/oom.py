@@ -61,5 +61,7 @@ def oom_reason(err: BaseException) -> str:
 def release_memory() -> None:
     """Give back what the failed trial held, so the next one starts from a clean slate."""
     gc.collect()
-    if torch.cuda.is_available():
+    # is_initialized, not is_available: the latter initializes CUDA's driver, after which
+    # forked workers could not use it; a process that never used CUDA holds nothing there
+    if torch.cuda.is_initialized():
         torch.cuda.empty_cache()

@@ -12,6 +12,12 @@ exactly the weights its single-trial twin would) and gives them back at the end 
 each member's best-epoch weights, so checkpoints, ensembles and bundles are unchanged.
 Each member is early-stopped or pruned on its own and then leaves the stack.
 
+The stack trains on the process's device (``device.current()``). On a GPU there is no
+cuDNN form of K members with their own weights, so the recurrence is the plain PyTorch
+one there (``recurrence.reference_recurrence``: one batched product over the K members
+per step); fp16 needs a loss scaler that this optimizer does not take, so under
+``--precision fp16`` trials train one at a time (``population_key``).
+
 >>> import torch
 >>> from grutune.config import ModelConfig
 >>> from grutune.nn.model import SequenceModel
@@ -40,6 +46,7 @@ from grutune.compat import fused_adamw_
 from grutune.config import ModelConfig, TrainConfig
 from grutune.data.cache import SequenceData
 from grutune.exceptions import TrialFailure
+from grutune.nn.device import current
 from grutune.nn.model import MODEL_KINDS, SequenceModel, reverse_index, znormalize
 from grutune.nn.recurrence import gru_recurrence
 from grutune.nn.trainer import (
@@ -67,7 +74,7 @@ POPULATION_PARAMS = ("cell", "embed_dim", "hidden_size", "num_layers", "bidirect
 def population_key(model: ModelConfig, train: TrainConfig) -> tuple | None:
     """What members of one population must share; None if the pair cannot join one."""
     if (model.cell != "gru" or not MODEL_KINDS[model.kind].stackable
-            or train.optimizer not in OPTIMIZERS):
+            or train.optimizer not in OPTIMIZERS or current().precision == "fp16"):
         return None
     return (tuple(getattr(model, f) for f in SHARED_MODEL)
             + tuple(getattr(train, f) for f in SHARED_TRAIN))
@@ -205,13 +212,15 @@ class PopulationAdam:
         self.params = params
         self.cfgs = list(cfgs)
         self.betas, self.eps = betas, eps
-        self.steps = torch.zeros(())  # one shared step count (the kernel reads it)
+        device = params[0].device
+        # one shared step count (the kernel reads it, on the parameters' device)
+        self.steps = torch.zeros((), device=device)
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         # (decayed matrices, undecayed vectors): parameter indices, fixed for the run
         self.groups = [[i for i, p in enumerate(params) if p.dim() >= 3],
                        [i for i, p in enumerate(params) if p.dim() < 3]]
-        self.clip = torch.tensor([c.grad_clip for c in self.cfgs])
+        self.clip = torch.tensor([c.grad_clip for c in self.cfgs], device=device)
 
     def keep(self, index: list[int]) -> None:
         idx = torch.tensor(index)
@@ -270,8 +279,13 @@ def fit_population(
     for c in cfgs:
         if any(getattr(c, f) != getattr(shared, f) for f in SHARED_TRAIN):
             raise ValueError("population members must share " + ", ".join(SHARED_TRAIN))
-    pop = Population(models)
+    place = current()
+    if place.precision == "fp16":
+        raise ValueError("populations train in fp32 or bf16 (fp16 needs a loss scaler)")
+    device = place.device
+    pop = Population(models).to(device)
     optimizer = PopulationAdam(pop.stacked, cfgs)
+    rows = train.on(device)
     rng = np.random.default_rng(shared.seed)
     steps_per_epoch = math.ceil(epoch_size(shared, len(train)) / shared.batch_size)
     books = [EpochBook(scorer.direction, c.patience, on_epoch[k] if on_epoch else None)
@@ -282,10 +296,12 @@ def fit_population(
     for epoch in range(1, shared.max_epochs + 1):
         epoch_start = time.perf_counter()
         pop.train()
-        totals = torch.zeros(len(active))
-        for batch in train.train_batches(shared.batch_size, rng, rows=shared.epoch_rows):
-            out = pop(batch.x, batch.lengths)  # [K, B, C]
-            losses = torch.stack([scorer.loss(out[k], batch.y) for k in range(len(active))])
+        totals = torch.zeros(len(active), device=device)
+        for batch in rows.train_batches(shared.batch_size, rng, rows=shared.epoch_rows):
+            with place.autocast(device):
+                out = pop(batch.x, batch.lengths)  # [K, B, C]
+                losses = torch.stack([scorer.loss(out[k], batch.y)
+                                      for k in range(len(active))])
             totals += losses.detach() * batch.y.shape[0]
             penalty = _l2(pop, [cfgs[m].l2_penalty for m in active])
             for p in pop.stacked:
@@ -294,12 +310,13 @@ def fit_population(
             optimizer.step([cfgs[m].lr * lr_factor(cfgs[m], step / steps_per_epoch)
                             for m in active])
             step += 1
+        sums = totals.tolist()  # on a GPU: waits for the epoch's last step
         train_seconds = time.perf_counter() - epoch_start
         val_out = predict(pop, val, row_dim=1)  # [K, N, C]
         leaving = []
         for pos, m in enumerate(active):
             cfg = cfgs[m]
-            train_loss = float(totals[pos]) / epoch_size(shared, len(train))
+            train_loss = sums[pos] / epoch_size(shared, len(train))
             val_loss = float(scorer.loss(val_out[pos], val.y))
             try:
                 finite_loss("training", train_loss, epoch)
@@ -339,6 +356,6 @@ def _l2(pop: Population, strengths: list[float]) -> Tensor | float:
     """Each member's 0.5 * l2 * ||W||^2 over its matrices, summed over members."""
     if not any(strengths):
         return 0.0
-    s = torch.tensor(strengths)
+    s = torch.tensor(strengths, device=pop.stacked[0].device)
     return sum((0.5 * s * p.flatten(1).pow(2).sum(1)).sum() for p in pop.stacked if p.dim() >= 3)
 

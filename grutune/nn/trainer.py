@@ -2,7 +2,9 @@
 
 The task supplies what is task-specific (loss, validation metric and its direction); the
 objective supplies callbacks (report/prune, stop on Ctrl-C or budget). The loop itself is
-plain PyTorch over length-bucketed batches from ``cache.SequenceData``.
+plain PyTorch over length-bucketed batches from ``cache.SequenceData``, on the process's
+placement (``device.current()``: the CPU unless a run chose a GPU): the model and the
+training split go there, the model comes back on the CPU.
 
 >>> lr_factor(TrainConfig(schedule="step", step_size=2, gamma=0.5), epoch=4.0)
 0.25
@@ -10,11 +12,12 @@ plain PyTorch over length-bucketed batches from ``cache.SequenceData``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
@@ -26,6 +29,7 @@ from grutune.compat import scale_
 from grutune.config import TrainConfig
 from grutune.data.cache import SequenceData
 from grutune.exceptions import TrialFailure
+from grutune.nn.device import current, full_precision, module_device
 
 MIN_COSINE_FACTOR = 0.01  # cosine annealing ends at 1% of the peak rate, not at zero
 WARMUP_START = 0.1  # warm-up starts at 10% of the peak rate
@@ -144,18 +148,22 @@ def l2_term(model: nn.Module, strength: float) -> Tensor | float:
 @torch.inference_mode()
 def predict(model: nn.Module, data: SequenceData, batch_size: int = 256,
             row_dim: int = 0) -> Tensor:
-    """Model outputs for every row of ``data``, in row order; no autograd.
+    """Model outputs for every row of ``data``, in row order, on the CPU; no autograd.
 
+    Runs where the model is (``data`` is copied there once, ``SequenceData.on``).
     ``row_dim``: the outputs' row axis (1 for a population's [K, B, C]).
     """
     model.eval()
+    device = module_device(model)
+    data = data.on(device)
     parts, rows = [], []
-    for index, batch in data.eval_batches(batch_size):
-        parts.append(model(batch.x, batch.lengths))
-        rows.append(torch.as_tensor(index))
-    outputs = torch.cat(parts, dim=row_dim)
+    with current().autocast(device):
+        for index, batch in data.eval_batches(batch_size):
+            parts.append(model(batch.x, batch.lengths))
+            rows.append(torch.as_tensor(index))
+    outputs = full_precision(torch.cat(parts, dim=row_dim)).cpu()
     result = torch.empty_like(outputs)
-    return result.index_copy_(row_dim, torch.cat(rows).to(outputs.device), outputs)
+    return result.index_copy_(row_dim, torch.cat(rows), outputs)
 
 
 class EarlyStopping:
@@ -225,33 +233,37 @@ def fit(
     on_epoch: Callable[[EpochLog], bool] | None = None,
     should_stop: Callable[[], str | None] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; on return it holds the weights of its best epoch.
+    """Train ``model`` in place; on return it holds the weights of its best epoch, on
+    the CPU (it trains on the process's device, ``device.current()``).
 
     ``on_epoch`` returns True to stop (a pruner's verdict). ``should_stop`` returns a
     reason ("interrupted", "budget") to stop after the current epoch.
     """
     start = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
-    optimizer, schedule = _optimizer_schedule(model, len(train), cfg)
-    book = EpochBook(scorer.direction, cfg.patience, on_epoch)
-    for epoch in range(1, cfg.max_epochs + 1):
-        epoch_start = time.perf_counter()
-        train_loss = _train_epoch(model, train, cfg, scorer, optimizer, schedule, rng)
-        train_seconds = time.perf_counter() - epoch_start
-        finite_loss("training", train_loss, epoch)
-        val_out = predict(model, val)
-        val_loss = float(scorer.loss(val_out, val.y))
-        metric = scorer.val_metric(val_out, val.y)
-        finite_loss("validation", val_loss, epoch)
-        log = EpochLog(epoch, train_loss, val_loss, metric, optimizer.param_groups[0]["lr"],
-                       time.perf_counter() - epoch_start, train_seconds)
-        if book.record(log, lambda: copy.deepcopy(model.state_dict())):
-            break
-        reason = should_stop() if should_stop is not None else None
-        if reason and epoch < cfg.max_epochs:
-            book.stopped = reason
-            break
-    return book.result(model, time.perf_counter() - start)
+    with _on_device(model, train) as rows:
+        optimizer, schedule, scaler = _optimizer_schedule(model, len(train), cfg)
+        book = EpochBook(scorer.direction, cfg.patience, on_epoch)
+        for epoch in range(1, cfg.max_epochs + 1):
+            epoch_start = time.perf_counter()
+            train_loss = _train_epoch(model, rows, cfg, scorer, optimizer, schedule, rng,
+                                      scaler)
+            train_seconds = time.perf_counter() - epoch_start
+            finite_loss("training", train_loss, epoch)
+            val_out = predict(model, val)
+            val_loss = float(scorer.loss(val_out, val.y))
+            metric = scorer.val_metric(val_out, val.y)
+            finite_loss("validation", val_loss, epoch)
+            log = EpochLog(epoch, train_loss, val_loss, metric,
+                           optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start,
+                           train_seconds)
+            if book.record(log, lambda: copy.deepcopy(model.state_dict())):
+                break
+            reason = should_stop() if should_stop is not None else None
+            if reason and epoch < cfg.max_epochs:
+                book.stopped = reason
+                break
+        return book.result(model, time.perf_counter() - start)
 
 
 def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: Scorer,
@@ -265,39 +277,60 @@ def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: 
     (checked after each epoch). A non-finite training loss is a ``TrialFailure``.
     """
     rng = np.random.default_rng(cfg.seed)
-    optimizer, schedule = _optimizer_schedule(model, len(train), cfg)
-    for epoch in range(1, epochs + 1):
-        finite_loss("training", _train_epoch(model, train, cfg, scorer, optimizer, schedule,
-                                             rng), epoch)
-        reason = should_stop() if should_stop is not None else None
-        if reason and epoch < epochs:
-            return reason
+    with _on_device(model, train) as rows:
+        optimizer, schedule, scaler = _optimizer_schedule(model, len(train), cfg)
+        for epoch in range(1, epochs + 1):
+            finite_loss("training", _train_epoch(model, rows, cfg, scorer, optimizer,
+                                                 schedule, rng, scaler), epoch)
+            reason = should_stop() if should_stop is not None else None
+            if reason and epoch < epochs:
+                return reason
     return ""
 
 
+@contextlib.contextmanager
+def _on_device(model: nn.Module, train: SequenceData) -> Iterator[SequenceData]:
+    """The model on the process's device inside the block, back on the CPU after it
+    (also after an error: a failed trial leaves nothing on a GPU); the training split's
+    tensors there."""
+    device = current().device
+    model.to(device)
+    try:
+        yield train.on(device)
+    finally:
+        model.cpu()
+
+
 def _optimizer_schedule(model: nn.Module, rows: int, cfg: TrainConfig
-                        ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """The optimizer and its per-step schedule, laid out in epochs of ``rows`` rows."""
+                        ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR,
+                                   torch.amp.GradScaler]:
+    """The optimizer, its per-step schedule laid out in epochs of ``rows`` rows, and the
+    placement's loss scaler (fp16; a pass-through otherwise)."""
     optimizer = make_optimizer(model, cfg)
     steps_per_epoch = math.ceil(epoch_size(cfg, rows) / cfg.batch_size)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch))
+        optimizer, lambda step: lr_factor(cfg, step / steps_per_epoch)), \
+        current().grad_scaler()
 
 
 def _train_epoch(model: nn.Module, data: SequenceData, cfg: TrainConfig, scorer: Scorer,
                  optimizer: torch.optim.Optimizer, schedule: torch.optim.lr_scheduler.LRScheduler,
-                 rng: np.random.Generator) -> float:
+                 rng: np.random.Generator, scaler: torch.amp.GradScaler) -> float:
     """One pass over the training split; returns the mean training loss."""
     model.train()
     total = torch.zeros((), device=data.x.device)
+    place = current()
     for batch in data.train_batches(cfg.batch_size, rng, rows=cfg.epoch_rows):
-        loss = scorer.loss(model(batch.x, batch.lengths), batch.y)
+        with place.autocast(data.x.device):
+            loss = scorer.loss(model(batch.x, batch.lengths), batch.y)
         total += loss.detach() * batch.y.shape[0]
         optimizer.zero_grad(set_to_none=True)
-        (loss + l2_term(model, cfg.l2_penalty)).backward()
+        scaler.scale(loss + l2_term(model, cfg.l2_penalty)).backward()
         if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)  # clip the true gradients (fp16)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         decoupled_decay(optimizer, cfg)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         schedule.step()
     return float(total) / epoch_size(cfg, len(data))

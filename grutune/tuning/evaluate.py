@@ -5,8 +5,10 @@ The final model is the ensemble of the K best complete trials by validation metr
 are averaged. Under cross-validation each trial brings its k fold models. Selection
 uses validation only; the test split is touched once, here.
 Each member's checkpointed weights are used as they are; only when a checkpoint is
-missing (a study filled by workers on other machines) is that configuration retrained
-from its recorded parameters and seed.
+missing (a trial another host ran: checkpoints stay on the host that trained them) is
+that configuration retrained from its recorded parameters and seed, with the intra-op
+thread count it trained with, which on the same kind of machine gives the same weights
+bit for bit.
 """
 
 from __future__ import annotations
@@ -55,12 +57,22 @@ def trial_models(trial: optuna.trial.FrozenTrial, task: Task, prepared: Prepared
     """
     params, seed = trial.user_attrs["config"], trial.user_attrs["seed"]
     paths = checkpoint_paths(run_dir, trial.number, len(prepared.fold_pairs()))
+    threads = trial.user_attrs.get("threads")
+    origin = trial.user_attrs.get("origin") or {}
+    elsewhere = origin.get("run_dir") not in (None, str(Path(run_dir).resolve()))
 
     def missing(path: Path) -> None:
-        log.warning("no checkpoint %s; retraining it from its parameters and seed", path.name)
+        if elsewhere:  # a shared study: another host's trial, expected
+            log.info("trial %d ran on %s (%s): retraining it here from its parameters and "
+                     "seed, with its %s thread(s)", trial.number, origin.get("host"),
+                     origin.get("run_dir"), threads or "(unrecorded)")
+        else:
+            log.warning("no checkpoint %s; retraining it from its parameters and seed",
+                        path.name)
 
     try:
-        return restore_models(task, prepared, params, seed, paths, max_epochs, missing)
+        return restore_models(task, prepared, params, seed, paths, max_epochs, missing,
+                              threads)
     except (TrialFailure, RuntimeError, MemoryError, OSError) as err:
         if not isinstance(err, TrialFailure) and not is_oom(err):
             raise

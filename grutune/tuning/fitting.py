@@ -12,7 +12,9 @@ search passes callbacks (report and prune) and records what it needs from the re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,21 +123,49 @@ def fit_trial(task: Task, prepared: Prepared, params: dict, seed: int, max_epoch
 
 def restore_models(task: Task, prepared: Prepared, params: dict, seed: int,
                    paths: list[Path], max_epochs: int,
-                   on_missing: Callable[[Path], None] | None = None) -> list[SequenceModel]:
+                   on_missing: Callable[[Path], None] | None = None,
+                   threads: int | None = None) -> list[SequenceModel]:
     """A trial's models (one per fold) with their checkpointed weights, in eval mode; a
     fold whose checkpoint is missing is retrained from ``params`` and ``seed`` exactly as
-    ``fit_trial`` trained it (``on_missing(path)`` is told first)."""
+    ``fit_trial`` trained it (``on_missing(path)`` is told first), with ``threads``
+    intra-op threads (the trial's own count: products and the recurrence split their
+    work by it, so only the same count gives the same weights bit for bit)."""
     cfg = train_config(params, max_epochs, seed, task.epoch_rows)
     scoring = task.scoring(prepared.state)
     models = []
     for fold, (path, (train, val)) in enumerate(zip(paths, prepared.fold_pairs(), strict=True)):
-        model = build_model(task, params, prepared.state, seed + fold)
         if path.is_file():
+            model = build_model(task, params, prepared.state, seed + fold)
             load_weights(model, path)
         else:
-            task.initialize(model, params, prepared)
             if on_missing is not None:
                 on_missing(path)
-            fit(model, train, val, cfg, scoring)
+            # the initialization too (an orthogonal one is a QR decomposition)
+            with torch_threads(threads):
+                model = build_model(task, params, prepared.state, seed + fold, prepared)
+                fit(model, train, val, cfg, scoring)
         models.append(model.eval())
     return models
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (None: as they are). A count above
+    this machine's cores is kept as it is: oversubscribed threads would crawl, and a
+    machine with other cores gives other weights in their last bits anyway."""
+    now = torch.get_num_threads()
+    if not count or count == now or count > _cores():
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(now)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

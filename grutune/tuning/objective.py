@@ -46,7 +46,8 @@ class Objective:
 
     def __init__(self, task: Task, prepared: Prepared, space: Space, max_epochs: int,
                  seed: int, run_dir: Path, progress: Progress | None = None,
-                 should_stop: Callable[[], str | None] | None = None, keep: int = 1):
+                 should_stop: Callable[[], str | None] | None = None, keep: int = 1,
+                 origin: dict | None = None, tick: Callable[[], None] | None = None):
         self.task = task
         self.prepared = prepared
         self.space = space
@@ -56,6 +57,8 @@ class Objective:
         self.progress = progress
         self.should_stop = should_stop
         self.keep = keep  # checkpoint trials that rank among the `keep` best so far
+        self.origin = origin  # the host and run directory, recorded on every trial
+        self.tick = tick  # called after every epoch (a shared study's host record)
 
     def _start(self, trial: optuna.Trial) -> tuple[dict, int]:
         """Sample the trial's parameters and record them; (params, seed)."""
@@ -64,6 +67,11 @@ class Objective:
         trial.set_user_attr("config", params)
         trial.set_user_attr("inactive", self.space.inactive(params))
         trial.set_user_attr("seed", seed)
+        # the intra-op threads it trains with: a retraining elsewhere (another host's
+        # final model) uses as many, so that it gives the same weights bit for bit
+        trial.set_user_attr("threads", torch.get_num_threads())
+        if self.origin is not None:
+            trial.set_user_attr("origin", self.origin)
         return params, seed
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -128,6 +136,8 @@ class Objective:
         def on_epoch(epoch_log: EpochLog) -> bool:
             if show and self.progress:
                 self.progress.epoch(epoch_log, self.max_epochs)
+            if self.tick is not None:
+                self.tick()
             if not prune:
                 return False
             if math.isfinite(epoch_log.val_metric):

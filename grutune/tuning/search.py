@@ -71,14 +71,17 @@ def _stopper(flag: StopFlag, budget_s: float | None,
 def _run_trials(study: optuna.Study, objective: Objective | PopulationObjective,
                 should_stop: Callable[[], str | None],
                 trials: int | None, started: datetime.datetime, callbacks: tuple = (),
-                population: int = 1) -> None:
+                population: int = 1, beat: Callable[[], None] | None = None) -> None:
     """Trials until ``should_stop`` gives a reason or the count is reached: one at a time,
     or ``population`` at a time trained together.
 
     The one loop of both the single-process search and every worker. A trial stopped by
-    a signal raises ``Interrupted`` out of it.
+    a signal raises ``Interrupted`` out of it. ``beat``: told before every trial (the
+    host's record in a shared study, ``hosts.Host.beat``).
     """
-    while should_stop() is None and (room := _room(study, trials, started)):
+    while should_stop() is None and (room := room_left(study, trials, started)):
+        if beat is not None:
+            beat()
         if population > 1 and room > 1:
             population_round(study, objective, min(population, room), callbacks)
         else:
@@ -87,20 +90,29 @@ def _run_trials(study: optuna.Study, objective: Objective | PopulationObjective,
 
 
 def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
-           cfg: StudyConfig, console: Console, run_dir: Path, done: int) -> bool:
-    """Run trials until the count or the budget is reached; True if interrupted."""
-    started = datetime.datetime.now()
+           cfg: StudyConfig, console: Console, run_dir: Path, done: int,
+           started: datetime.datetime | None = None, origin: dict | None = None,
+           beat: Callable[[], None] | None = None) -> bool:
+    """Run trials until the count or the budget is reached; True if interrupted.
+
+    ``started``: when this run's search began (its failed and running trials count
+    against ``--trials`` from then on; default now). ``origin``: recorded on every trial
+    (which host and run directory ran it). ``beat``: called between trials and epochs
+    (the host's record in a shared study).
+    """
+    started = started or datetime.datetime.now()
     if cfg.workers > 1:
         return _search_parallel(task, prepared, study, space, cfg, console, run_dir, done,
-                                started)
+                                started, origin, beat)
     with StopFlag(console) as flag, Progress(console, task.metric, cfg.trials, cfg.budget_s,
                                              done) as progress:
         should_stop = _stopper(flag, cfg.budget_s)
         objective = _objective(cfg)(task, prepared, space, cfg.max_epochs, cfg.seed,
-                                    run_dir, progress, should_stop, keep=cfg.ensemble)
+                                    run_dir, progress, should_stop, keep=cfg.ensemble,
+                                    origin=origin, tick=beat)
         try:
             _run_trials(study, objective, should_stop, cfg.trials, started,
-                        (progress.trial_finished,), population=cfg.population)
+                        (progress.trial_finished,), population=cfg.population, beat=beat)
         except Interrupted:
             return True
     return flag.reason is not None
@@ -108,7 +120,7 @@ def search(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
 
 def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
             cfg: StudyConfig, run_dir: Path, parent: int,
-            started: datetime.datetime) -> Callable[[int], int]:
+            started: datetime.datetime, origin: dict | None = None) -> Callable[[int], int]:
     """The body of worker ``index`` (runs in a forked process): 0 done, 130 stopped."""
 
     def work(index: int) -> int:
@@ -121,7 +133,8 @@ def _worker(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
         with StopFlag(Console(quiet=True), signals=(signal.SIGTERM,)) as flag:
             should_stop = _stopper(flag, cfg.budget_s, lambda: parent_alive(parent))
             objective = _objective(cfg)(task, prepared, space, cfg.max_epochs, cfg.seed,
-                                        run_dir, None, should_stop, keep=cfg.ensemble)
+                                        run_dir, None, should_stop, keep=cfg.ensemble,
+                                        origin=origin)
             try:
                 _run_trials(mine, objective, should_stop, cfg.trials, started,
                             population=cfg.population)
@@ -137,31 +150,40 @@ def _objective(cfg: StudyConfig) -> type[Objective]:
     return PopulationObjective if cfg.population > 1 else Objective
 
 
-def _room(study: optuna.Study, trials: int | None, started: datetime.datetime) -> int:
+def room_left(study: optuna.Study, trials: int | None, started: datetime.datetime) -> int:
     """How many more trials fit the count ``--trials`` (a large number without one).
 
     Finished trials count, and so do this run's running and failed ones: checked before
     each trial (not after, as ``MaxTrialsCallback`` does), N workers do not finish N - 1
     trials too many, and a run whose trials keep failing ends after ``trials`` attempts.
-    Trials an earlier run left RUNNING or failed do not count.
+    Trials an earlier run left RUNNING or failed do not count, nor does a failed trial
+    that was queued again (a killed worker's: its retry counts once it runs, so the
+    retry is run even when the count was reached while the killed trial still ran).
     """
     if trials is None:
         return 2**31
     attempted = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL)
-    taken = sum(1 for t in study.get_trials(deepcopy=False)
+    every = study.get_trials(deepcopy=False)
+    retried = {n for t in every for n in t.system_attrs.get("retry_history", ())}
+    taken = sum(1 for t in every
                 if t.state in FINISHED or (t.state in attempted and t.datetime_start
-                                           and t.datetime_start >= started))
+                                           and t.datetime_start >= started
+                                           and t.number not in retried))
     return max(trials - taken, 0)
 
 
 def _search_parallel(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
                      cfg: StudyConfig, console: Console, run_dir: Path, done: int,
-                     started: datetime.datetime) -> bool:
-    """``cfg.workers`` forked workers on the study; the parent shows their progress."""
+                     started: datetime.datetime, origin: dict | None = None,
+                     beat: Callable[[], None] | None = None) -> bool:
+    """``cfg.workers`` forked workers on the study; the parent shows their progress (and
+    beats for the host: ``beat``)."""
     shown: set[int] = set()
-    work = _worker(task, prepared, study, space, cfg, run_dir, os.getpid(), started)
+    work = _worker(task, prepared, study, space, cfg, run_dir, os.getpid(), started, origin)
     with Progress(console, task.metric, cfg.trials, cfg.budget_s, done) as progress:
         def poll() -> None:
+            if beat is not None:
+                beat()
             trials = study.get_trials(deepcopy=False)
             for t in trials:
                 if t.state.is_finished() and t.number not in shown:

@@ -287,12 +287,29 @@ def retry_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, direction: str,
-               sampler: optuna.samplers.BaseSampler,
-               pruner: optuna.pruners.BasePruner) -> optuna.Study:
-    """Create the study, or load it with every finished trial when it exists."""
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                pruner=pruner, direction=direction, load_if_exists=True)
+               sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner,
+               create: bool = True) -> tuple[optuna.Study, bool]:
+    """Create the study, or load it with every finished trial when it exists; (study,
+    created). Creation is atomic in every storage (a unique name in a database, the
+    journal's order in a file), so of several hosts starting a new shared study together
+    exactly one gets ``created``. ``create=False``: load only (``grutune finalize``), a
+    ConfigError when there is no such study."""
+    created = False
+    if create:
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                        pruner=pruner, direction=direction)
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+    if not created:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                      pruner=pruner)
+        except KeyError:
+            raise ConfigError(f"--study {name}: no such study in this storage; nothing to "
+                              "finalize (run grutune tune first)") from None
     if study.direction.name.lower() != direction:
         raise ConfigError(f"--study {name}: the stored study {study.direction.name.lower()}s "
                           f"its metric; this run would {direction} it (use another --study)")
-    return study
+    return study, created

@@ -8,6 +8,11 @@ storage (Optuna's journal file by default, or the user's ``--storage``) and runs
 ``study.optimize`` until the trial count or the budget is reached; the study itself keeps
 every trial exactly once.
 
+On CUDA the default is one worker per visible GPU (``nn.device.gpu_workers``), and each
+worker is pinned to its GPU (``CUDA_VISIBLE_DEVICES``, set in the worker before anything
+there initializes CUDA; the parent never initializes it before forking). More workers
+than GPUs share them round robin: several small trials on one GPU.
+
 Signals: workers ignore SIGINT (a terminal's Ctrl-C reaches the whole process group);
 the parent forwards SIGTERM instead — the first stops each worker after its current
 epoch, a second stops it at once. A worker whose parent dies is killed with it (Linux
@@ -34,6 +39,8 @@ import time
 from collections.abc import Callable
 
 import torch
+
+from grutune.nn.device import pin_worker
 
 PR_SET_PDEATHSIG = 1
 log = logging.getLogger("grutune")
@@ -84,6 +91,7 @@ def _die_with_parent() -> None:
 def _child(index: int, work: Callable[[int], int]) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pin_worker(index)  # on CUDA: this worker's GPU, before anything here initializes CUDA
     torch.set_num_threads(1)
     os._exit(work(index))  # no atexit handlers inherited from the parent
 

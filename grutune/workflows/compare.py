@@ -42,6 +42,7 @@ from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
 from grutune.exceptions import ConfigError
 from grutune.files import write_json
 from grutune.metrics.intervals import mean_interval
+from grutune.nn.device import placed
 from grutune.nn.model import Ensemble, count_parameters
 from grutune.nn.trainer import predict
 from grutune.render import counts_text, format_seconds
@@ -290,18 +291,19 @@ def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     handler = file_logging(root)
     try:
         console.print(_plan(data_cfg, study_cfg, prepared, size, seeds))
-        for cell in CELLS:
-            study, new = studies[cell]
-            interrupted = run_search(task, prepared, study, new, spaces[cell], cfgs[cell],
-                                     console, Path(cfgs[cell].run_dir),
-                                     plan=f"[bold]{cell.upper()}[/bold] study "
-                                          f"({cfgs[cell].run_dir}):")
-            if interrupted:
-                console.print("[yellow]the comparison was interrupted; run the same command "
-                              "again to continue it[/yellow]")
-                return CompareResult(root, {}, True)
-        record = _judge(task, prepared, {c: s for c, (s, _) in studies.items()}, size,
-                        seeds, data_cfg, study_cfg, console, out or console, root)
+        with placed(study_cfg.device, study_cfg.precision):  # where every model trains
+            for cell in CELLS:
+                study, new = studies[cell]
+                interrupted = run_search(task, prepared, study, new, spaces[cell], cfgs[cell],
+                                         console, Path(cfgs[cell].run_dir),
+                                         plan=f"[bold]{cell.upper()}[/bold] study "
+                                              f"({cfgs[cell].run_dir}):")
+                if interrupted:
+                    console.print("[yellow]the comparison was interrupted; run the same "
+                                  "command again to continue it[/yellow]")
+                    return CompareResult(root, {}, True)
+            record = _judge(task, prepared, {c: s for c, (s, _) in studies.items()}, size,
+                            seeds, data_cfg, study_cfg, console, out or console, root)
     finally:
         log.removeHandler(handler)
         handler.close()

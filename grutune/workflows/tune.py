@@ -11,11 +11,13 @@ True
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from grutune.data.folds import CV_BELOW, make_folds, resolve_folds
 from grutune.exceptions import ConfigError
 from grutune.files import atomic_path, write_json
 from grutune.metrics.intervals import bootstrap
+from grutune.nn.device import describe, placed
 from grutune.nn.model import Ensemble
 from grutune.nn.recurrence import cpu_kernel
 from grutune.nn.trainer import predict
@@ -54,10 +57,20 @@ from grutune.tuning.evaluate import (
     test_predictions,
     top_trials,
 )
+from grutune.tuning.hosts import (
+    Host,
+    check_identity,
+    claim_finalization,
+    finished,
+    new_run_id,
+    origin_of,
+    problem_identity,
+    wait_for_hosts,
+)
 from grutune.tuning.lint import lint
 from grutune.tuning.refit import refit_models, refit_skip_reason
 from grutune.tuning.repeats import REPEAT_SHARE, choose, plan, repeat
-from grutune.tuning.search import search
+from grutune.tuning.search import room_left, search
 from grutune.tuning.study import (
     FINISHED,
     check_storage_given,
@@ -87,8 +100,10 @@ class TuneResult:
     run_dir: Path
     best_value: float
     best_params: dict
-    metrics: dict
+    metrics: dict  # metrics.json ({} when this run did not finalize)
     interrupted: bool
+    finalized: bool = True  # False: this run searched only (the model is another's)
+    finalizer: dict | None = None  # who finalizes the study, when another run does
 
 
 def _check_resume(saved: dict, data_cfg: DataConfig, run_dir: Path) -> None:
@@ -189,9 +204,6 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     if prepared is None:
         with console.status("preparing data"):
             prepared = task.prepare(data_cfg, saved["split"] if saved else None, space)
-    if not prepared.pretrained:
-        with console.status("pretraining (training split only)"):
-            task.pretrain(prepared, space, data_cfg.seed)
     if not task.uses_folds and (study_cfg.folds or 1) > 1:
         raise ConfigError(f"--folds: a {task.name} study validates on the period after "
                           "training (shuffled folds would train on the future); use --folds 1")
@@ -209,20 +221,27 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
         raise ConfigError(f"{run_dir}: the prepared data (vocabulary, labels or maximum "
                           "length) differs from the study's; repeat the original options "
                           "or use a new --study")
+    identity = problem_identity(task, prepared, data_cfg, study_cfg, space)
     created = _make_run_dir(run_dir)
     try:
-        storage = make_storage(storage_url(run_dir, study_cfg.storage, study_cfg.workers),
-                               study_cfg.heartbeat_s, study_cfg.grace_s)
-        study = open_study(study_cfg.study_name, storage, task.direction, sampler, pruner)
+        url = storage_url(run_dir, study_cfg.storage, study_cfg.workers)
+        storage = make_storage(url, study_cfg.heartbeat_s, study_cfg.grace_s)
+        study, made = open_study(study_cfg.study_name, storage, task.direction, sampler,
+                                 pruner, create=study_cfg.search)
+        check_identity(study, identity, made, hide_password(url))
     except Exception:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    if not prepared.pretrained:  # after the checks: a refused host trains nothing
+        with console.status("pretraining (training split only)"):
+            task.pretrain(prepared, space, data_cfg.seed)
     if saved is None:
         write_json(run_dir / "split.json", {
             "format": SPLIT_FORMAT, "data_config": to_dict(data_cfg), "split": prepared.split,
             "state_fingerprint": state_fp, "summary": prepared.summary})
     write_json(run_dir / "config.json", {
+        "run_id": _recorded_run_id(run_dir) or new_run_id(),
         "grutune_version": __version__, "torch_version": torch.__version__,
         "optuna_version": optuna.__version__, "python": sys.version.split()[0],
         "command": hidden_argv(sys.argv), "data": to_dict(data_cfg),
@@ -231,6 +250,17 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     if study_cfg.storage is None:
         fail_left_running(study)
     return prepared, study, not study.trials
+
+
+def _recorded_run_id(run_dir: Path) -> str | None:
+    """The id ``config.json`` gives this run directory (None: none yet). It names the run
+    in a shared study (its host record, the finalization claim) and survives resumes."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    run_id = config.get("run_id") if isinstance(config, dict) else None
+    return run_id if isinstance(run_id, str) and run_id else None
 
 
 def _recorded_storage(run_dir: Path) -> str | None:
@@ -262,16 +292,20 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     """Every default the configs leave open, filled the one way the CLI and Python share:
     the data (DEFAULT_DATASET), the task (the dataset's, else DEFAULT_TASK), the study name (from
     the data's name; ``prefix`` for compare), the run directory (runs/STUDY), the epochs
-    (the task's ``default_max_epochs``) and the workers (one per core where workers can be
-    forked, else one: ``usable_workers``).
+    (the task's ``default_max_epochs``), the device (``auto``: a CUDA GPU, else mps, else
+    the CPU; one asked for but absent is a ConfigError) and the workers (one per core
+    where workers can be forked, else one: ``usable_workers``; on CUDA one per visible
+    GPU: ``device.gpu_workers``).
 
     >>> data, study = resolve(DataConfig(dataset="sunspots"))
     >>> data.task, study.study_name, study.run_dir, study.max_epochs
     ('forecast', 'sunspots', 'runs/sunspots', 60)
     """
+    from grutune.nn.device import gpu_workers, resolve_device
     from grutune.tuning.workers import usable_workers
 
     data_cfg, study_cfg = data_cfg or DataConfig(), study_cfg or StudyConfig()
+    device = resolve_device(study_cfg.device, study_cfg.precision)
     if data_cfg.path is None and data_cfg.dataset is None:
         data_cfg = replace(data_cfg, dataset=DEFAULT_DATASET)
     if data_cfg.task is None:
@@ -282,7 +316,7 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     return data_cfg, replace(
         study_cfg, study_name=name, run_dir=study_cfg.run_dir or str(Path("runs") / name),
         max_epochs=study_cfg.max_epochs or get_task(data_cfg.task).default_max_epochs,
-        workers=usable_workers(study_cfg.workers))
+        device=device, workers=usable_workers(gpu_workers(device, study_cfg.workers)))
 
 
 def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = None,
@@ -324,8 +358,9 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
     run_dir = Path(study_cfg.run_dir)
     handler = file_logging(run_dir)
     try:
-        return _run(task, prepared, study, new, space, data_cfg, study_cfg, console, run_dir,
-                    out or console)
+        with placed(study_cfg.device, study_cfg.precision):  # where every model trains
+            return _run(task, prepared, study, new, space, data_cfg, study_cfg, console,
+                        run_dir, out or console)
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -334,7 +369,56 @@ def tune(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = Non
 def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
          data_cfg: DataConfig, study_cfg: StudyConfig, console: Console,
          run_dir: Path, out: Console) -> TuneResult:
-    interrupted = run_search(task, prepared, study, new, space, study_cfg, console, run_dir)
+    """Search (unless ``grutune finalize``), then finalize (unless ``--no-finalize``).
+
+    On a shared storage (``--storage``) the host keeps its record on the study, and
+    after its search claims the finalization (``tuning/hosts.py``): the one host that
+    wins waits for the others' searches and running trials, then finalizes from every
+    finished trial; the others say who finalizes and end.
+    """
+    origin = origin_of(run_dir, _recorded_run_id(run_dir) or new_run_id())
+    host = Host(study, origin, study_cfg.heartbeat_s) if study_cfg.storage else None
+    started = datetime.datetime.now()
+    interrupted = False
+    if study_cfg.search:
+        if host is not None:
+            host.beat("searching")
+        interrupted = run_search(task, prepared, study, new, space, study_cfg, console, run_dir,
+                                 started=started, origin=origin,
+                                 beat=host.beat if host is not None else None)
+        if host is not None:
+            host.beat("searched")
+    else:
+        if host is not None:
+            host.beat("finalizing")
+        console.print(f"Finalizing study '{study.study_name}' from its {_finished(study)} "
+                      "finished trials (no search).")
+    name = study.study_name
+    if not study_cfg.finalize:
+        return _searched_only(study, study_cfg, run_dir, interrupted, out,
+                              "this host searched only (--no-finalize); finalize the study "
+                              "once its search is done: grutune finalize with this command's "
+                              "data, study and storage options")
+    if host is not None:
+        if interrupted:
+            return _searched_only(study, study_cfg, run_dir, interrupted, out,
+                                  "the search was interrupted: this host leaves the study "
+                                  "to the others and does not finalize it")
+        claim = claim_finalization(study, origin)
+        if not claim.won and study_cfg.search:
+            return _searched_only(study, study_cfg, run_dir, interrupted, out,
+                                  f"{claim.says(name)}; this host searched only", claim.holder)
+        if not claim.won:
+            log.warning("%s; finalizing it here as well, as asked", claim.says(name))
+        host.beat("finalizing")
+        interrupted = _await_hosts(task, prepared, study, space, study_cfg, console, run_dir,
+                                   started, origin, host)
+        if interrupted:
+            return _searched_only(study, study_cfg, run_dir, interrupted, out,
+                                  "interrupted while waiting for the other hosts; run the "
+                                  "same command again to finalize the study")
+    if host is not None or not study_cfg.search:
+        write_trials_csv(study, run_dir / "trials.csv")  # every host's trials, as they end
     final = _final_model(task, prepared, study, study_cfg, console, run_dir)
     model, members, repeats = final.model, final.trials, final.repeats
     numbers = [t.number for t in members]
@@ -380,6 +464,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
             _log_mlflow(study_cfg.mlflow, study, run_dir, metrics, to_dict(data_cfg))
     print_result(out, f"run directory: {run_dir}  (report.html, model/, metrics.json, "
                  "trials.csv, split.json)")
+    if host is not None:
+        finished(study, origin)
     if interrupted:
         console.print("[yellow]the search was interrupted; run the same command again to "
                       "continue it[/yellow]")
@@ -387,12 +473,61 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                       interrupted)
 
 
+def _await_hosts(task: Task, prepared: Prepared, study: optuna.Study, space: Space,
+                 study_cfg: StudyConfig, console: Console, run_dir: Path,
+                 started: datetime.datetime, origin: dict, host: Host) -> bool:
+    """The finalizer's wait for the other hosts (``hosts.wait_for_hosts``); meanwhile it
+    runs the trials the study has room for again (a killed host's, queued again), within
+    what is left of its ``--budget``. True if interrupted."""
+    state = {"interrupted": False}
+
+    def run_more() -> bool:
+        if not study_cfg.search or state["interrupted"]:
+            return False
+        room = room_left(study, study_cfg.trials, started)
+        left = None if study_cfg.budget_s is None else (
+            study_cfg.budget_s - (datetime.datetime.now() - started).total_seconds())
+        if room == 0 or (left is not None and left <= 1):
+            return False
+        before = len(study.get_trials(deepcopy=False))
+        log.info("running the %d trial(s) the study still has room for (queued again after "
+                 "a host died, or not yet run)", room)
+        state["interrupted"] = search(task, prepared, study, space,
+                                      replace(study_cfg, budget_s=left), console, run_dir,
+                                      _finished(study), started=started, origin=origin,
+                                      beat=host.beat)
+        return len(study.get_trials(deepcopy=False)) > before
+
+    wait_for_hosts(study, origin, study_cfg.grace_s, console, run_more,
+                   poll_s=min(2.0, float(study_cfg.heartbeat_s)))
+    return state["interrupted"]
+
+
+def _searched_only(study: optuna.Study, study_cfg: StudyConfig, run_dir: Path,
+                   interrupted: bool, out: Console, why: str,
+                   finalizer: dict | None = None) -> TuneResult:
+    """The result of a run that did not finalize: its trials.csv, a line on the results
+    stream saying why and who does, the study's best trial so far."""
+    write_trials_csv(study, run_dir / "trials.csv")
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    best = top_trials(study, 1)[0] if complete else None
+    target = f" of {study_cfg.trials}" if study_cfg.trials else ""
+    print_result(out, f"study '{study.study_name}': {_finished(study)}{target} trials finished; "
+                 f"{why}")
+    print_result(out, f"run directory: {run_dir}  (trials.csv, split.json; no model here)")
+    return TuneResult(run_dir, float(best.value) if best else float("nan"),
+                      best.user_attrs.get("config", {}) if best else {}, {}, interrupted,
+                      finalized=False, finalizer=finalizer)
+
+
 def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: Space,
                study_cfg: StudyConfig, console: Console, run_dir: Path,
-               plan: str | None = None) -> bool:
+               plan: str | None = None, started: datetime.datetime | None = None,
+               origin: dict | None = None, beat: Callable[[], None] | None = None) -> bool:
     """Say what the search will do, lint the space, search, write trials.csv.
 
-    True if interrupted. ``plan`` replaces the printed plan (``compare`` has its own).
+    True if interrupted. ``plan`` replaces the printed plan (``compare`` has its own);
+    ``started``, ``origin``, ``beat``: as ``search`` takes them.
     """
     if new:
         # warm start from a known-sensible config (once, even when several processes start
@@ -404,7 +539,9 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
     if remaining != 0:  # built once, before workers fork, so they share the library
         with console.status("building the GRU kernel (first run on this machine: ~20 s)"):
             built = cpu_kernel() is not None
-        text += ("\nGRU recurrence: grutune's C++ kernel." if built else
+        on_device = describe(study_cfg.device, study_cfg.precision, study_cfg.workers)
+        text += (f"\n{on_device}" if on_device else
+                 "\nGRU recurrence: grutune's C++ kernel." if built else
                  "\nGRU recurrence: plain PyTorch, about 1.6x slower (the C++ kernel could "
                  "not be built; see the warning above).")
     console.print(plan or text)
@@ -413,7 +550,8 @@ def run_search(task: Task, prepared: Prepared, study: optuna.Study, new: bool, s
     log.info("search: %s", text)
     interrupted = False
     if remaining != 0:
-        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done)
+        interrupted = search(task, prepared, study, space, study_cfg, console, run_dir, done,
+                             started=started, origin=origin, beat=beat)
     write_trials_csv(study, run_dir / "trials.csv")
     return interrupted
 
