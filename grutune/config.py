@@ -185,7 +185,8 @@ class TrainConfig:
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")
 PRUNERS = ("median", "percentile", "asha", "hyperband", "none")
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # nn.device resolves them
-PRECISIONS = ("fp32", "bf16", "fp16")  # nn.device.PRECISIONS (a test keeps them equal)
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_SPEC = re.compile(r"auto|cpu|mps|cuda(:\d+)?")  # a --device value (nn.device resolves it)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class StudyConfig:
                f"--workers: must be >= 0 (0: one per core); got {self.workers}")
         _check(self.population >= 1, f"--population: must be >= 1; got {self.population}")
         _check(isinstance(self.device, str)
-               and bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device)),
+               and bool(DEVICE_SPEC.fullmatch(self.device)),
                f"--device: must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}")
         _in("--precision", self.precision, PRECISIONS)
         _check(self.repeats >= 1, f"--repeats: must be >= 1; got {self.repeats}")

@@ -35,21 +35,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
+from grutune.config import DEVICE_SPEC, PRECISIONS
 from grutune.exceptions import ConfigError
 
 log = logging.getLogger("grutune")
 
-DEVICE_SPECS = "auto|cpu|cuda|cuda:N|mps"
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-_SPEC = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -121,7 +118,7 @@ def resolve_device(spec: str, precision: str = "fp32") -> str:
     ...
     grutune.exceptions.ConfigError: --device: must be auto, cpu, cuda, cuda:N or mps; got 'tpu'
     """
-    if not isinstance(spec, str) or not _SPEC.fullmatch(spec):
+    if not isinstance(spec, str) or not DEVICE_SPEC.fullmatch(spec):
         raise ConfigError(f"--device: must be auto, cpu, cuda, cuda:N or mps; got {spec!r}")
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision: must be one of {', '.join(PRECISIONS)}; got "

@@ -297,8 +297,9 @@ def fit_population(
         epoch_start = time.perf_counter()
         pop.train()
         totals = torch.zeros(len(active), device=device)
+        autocast = place.autocast(device)  # a no-op in fp32; entered per batch
         for batch in rows.train_batches(shared.batch_size, rng, rows=shared.epoch_rows):
-            with place.autocast(device):
+            with autocast:
                 out = pop(batch.x, batch.lengths)  # [K, B, C]
                 losses = torch.stack([scorer.loss(out[k], batch.y)
                                       for k in range(len(active))])

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from grutune.data.cache import concat
+from grutune.nn.model import znormalize
 
 # a 1-NN vote is certain; its probabilities keep this much for the other classes, so the
 # log loss of a wrong vote is large but finite
@@ -136,14 +137,16 @@ def nearest_label(train_x: Tensor, train_lengths: Tensor, query_x: Tensor,
 def _flat(x: Tensor, lengths: Tensor, znorm: bool) -> Tensor:
     """[n, T, C] -> [n, T*C]; with ``znorm`` each series' channels standardized over its
     valid steps (the UCR convention)."""
-    x = x.double()
-    if znorm:
-        mask = (torch.arange(x.shape[1])[None, :] < lengths[:, None]).double()[..., None]
-        count = mask.sum(dim=1, keepdim=True).clamp(min=1)
-        mean = (x * mask).sum(dim=1, keepdim=True) / count
-        std = ((((x - mean) * mask) ** 2).sum(dim=1, keepdim=True) / count).sqrt()
-        x = (x - mean) / std.clamp(min=1e-8) * mask
+    x = _normalized(x, lengths, znorm)
     return x.reshape(len(x), -1)
+
+
+def _normalized(x: Tensor, lengths: Tensor, znorm: bool) -> Tensor:
+    """[n, T, C] in float64, z-normalized per series and channel if asked (padding 0)."""
+    x = x.double()
+    if not znorm:
+        return x
+    return znormalize(x, torch.arange(x.shape[1])[None, :] < lengths[:, None])
 
 
 def nearest_neighbour(parts: dict, n_classes: int, scorer: Scorer,
@@ -194,13 +197,18 @@ def dtw_distances(train: list[np.ndarray], query: list[np.ndarray], radius: int)
 def _valid_series(data, znorm: bool) -> list[np.ndarray]:  # noqa: ANN001 - SequenceData
     """Each series over its valid steps, [T] (one channel) or [T, C], z-normalized per
     series and channel if asked."""
-    out = []
-    for x, length in zip(data.x.double().numpy(), data.lengths.tolist(), strict=True):
-        s = x[:length]
-        if znorm:
-            s = (s - s.mean(axis=0)) / np.maximum(s.std(axis=0), 1e-8)
-        out.append(s[:, 0] if s.shape[1] == 1 else s)
-    return out
+    x = _normalized(data.x, data.lengths, znorm).numpy()
+    return [s[:n, 0] if s.shape[1] == 1 else s[:n]
+            for s, n in zip(x, data.lengths.tolist(), strict=True)]
+
+
+def _neighbour_index(train, query, znorm: bool, radius: int) -> Tensor:  # noqa: ANN001
+    """The index (into ``train``) of each ``query`` series' nearest neighbour: Euclidean
+    for ``radius`` 0, else DTW within it (``SequenceData`` both)."""
+    if radius == 0:
+        return nearest_label(train.x, train.lengths, query.x, query.lengths, znorm)
+    distances = dtw_distances(_valid_series(train, znorm), _valid_series(query, znorm), radius)
+    return torch.from_numpy(distances.argmin(axis=1))
 
 
 def dtw_neighbour(parts: dict, n_classes: int, scorer: Scorer, refit: bool = False,
@@ -210,36 +218,26 @@ def dtw_neighbour(parts: dict, n_classes: int, scorer: Scorer, refit: bool = Fal
     matrix would exceed ``max_cells`` are left out (listed in ``tried`` as skipped).
     ``parts``: train / val / test ``SequenceData``; ``refit`` as ``nearest_neighbour``."""
     start = time.perf_counter()
-    train, longest = parts["train"], int(max(p.lengths.max() for p in parts.values()))
-    n_test = sum(parts["test"].lengths.tolist())
+    train, val = parts["train"], parts["val"]
+    longest = int(max(p.lengths.max() for p in parts.values()))
+    test_cells = sum(parts["test"].lengths.tolist()) * (len(train) + len(val))
+
+    def radius(fraction: float) -> int:
+        return 0 if fraction == 0.0 else max(1, round(fraction * longest))
+
     tried = []
     for znorm in (False, True):
-        ref, val = _valid_series(train, znorm), _valid_series(parts["val"], znorm)
         for fraction in DTW_WINDOWS:
-            window = max(1, round(fraction * longest))
-            if fraction == 0.0:
-                hit = nearest_label(train.x, train.lengths, parts["val"].x,
-                                    parts["val"].lengths, znorm)
-            else:
-                cells = n_test * (len(train) + len(parts["val"])) * min(2 * window + 1,
-                                                                        longest)
-                if cells > max_cells:
-                    tried.append({"znorm": znorm, "window": fraction, "skipped": "cost"})
-                    continue
-                hit = torch.from_numpy(dtw_distances(ref, val, window).argmin(axis=1))
-            value = scorer.val_metric(_one_hot(train.y[hit], n_classes), parts["val"].y)
+            if fraction and test_cells * min(2 * radius(fraction) + 1, longest) > max_cells:
+                tried.append({"znorm": znorm, "window": fraction, "skipped": "cost"})
+                continue
+            hit = _neighbour_index(train, val, znorm, radius(fraction))
+            value = scorer.val_metric(_one_hot(train.y[hit], n_classes), val.y)
             tried.append({"znorm": znorm, "window": fraction, "validation": value})
     best = _best([t for t in tried if "validation" in t], scorer)
     if refit:
-        train = concat([train, parts["val"]])
-    if best["window"] == 0.0:
-        hit = nearest_label(train.x, train.lengths, parts["test"].x, parts["test"].lengths,
-                            best["znorm"])
-    else:
-        window = max(1, round(best["window"] * longest))
-        hit = torch.from_numpy(dtw_distances(_valid_series(train, best["znorm"]),
-                                             _valid_series(parts["test"], best["znorm"]),
-                                             window).argmin(axis=1))
+        train = concat([train, val])
+    hit = _neighbour_index(train, parts["test"], best["znorm"], radius(best["window"]))
     name = "1-NN Euclidean" if best["window"] == 0.0 else "1-NN DTW"
     return Baseline(name, {"znorm": best["znorm"], "window": best["window"]}, best["validation"],
                     _one_hot(train.y[hit], n_classes), time.perf_counter() - start, tried)

@@ -13,7 +13,6 @@ search passes callbacks (report and prune) and records what it needs from the re
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from grutune.nn.model import SequenceModel, make_model
 from grutune.nn.trainer import EpochLog, FitResult, fit, predict, seed_everything
 from grutune.search_space import train_config
 from grutune.tasks import Prepared, Task
+from grutune.tuning.workers import default_workers
 
 
 def build_model(task: Task, params: dict, state: dict, seed: int,
@@ -154,7 +154,7 @@ def torch_threads(count: int | None) -> Iterator[None]:
     this machine's cores is kept as it is: oversubscribed threads would crawl, and a
     machine with other cores gives other weights in their last bits anyway."""
     now = torch.get_num_threads()
-    if not count or count == now or count > _cores():
+    if not count or count == now or count > default_workers():  # one worker per core
         yield
         return
     torch.set_num_threads(count)
@@ -163,9 +163,3 @@ def torch_threads(count: int | None) -> Iterator[None]:
     finally:
         torch.set_num_threads(now)
 
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1

@@ -208,19 +208,22 @@ class Claim:
         return f"{who} finalizes study '{name}'"
 
 
-def _companion(study: optuna.Study) -> str:
+def _open_companion(study: optuna.Study) -> tuple[optuna.Study, bool]:
+    """The study's finalization companion, and whether this call created it (atomic:
+    of any number of callers exactly one creates it)."""
     store = compat.storage(study)
-    return f"{study.study_name}{FINALIZER}{store.get_study_id_from_name(study.study_name)}"
+    name = f"{study.study_name}{FINALIZER}{store.get_study_id_from_name(study.study_name)}"
+    try:
+        return optuna.create_study(study_name=name, storage=store), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=store), False
 
 
 def claim_finalization(study: optuna.Study, origin: dict, wait_s: float = 10.0) -> Claim:
     """Claim the study's finalization for ``origin``: won by the host that creates the
     companion study (atomic), or by the run that already holds it (a resumed run)."""
-    store, name = compat.storage(study), _companion(study)
-    try:
-        companion = optuna.create_study(study_name=name, storage=store)
-    except optuna.exceptions.DuplicatedStudyError:
-        companion = optuna.load_study(study_name=name, storage=store)
+    companion, created = _open_companion(study)
+    if not created:
         deadline = time.monotonic() + wait_s  # the winner writes its name just after
         while (holder := _holder(companion)) is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -239,11 +242,7 @@ def _holder(companion: optuna.Study) -> dict | None:
 
 def finished(study: optuna.Study, origin: dict) -> None:
     """Record that ``origin`` finalized the study (the claim is this run's from now on)."""
-    store, name = compat.storage(study), _companion(study)
-    try:
-        companion = optuna.create_study(study_name=name, storage=store)
-    except optuna.exceptions.DuplicatedStudyError:
-        companion = optuna.load_study(study_name=name, storage=store)
+    companion, _ = _open_companion(study)
     companion.set_user_attr("holder", origin)
     companion.set_user_attr("finished", datetime.datetime.now(datetime.timezone.utc)
                             .isoformat(timespec="seconds"))

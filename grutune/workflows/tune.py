@@ -252,24 +252,29 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     return prepared, study, not study.trials
 
 
-def _recorded_run_id(run_dir: Path) -> str | None:
-    """The id ``config.json`` gives this run directory (None: none yet). It names the run
-    in a shared study (its host record, the finalization claim) and survives resumes."""
+def _recorded_config(run_dir: Path) -> dict:
+    """An earlier run's ``config.json`` ({} when absent or unreadable: it is written
+    again)."""
     try:
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
-    run_id = config.get("run_id") if isinstance(config, dict) else None
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _recorded_run_id(run_dir: Path) -> str | None:
+    """The id ``config.json`` gives this run directory (None: none yet). It names the run
+    in a shared study (its host record, the finalization claim) and survives resumes."""
+    run_id = _recorded_config(run_dir).get("run_id")
     return run_id if isinstance(run_id, str) and run_id else None
 
 
 def _recorded_storage(run_dir: Path) -> str | None:
     """The storage an earlier run's ``config.json`` records (None: none, or no readable
-    record; that file is written again)."""
+    record)."""
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-        return saved_storage(run_dir, config)
-    except (OSError, ValueError):  # ConfigError is a ValueError too
+        return saved_storage(run_dir, _recorded_config(run_dir))
+    except ValueError:  # ConfigError: a record that is no storage URL
         return None
 
 

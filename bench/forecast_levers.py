@@ -1,0 +1,122 @@
+"""Sunspots levers on fixed configurations, run alone: validation and test MASE per seed.
+
+    python bench/forecast_levers.py search WINDOW        # the search's best config
+    python bench/forecast_levers.py deep                 # 2 layers, lookback 256, plain
+    python bench/forecast_levers.py plain LOOKBACK LOSS  # a 2-layer GRU outside grutune
+
+``search``: the best configuration of a default ``grutune tune --dataset sunspots`` (1
+layer of 64 units, lookback 48, each window normalized by its own mean and spread, no
+baseline; RMSprop 1.35e-3), one trial per seed (0, 1), with the normalization computed
+over the last WINDOW steps (the search normalizes over its longest lookback, 96; WINDOW
+48 = the lookback only). ``deep``: 2 layers of 64, lookback 256, no window
+normalization, no baseline, the space's other defaults. ``plain``: a 2-layer GRU(64) in
+plain PyTorch on standardized values (training part's mean and std), every training
+window each epoch, Adam 1e-3, batch 64, 80 epochs, the epoch with the best validation
+MASE; LOSS ``l1`` or ``mse``. MASE as grutune computes it: mean absolute error over the
+40 test windows (stride 12) divided by the training part's seasonal-naive (lag 12) MAE.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+import grutune
+import grutune.tasks.forecasting as forecasting
+from grutune.data.datasets import get_dataset
+
+SEARCH_BEST = {
+    "lookback": [48], "baseline": "none", "window_norm": True, "embed_dim": 64,
+    "hidden_size": 64, "num_layers": 1, "bidirectional": False, "pooling": "last",
+    "dropout": 0.0, "init": "xavier", "optimizer": "rmsprop", "lr": 0.00135,
+    "momentum": 0.72, "regularization": "l2_penalty", "l2_penalty": 5e-5,
+    "schedule": "constant", "warmup_epochs": 0, "batch_size": 16, "patience": 8,
+    "grad_clip": 1.0}
+DEEP = {"lookback": [256], "baseline": "none", "window_norm": False, "num_layers": 2,
+        "hidden_size": 64}
+
+
+def one_trial(space: dict, window: int | None) -> list[tuple[float, float]]:
+    """(validation, test) MASE of one trial per seed of ``space``; ``window``: the
+    normalization window (the prepared window) apart from the lookback."""
+    if window is not None:
+        lookbacks = forecasting._lookbacks
+        forecasting._lookbacks = lambda s: (lookbacks(s) or []) + [window]
+    out = []
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "space.yaml"
+        path.write_text(yaml.safe_dump(space))
+        for seed in (0, 1):
+            run = grutune.tune("sunspots", space=str(path), trials=1, repeats=1, workers=1,
+                               baseline=False, seed=seed, quiet=True,
+                               run_dir=str(Path(folder) / f"run{seed}"))
+            out.append((run.metrics["validation"]["mase"], run.metrics["mase"]))
+    return out
+
+
+def plain(lookback: int, loss_name: str, seed: int = 0) -> tuple[float, float, int]:
+    """(validation, test) MASE at the best validation epoch, and that epoch."""
+    torch.manual_seed(seed)
+    frame, _ = get_dataset("sunspots").loader()
+    y = frame["value"].to_numpy(np.float64)
+    n, horizon, season = len(y), 12, 12
+    n_test = horizon * round(n * 0.15 / horizon)
+    train_end, val_end = n - round(n * 0.15) - n_test, n - n_test
+    mean, std = y[:train_end].mean(), y[:train_end].std()
+    z = torch.tensor((y - mean) / std, dtype=torch.float32)
+    scale = np.abs(y[season:train_end] - y[:train_end - season]).mean()
+
+    def windows(origins: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.stack([z[o - lookback:o] for o in origins])[..., None]  # [W, L, 1]
+        return x, torch.stack([z[o:o + horizon] for o in origins])  # [W, H]
+
+    x_tr, y_tr = windows(np.arange(lookback, train_end - horizon + 1))
+    x_va, y_va = windows(np.arange(train_end, val_end - horizon + 1))
+    x_te, y_te = windows(np.arange(val_end, n - horizon + 1, horizon))
+    gru, head = torch.nn.GRU(1, 64, 2, batch_first=True), torch.nn.Linear(64, horizon)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return head(gru(x)[0][:, -1])
+
+    params = [*gru.parameters(), *head.parameters()]
+    optimizer = torch.optim.Adam(params, 1e-3)
+    loss_fn = torch.nn.L1Loss() if loss_name == "l1" else torch.nn.MSELoss()
+
+    @torch.no_grad()
+    def mase(x: torch.Tensor, target: torch.Tensor) -> float:
+        return float((forward(x) - target).abs().mean()) * std / scale
+
+    best = (float("inf"), float("nan"), 0)
+    for epoch in range(80):
+        for b in torch.randperm(len(x_tr)).split(64):
+            optimizer.zero_grad()
+            loss_fn(forward(x_tr[b]), y_tr[b]).backward()
+            optimizer.step()
+        value = mase(x_va, y_va)
+        if value < best[0]:
+            best = (value, mase(x_te, y_te), epoch)
+    return best
+
+
+def main() -> None:
+    mode, start = sys.argv[1], time.perf_counter()
+    if mode == "search":
+        rows = one_trial(SEARCH_BEST, int(sys.argv[2]))
+    elif mode == "deep":
+        rows = one_trial(DEEP, None)
+    else:
+        torch.set_num_threads(2)
+        rows = [plain(int(sys.argv[2]), sys.argv[3])]
+    shown = ", ".join(f"test {t:.4f} (validation {v:.4f})" for v, t, *_ in rows)
+    print(f"sunspots {' '.join(sys.argv[1:])}: {shown}; {time.perf_counter() - start:.0f} s")
+    print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
+
+
+if __name__ == "__main__":
+    main()
