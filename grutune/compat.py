@@ -9,8 +9,9 @@ this module alone, and ``tests/test_compat.py`` shows which. The dependency rang
   the heartbeat thread ``study.optimize`` keeps per trial (grutune's population rounds
   ask and tell trials themselves, so they run the heartbeats themselves).
 - torch: the fused AdamW kernel for one population member's slice of stacked weights
-  (``torch.optim.AdamW`` wants whole leaf tensors), and the in-place multi-tensor scale
-  of decoupled weight decay (one kernel instead of a Python loop).
+  (``torch.optim.AdamW`` wants whole leaf tensors), the in-place multi-tensor scale
+  of decoupled weight decay (one kernel instead of a Python loop), and the folder torch
+  builds a C++ extension in (where its build lock lives).
 
 >>> import torch
 >>> weights = [torch.ones(2), torch.ones(3)]
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import optuna
 import torch
@@ -71,3 +73,12 @@ def fused_adamw_(params: list[Tensor], grads: list[Tensor], exp_avgs: list[Tenso
 def scale_(tensors: list[Tensor], factor: float) -> None:
     """Multiply every tensor by ``factor`` in place."""
     torch._foreach_mul_(tensors, factor)
+
+
+def extension_build_directory(name: str) -> Path:
+    """The folder torch's ``cpp_extension.load`` builds the extension ``name`` in
+    (created if need be): TORCH_EXTENSIONS_DIR, or its default root per Python version
+    and accelerator."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(name, verbose=False))

@@ -52,7 +52,9 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
     ``workers``: one process by default, since an estimator is often fitted inside
     scikit-learn's own parallel loops (cross-validation, grid search), which should not
     each fork a worker per core. ``random_state`` is the run's ``seed`` (split, sampling
-    and trial seeds derive from it); ``verbose=0`` prints nothing.
+    and trial seeds derive from it); ``verbose=0`` prints nothing; ``baseline=False`` and
+    ``refit=False`` skip the baseline and the refit on train + validation (``--no-baseline``,
+    ``--no-refit``), e.g. inside a grid search that only reads the model.
     """
 
     _task: ClassVar[str]
@@ -62,7 +64,8 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
                  max_epochs: int | None = None, folds: int | None = None,
                  repeats: int | None = None, ensemble: int | None = None,
                  workers: int | None = 1, random_state: int | None = None,
-                 run_dir: str | Path | None = None, verbose: int = 1):
+                 run_dir: str | Path | None = None, verbose: int = 1,
+                 baseline: bool | None = None, refit: bool | None = None):
         self.budget = budget
         self.trials = trials
         self.max_epochs = max_epochs
@@ -73,6 +76,8 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.run_dir = run_dir
         self.verbose = verbose
+        self.baseline = baseline
+        self.refit = refit
 
     def _frame(self, X: object, fitting: bool) -> pd.DataFrame:  # noqa: N803 - sklearn's name
         raise NotImplementedError
@@ -80,7 +85,8 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
     def _tune_options(self) -> dict:
         options = {"budget": self.budget, "trials": self.trials, "max_epochs": self.max_epochs,
                    "folds": self.folds, "repeats": self.repeats, "ensemble": self.ensemble,
-                   "workers": self.workers, "seed": self.random_state}
+                   "workers": self.workers, "seed": self.random_state,
+                   "baseline": self.baseline, "refit": self.refit}
         return {k: v for k, v in options.items() if v is not None}
 
     def fit(self, X: object, y: Sequence) -> _GRUClassifier:  # noqa: N803

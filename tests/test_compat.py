@@ -71,3 +71,9 @@ def test_scale_multiplies_in_place():
     tensors = [torch.full((2,), 3.0), torch.full((1, 2), -2.0)]
     compat.scale_(tensors, 0.5)
     assert tensors[0].tolist() == [1.5, 1.5] and tensors[1].tolist() == [[-1.0, -1.0]]
+
+
+def test_extension_build_directory_is_where_torch_builds(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    folder = compat.extension_build_directory("some_extension")
+    assert folder == tmp_path / "some_extension" and folder.is_dir()

@@ -59,7 +59,7 @@ def test_killed_run_resumes_with_trials_and_split_intact(tmp_path, workers):
     run_dir = tmp_path / "kill"
     cmd = [sys.executable, "-m", "grutune", "tune", "--sample", "200", "--trials", "4",
            "--max-epochs", "2", "--run-dir", str(run_dir), "--budget", "5m", "--workers",
-           str(workers), "--folds", "1", "--repeats", "1", "--no-baseline"]
+           str(workers), "--folds", "1", "--repeats", "1", "--no-baseline", "--no-refit"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 240

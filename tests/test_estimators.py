@@ -30,7 +30,9 @@ from grutune.estimators import GRUSeriesClassifier, GRUTextClassifier
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # sklearn's checks warn on purpose
 
-QUICK = dict(trials=4, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0)
+# scikit-learn's checks fit dozens of times: no baseline or refit (not what they check)
+QUICK = dict(trials=4, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0,
+             baseline=False, refit=False)
 
 # predict_proba of a row differs by up to ~4e-7 with the batch it is computed in (float32
 # matrix products block by batch size and order), above these checks' 1e-7; predict is

@@ -18,7 +18,8 @@ from grutune.cli import app
 from .conftest import make_texts
 from .hostile import assert_refused, snapshot
 
-FAST = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1"]
+FAST = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1",
+        "--no-refit"]
 
 
 @pytest.fixture

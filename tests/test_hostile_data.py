@@ -30,7 +30,8 @@ from .conftest import make_texts
 from .hostile import assert_refused
 from .test_series_task import _ts_text, make_series
 
-QUICK = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1"]
+QUICK = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1",
+         "--no-refit"]
 SERIES_LABELS = {"sine": "007", "ramp": "NA"}  # a label "NA" and one with a leading zero
 
 

@@ -97,17 +97,24 @@ def test_parameter_count_matches_formula():
 
 @pytest.mark.parametrize("series_norm", [False, True])
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
-def test_the_conv_stem_never_reads_padding(series_norm, pooling):
-    """StemModel: garbage after a series' end changes nothing, and each series alone
-    (unpadded, including ones shorter than the stem's kernel) gives its batch output."""
+@pytest.mark.parametrize("kind", ["conv_stem", "gru_fcn"])
+def test_the_convolutions_never_read_padding(series_norm, pooling, kind):
+    """StemModel and FCNModel (in evaluation): garbage after a series' end changes
+    nothing, and each series alone (unpadded, including ones shorter than a kernel)
+    gives its batch output."""
     from grutune.config import ModelConfig
-    from grutune.nn.model import StemModel, make_model
+    from grutune.nn.model import MODEL_KINDS, make_model
 
     torch.manual_seed(0)
     model = make_model(ModelConfig(num_outputs=3, input_dim=2, embed_dim=8, hidden_size=6,
-                                   bidirectional=True, pooling=pooling, kind="conv_stem",
+                                   bidirectional=True, pooling=pooling, kind=kind,
                                    series_norm=series_norm)).eval()
-    assert isinstance(model, StemModel) and not StemModel.stackable
+    assert type(model) is MODEL_KINDS[kind] and not MODEL_KINDS[kind].stackable
+    if kind == "gru_fcn":  # trained normalizations: not the identity they start as
+        for norm in model.norms:
+            norm.running_mean.uniform_(-1, 1)
+            norm.running_var.uniform_(0.5, 2)
+            torch.nn.init.uniform_(norm.bias, -1, 1)
     lengths = torch.tensor([37, 20, 9, 8, 5])
     x = torch.randn(5, 37, 2)
     base = model(x, lengths)

@@ -25,7 +25,7 @@ from .conftest import make_texts
 from .hostile import assert_refused
 
 FAST = ["--trials", "1", "--max-epochs", "1", "--workers", "1", "--repeats", "1",
-        "--folds", "1", "--ensemble", "1"]
+        "--folds", "1", "--ensemble", "1", "--no-refit"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 

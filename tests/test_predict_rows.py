@@ -28,7 +28,7 @@ from grutune.workflows.predict import predict_file
 from .conftest import FILLER, WORDS, make_texts
 
 FAST = ["--trials", "1", "--max-epochs", "2", "--repeats", "1", "--ensemble", "1",
-        "--workers", "1", "--folds", "1"]
+        "--workers", "1", "--folds", "1", "--no-refit"]
 VOCAB = [w for words in WORDS.values() for w in words] + FILLER
 
 

@@ -188,3 +188,27 @@ def test_the_ninja_package_builds_the_kernel_without_a_system_ninja(monkeypatch)
     assert shutil.which("ninja") is None
     _ninja_on_path()
     assert shutil.which("ninja") == str(Path(ninja.BIN_DIR) / "ninja")
+
+
+def test_a_build_lock_left_by_a_killed_build_does_not_hang_the_next_run(tmp_path):
+    """torch's build lock is a plain file that a process killed mid-build leaves behind
+    (every later build used to wait for it forever); the next run removes it and loads."""
+    import shutil
+    import subprocess
+    import sys
+
+    from grutune.compat import extension_build_directory
+    from grutune.nn.recurrence import _cpu_tag, cpu_kernel
+
+    if cpu_kernel() is None:
+        pytest.skip("no C++ compiler: there is no kernel build to lock")
+    name = f"grutune_gru_cpu_{_cpu_tag()}"
+    built = extension_build_directory(name)
+    folder = tmp_path / "extensions"
+    shutil.copytree(built, folder / name, ignore=shutil.ignore_patterns("lock", "*.lock"))
+    (folder / name / "lock").touch()  # what a SIGKILL during the build leaves
+    code = "from grutune.nn.recurrence import cpu_kernel; print(cpu_kernel() is not None)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=240, env={**os.environ, "TORCH_EXTENSIONS_DIR": str(folder)})
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
+    assert not (folder / name / "lock").exists()

@@ -113,7 +113,10 @@ def test_series_norm_makes_the_model_scale_invariant_and_padding_safe():
                                   atol=1e-5)
 
 
-def test_cli_tune_and_predict_on_a_ts_pair(runner, tmp_path):
+@pytest.mark.parametrize("stem", [None, "fcn"])
+def test_cli_tune_and_predict_on_a_ts_pair(runner, tmp_path, stem):
+    """A .ts pair end to end with the default space, and with the GRU-FCN (a space file's
+    ``stem: fcn``): the bundle predicts the file as the run predicted its test rows."""
     rng = np.random.default_rng(1)
 
     def part(n):
@@ -130,11 +133,18 @@ def test_cli_tune_and_predict_on_a_ts_pair(runner, tmp_path):
     train.write_text(_ts_text(*part(30)))
     test.write_text(_ts_text(*part(12)))
     run_dir = tmp_path / "run"
+    space = []
+    if stem:
+        (tmp_path / "space.yaml").write_text(f"stem: {stem}\n")
+        space = ["--space", str(tmp_path / "space.yaml")]
     result = runner.invoke(app, ["tune", str(train), "--test", str(test), "--task", "series",
                                  "--trials", "2", "--max-epochs", "3", "--folds", "1",
                                  "--repeats", "1", "--workers", "1", "--run-dir",
-                                 str(run_dir)])
+                                 str(run_dir), *space])
     assert result.exit_code == 0, result.output
+    if stem:
+        bundle = json.loads((run_dir / "model" / "bundle.json").read_text())
+        assert "gru_fcn" in json.dumps(bundle), bundle
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["n"] == 12 and "roc_auc" in metrics
     out = tmp_path / "pred.csv"

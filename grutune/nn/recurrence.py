@@ -105,6 +105,31 @@ def _ninja_on_path() -> None:
         os.environ["PATH"] = ninja.BIN_DIR + (os.pathsep + path if path else "")
 
 
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """An OS lock around torch's build (or load) of the kernel in ``folder``.
+
+    torch's own lock is a file, ``lock``, that a process killed while it builds leaves
+    behind; every later build then waits for it forever (a hung ``grutune tune`` after
+    a Ctrl-C or a kill during the first run). The OS releases this lock when its holder
+    dies, and every grutune process takes it before torch's, so the holder knows that a
+    ``lock`` file left there is stale and removes it. Where there is no ``fcntl``
+    (Windows) torch's lock works alone.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(folder / "grutune.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            (folder / "lock").unlink(missing_ok=True)  # left by a build killed midway
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _build() -> ModuleType | None:
     keep_freed_memory()
     if os.environ.get("GRUTUNE_NO_KERNEL") == "1":
@@ -113,8 +138,12 @@ def _build() -> ModuleType | None:
     try:
         from torch.utils.cpp_extension import load
 
-        return load(name=f"grutune_gru_cpu_{_cpu_tag()}", sources=[str(_SOURCE)],
-                    extra_cflags=compile_flags(), verbose=False)
+        from grutune.compat import extension_build_directory  # imports Optuna: only here
+
+        name = f"grutune_gru_cpu_{_cpu_tag()}"
+        with _build_lock(extension_build_directory(name)):
+            return load(name=name, sources=[str(_SOURCE)], extra_cflags=compile_flags(),
+                        verbose=False)
     except Exception as exc:  # noqa: BLE001 - any build failure means: use the fallback
         log.warning("the C++ GRU kernel could not be built (%s); using the slower plain "
                     "PyTorch recurrence", str(exc).splitlines()[0] if str(exc) else exc)

@@ -364,7 +364,13 @@ def pad_series(series: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(x), torch.from_numpy(lengths)
 
 
-STEMS = ("none", "conv")  # what reads the series before the GRU (``model.StemModel``)
+# what reads the series beside or before the GRU: nothing, a strided convolutional stem
+# (``model.StemModel``) or a parallel FCN branch (``model.FCNModel``)
+STEMS = ("none", "conv", "fcn")
+STEM_KINDS = {"none": "sequence", "conv": "conv_stem", "fcn": "gru_fcn"}
+# the default space searches these; "fcn" is there for a space file (``stem: fcn``) until
+# it measures better across the built-ins and the archive problems (bench/RESULTS.md)
+SEARCHED_STEMS = ("none", "conv")
 STEM_FROM = 100  # median training length from which the first trial uses the stem
 
 
@@ -382,7 +388,7 @@ def series_params(length: int = 0) -> list[Param]:
     stem = "conv" if length >= STEM_FROM else "none"
     return [fixed_param("cell", "gru", allowed=CELLS),
             choice_param("series_norm", [True, False], True, allowed=(False, True)),
-            choice_param("stem", list(STEMS), stem, allowed=STEMS),
+            choice_param("stem", list(SEARCHED_STEMS), stem, allowed=STEMS),
             *numeric_params()]
 
 
@@ -391,7 +397,7 @@ class SeriesClassification(ClassificationTask):
 
     name = "series"
     default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
-    model_kinds = ("sequence", "conv_stem")
+    model_kinds = tuple(STEM_KINDS.values())
 
     @classmethod
     def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
@@ -524,7 +530,7 @@ class SeriesClassification(ClassificationTask):
             layer_dropout=params.get("layer_dropout", 0.0), pooling=params["pooling"],
             dropout=params["dropout"], init=params["init"],
             series_norm=params["series_norm"],
-            kind="conv_stem" if params.get("stem") == "conv" else "sequence")
+            kind=STEM_KINDS[params.get("stem", "none")])
 
     def read_rows(self, path: str, state: dict) -> pd.DataFrame:
         """A file to predict: .ts, or a wide table (labels, if present, are ignored)."""
