@@ -60,6 +60,7 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "text": ("accuracy", "f1_macro", "log_loss"),
     "series": ("accuracy", "f1_macro", "log_loss"),
     "forecast": ("mase", "mae", "rmse"),
+    "recommend": ("ndcg_10", "recall_20", "hr_10", "mrr_20"),
 }
 TASK_NAMES = tuple(TASK_METRICS)
 EXPORT_FORMATS = ("onnx", "torchscript")  # grutune.export.FORMATS (a test keeps them equal)
@@ -232,7 +233,15 @@ IdColumn = Annotated[str | None, typer.Option(
     help="Series in long form: the series id column.")]
 TimeColumn = Annotated[str | None, typer.Option(
     "--time", metavar="COLUMN", rich_help_panel=DATA,
-    help="The time column (forecast; series in long form); default: row order.")]
+    help="The time column (forecast; series in long form; recommend); default: row order.")]
+UserColumn = Annotated[str | None, typer.Option(
+    "--user", metavar="COLUMN", rich_help_panel=DATA,
+    help="Recommend: whose history an event belongs to.")]
+ItemColumn = Annotated[str | None, typer.Option(
+    "--item", metavar="COLUMN", rich_help_panel=DATA, help="Recommend: the event's item.")]
+SessionColumn = Annotated[str | None, typer.Option(
+    "--session", metavar="COLUMN", rich_help_panel=DATA,
+    help="Recommend: histories are sessions (of each --user, if given).")]
 Covariates = Annotated[str | None, typer.Option(
     metavar="COL[,COL]", rich_help_panel=DATA,
     help="Forecast: past-observed input columns, COL[,COL].")]
@@ -344,6 +353,7 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
         test_path=str(o["test"]) if o["test"] is not None else None, task=o["task"],
         text_column=o["text"], id_column=o["id_column"], time_column=o["time_column"],
         covariates=o["covariates"], horizon=o["horizon"], season=o["season"],
+        user_column=o["user"], item_column=o["item"], session_column=o["session"],
         scaling=o["scaling"], target_column=o["target"], sample=o["sample"], seed=o["seed"],
         stop_words=o["stop_words"], min_count=o["min_count"], max_vocab=o["max_vocab"],
         max_len=o["max_len"])
@@ -363,7 +373,8 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
 def tune(  # the options in the order of their help panels: data, search, training, ...
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
-    time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
+    time_column: TimeColumn = None, user: UserColumn = None, item: ItemColumn = None,
+    session: SessionColumn = None, covariates: Covariates = None, horizon: Horizon = None,
     season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
     stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
     max_vocab: MaxVocab = _D.max_vocab,
@@ -531,7 +542,8 @@ def _finite(value: Any) -> Any:
 def compare(  # the options in the order of their help panels, as tune's
     file: File = None, dataset: Dataset = None, task: TaskName = None, text: Text = None,
     target: Target = None, test: Test = None, id_column: IdColumn = None,
-    time_column: TimeColumn = None, covariates: Covariates = None, horizon: Horizon = None,
+    time_column: TimeColumn = None, user: UserColumn = None, item: ItemColumn = None,
+    session: SessionColumn = None, covariates: Covariates = None, horizon: Horizon = None,
     season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
     stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
     max_vocab: MaxVocab = _D.max_vocab,
@@ -614,6 +626,8 @@ def predict_cmd(
     fmt: str | None = typer.Option(None, "--format", metavar="FORMAT", help="Format of the "
                                    "rows on standard input (FILE -): csv (default), tsv, "
                                    "jsonl or parquet."),
+    top: int | None = typer.Option(None, "--top", metavar="K", min=1, help="Recommenders: "
+                                   "the K best items per history (default 10)."),
 ) -> None:
     """Predict every row of FILE with a saved model."""
     import tempfile
@@ -626,7 +640,7 @@ def predict_cmd(
         suffix = _predict_stdin_suffix(fmt, stdin)
         keep = list(dict.fromkeys(keep or []))
         if not stdin:
-            _predict(model, file, str(file), text, keep, out, writer)
+            _predict(model, file, str(file), text, keep, out, writer, top)
             return
         if sys.stdin is None or sys.stdin.isatty():
             raise ConfigError("FILE -: standard input is a terminal; pipe the rows in "
@@ -645,7 +659,7 @@ def predict_cmd(
             logger = logging.getLogger("grutune")
             logger.addFilter(shown)
             try:
-                _predict(model, path, "standard input", text, keep, out, writer)
+                _predict(model, path, "standard input", text, keep, out, writer, top)
             except GrutuneError as err:  # name the input as the user gave it, not the spool
                 raise type(err)(str(err).replace(str(path), "standard input")) from None
             finally:
@@ -690,7 +704,7 @@ def _predict_rename(record: logging.LogRecord, spool: str) -> bool:
 
 
 def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[str],
-             out: Path | None, writer: str) -> None:
+             out: Path | None, writer: str, top: int | None = None) -> None:
     """Predict ``path`` (shown as ``name``), add the ``keep`` columns, write the table."""
     import pandas as pd
 
@@ -709,7 +723,7 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
                               "are future steps, not input rows, so no input column can be "
                               "kept beside them")
         kept = _predict_kept(path, name, keep)
-    table = predict_with(bundle, path, text, str(model))
+    table = predict_with(bundle, path, text, str(model), top=top)
     if kept is not None:
         if len(kept) != len(table):
             raise DataError(f"{name}: {len(kept)} input rows give {len(table)} predictions; "

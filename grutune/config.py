@@ -62,8 +62,11 @@ class DataConfig:
     text_column: str | None = None  # None: the built-in dataset's, or "text"
     target_column: str | None = None  # None: the built-in dataset's, or "label"
     id_column: str | None = None  # series: long-form tables, the series id column
-    time_column: str | None = None  # orders the steps (series long form, forecast)
+    time_column: str | None = None  # orders the steps (series long form, forecast, recommend)
     covariates: str | None = None  # forecast: past-observed input columns, "a,b"
+    user_column: str | None = None  # recommend: whose history an event belongs to
+    item_column: str | None = None  # recommend: the item of an event
+    session_column: str | None = None  # recommend: histories are sessions (of a user)
     horizon: int | None = None  # forecast: steps predicted at once; None: the season (or 10)
     season: int | None = None  # forecast: seasonal period; None: inferred from the frequency
     scaling: str = "standard"  # forecast: per-column scaling fitted on the training part

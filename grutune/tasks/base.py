@@ -196,6 +196,14 @@ class Task(ABC):
 
         return scalar_metrics(self.evaluate(outputs, data, state))
 
+    def bootstrap_rows(self, outputs: Tensor, data: SequenceData,
+                       state: dict) -> tuple[Tensor, SequenceData]:
+        """The test rows as the bootstrap draws them (``metrics.intervals``): outputs and
+        rows in a form ``scalars`` reads, one row per resampling unit. Default: as they
+        are, a unit is a test row (a recommender makes a user one row, holding the sums
+        its metrics need, so its intervals resample users and stay cheap)."""
+        return outputs, data
+
     @abstractmethod
     def encode(self, frame: pd.DataFrame, state: dict, source: str) -> SequenceData:
         """New raw rows -> inputs (targets zero), exactly as the training data was encoded."""

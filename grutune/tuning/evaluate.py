@@ -150,17 +150,18 @@ def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
     def scalars(o: Tensor, d: SequenceData) -> dict:
         return task.scalars(o, d, prepared.state)
 
-    values = {k: v for k, v in scalars(base.test_outputs, prepared.test).items() if k != "n"}
+    ours_rows, rows = task.bootstrap_rows(outputs, prepared.test, prepared.state)
+    base_rows, _ = task.bootstrap_rows(base.test_outputs, prepared.test, prepared.state)
+    values = {k: v for k, v in scalars(base_rows, rows).items() if k != "n"}
     metric = task.metric if task.metric in values else next(iter(values))
     shown = [m for m in dict.fromkeys([metric, *task.verdict_metrics]) if m in values]
     block = {"name": base.name, "chosen": base.chosen, "shown": shown, "refit": refit,
              "validation": {task.metric: base.validation, "tried": base.tried},
              "seconds": round(base.seconds, 2), **values}
-    block.update(bootstrap(scalars, base.test_outputs, prepared.test, seed=seed,
-                           unit=task.test_unit))
-    ours = scalars(outputs, prepared.test)[metric]
+    block.update(bootstrap(scalars, base_rows, rows, seed=seed, unit=task.test_unit))
+    ours = scalars(ours_rows, rows)[metric]
     block["difference"] = {
         "metric": metric, "model_minus_baseline": ours - values[metric],
-        "interval": paired_difference(lambda o, d: scalars(o, d)[metric], outputs,
-                                      base.test_outputs, prepared.test, seed=seed)}
+        "interval": paired_difference(lambda o, d: scalars(o, d)[metric], ours_rows,
+                                      base_rows, rows, seed=seed)}
     return block

@@ -34,12 +34,15 @@ def predict_file(bundle_dir: str | Path, path: str | Path,
 
 
 def predict_with(bundle: Bundle, path: str | Path, text_column: str | None = None,
-                 where: str = "bundle") -> pd.DataFrame:
+                 where: str = "bundle", top: int | None = None) -> pd.DataFrame:
     """Predictions of a loaded bundle for every row of the file ``path``: the one code
-    path of ``grutune predict``, ``predict_file`` and the Python ``Model.predict``."""
+    path of ``grutune predict``, ``predict_file`` and the Python ``Model.predict``.
+    ``top``: a recommender's items per history (``--top``)."""
     state = dict(bundle.state)
     if text_column:
         state["text_column"] = text_column
+    if top is not None:
+        state["top"] = top
     task_name = state.get("task")
     if task_name not in TASKS:
         raise ConfigError(f"{where}: bundle of unknown task {task_name!r}")

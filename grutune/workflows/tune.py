@@ -429,8 +429,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     numbers = [t.number for t in members]
     with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
-        metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state), outputs,
-                                 prepared.test, seed=data_cfg.seed, unit=task.test_unit))
+        metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state),
+                                 *task.bootstrap_rows(outputs, prepared.test, prepared.state),
+                                 seed=data_cfg.seed, unit=task.test_unit))
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
             validation = {"scheme": f"{folds}-fold cross-validation on train + validation",
