@@ -79,7 +79,8 @@ def test_a_seeded_study_repeats_its_trial_values_on_cpu(runner, tmp_path):
         run_dir = tmp_path / name
         result = runner.invoke(app, ["tune", "--sample", "200", "--folds", "1", "--trials",
                                      "3", "--max-epochs", "2", "--workers", "1", "--repeats",
-                                     "1", "--seed", "7", "--run-dir", str(run_dir)])
+                                     "1", "--seed", "7", "--no-baseline", "--no-refit",
+                                     "--run-dir", str(run_dir)])
         assert result.exit_code == 0, result.stderr
         values.append(pd.read_csv(run_dir / "trials.csv")[["number", "state", "value"]])
     pd.testing.assert_frame_equal(values[0], values[1])
