@@ -19,6 +19,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `pytest -n auto` (CI) there is one test process per core: each keeps to one
+    # intra-op thread, and so do the grutune processes its tests start (OMP_NUM_THREADS
+    # is inherited). With torch's default of a thread per core, two processes on two
+    # cores oversubscribed them and ran slower than one process (72% in 22 minutes,
+    # against 26m15s for the whole serial suite); with one thread each: 15m40s.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 WORDS = {
     "sport": ["match", "goal", "team", "coach", "league", "score", "player"],
     "tech": ["phone", "software", "chip", "internet", "computer", "data", "robot"],

@@ -19,8 +19,11 @@ def test_quick_start_has_exactly_two_commands():
     assert len(commands) == 2
     run, test = commands
     assert run.endswith("grutune tune")
-    # CI fails on a kernel that does not build, and shows skip reasons and slow tests
-    assert test.endswith("&& GRUTUNE_REQUIRE_KERNEL=1 pytest -rs --durations=15")
+    # CI fails on a kernel that does not build, runs a test process per core (keeping a
+    # module's tests together), and shows skip reasons and slow tests
+    assert test.endswith("&& GRUTUNE_REQUIRE_KERNEL=1 pytest -n auto --dist loadscope "
+                         "-rs --durations=15")
+    assert "dev" in re.search(r"pip install -e '\.\[(.+?)\]'", test).group(1).split(",")
     for command in commands:  # the pinned CPU torch goes in before the package
         assert command.index("pip install torch==2.13.0") < command.index("pip install -e")
 

@@ -114,6 +114,24 @@ def test_baselines_match_brute_force():
             assert got[j] == pytest.approx(want, rel=1e-9, abs=1e-12), (name, j)
 
 
+def test_the_baseline_block_ranks_exactly_as_the_float64_scores_do():
+    """The run's baseline block holds float32 values; scores a tie-breaker 1e-9 apart
+    must keep their order there (a plain cast merged them and moved some ranks)."""
+    from grutune.tasks.recommend import _order_values
+
+    s = torch.tensor([[0.5, 0.5 + 1e-9, 0.5, INF, 0.2],
+                      [0.3, 0.3, 0.3, 0.3, INF]], dtype=torch.float64)
+    values = _order_values(s)
+    assert values.dtype == torch.float32 and torch.isneginf(values[0, 3])
+    targets = torch.tensor([1, 3])
+    want, want_top = ranks_and_top(s, targets, k=3)
+    got, got_top = ranks_and_top(values, targets, k=3)
+    assert got.tolist() == want.tolist() == [0, 3]  # items ranked above the target
+    assert got_top.tolist() == want_top.tolist() == [[1, 0, 2], [0, 1, 2]]
+    cast, _ = ranks_and_top(s.float(), targets, k=0)
+    assert cast.tolist() != want.tolist()  # what the cast got wrong
+
+
 # --- the split ---------------------------------------------------------------------------
 
 def test_the_split_puts_no_future_event_in_a_training_part(events_file):
