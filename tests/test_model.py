@@ -95,6 +95,32 @@ def test_parameter_count_matches_formula():
     assert count_parameters(model) == 10 * 4 + gru + 5 * 2 + 2
 
 
+def test_gru_fcn_drops_out_only_the_recurrent_branchs_state():
+    """LSTM-FCN's dropout (0.8 in the papers) acts after the recurrent branch: with the
+    head blind to that branch, training-mode outputs are the same under any dropout
+    mask. Dropout on the series or on the FCN's features (where the plain model's
+    dropout sits) held ArrowHead at 59% test accuracy against 76% after the fix."""
+    from grutune.config import ModelConfig
+    from grutune.nn.model import make_model
+
+    torch.manual_seed(0)
+    model = make_model(ModelConfig(num_outputs=3, input_dim=1, embed_dim=8, hidden_size=4,
+                                   bidirectional=False, dropout=0.8, kind="gru_fcn")).train()
+    with torch.no_grad():
+        model.head.weight[:, :4] = 0.0  # the recurrent state's columns
+    x, lengths = torch.randn(6, 30, 1), torch.full((6,), 30)
+    torch.manual_seed(1)
+    first = model(x, lengths)
+    torch.manual_seed(2)
+    torch.testing.assert_close(model(x, lengths), first)
+    with torch.no_grad():
+        model.head.weight[:, :4] = 1.0  # now the head reads it: the masks show
+    torch.manual_seed(1)
+    first = model(x, lengths)
+    torch.manual_seed(2)
+    assert not torch.allclose(model(x, lengths), first)
+
+
 @pytest.mark.parametrize("series_norm", [False, True])
 @pytest.mark.parametrize("pooling", ["last", "mean", "attention"])
 @pytest.mark.parametrize("kind", ["conv_stem", "gru_fcn"])
