@@ -193,3 +193,43 @@ def test_predict_never_recommends_a_seen_item(events_file, tmp_path):
         seen = set(history.loc[history["user"] == user, "item"].astype(str))
         assert not seen & set(mine["item"]), user
         assert (np.diff(mine["score"].to_numpy()) <= 0).all()
+
+
+def test_the_readmes_click_log_example_runs_end_to_end(tmp_path):
+    """README's session example as written (a click log: session ids, product codes,
+    timestamps), through the CLI: tune, then predict --top 20 for sessions in a file."""
+    from typer.testing import CliRunner
+
+    from grutune.cli import app
+
+    rng = np.random.default_rng(3)
+    products = [f"P-{i:03d}" for i in range(40)]
+    rows = []
+    for s in range(60):
+        start = pd.Timestamp("2026-03-01 08:00") + pd.Timedelta(hours=int(rng.integers(500)))
+        item = int(rng.integers(40))
+        for step in range(int(rng.integers(8, 16))):
+            rows.append({"session_id": f"s-{s:04d}", "product": products[item],
+                         "ts": (start + pd.Timedelta(seconds=30 * step)).isoformat()})
+            item = (item + 1) % 40 if rng.random() < 0.7 else int(rng.integers(40))
+    clicks = pd.DataFrame(rows)
+    clicks.to_csv(tmp_path / "clicks.csv", index=False)
+    runner = CliRunner()
+    run = tmp_path / "runs" / "clicks"
+    result = runner.invoke(app, [
+        "tune", str(tmp_path / "clicks.csv"), "--task", "recommend", "--session",
+        "session_id", "--item", "product", "--time", "ts", "--run-dir", str(run),
+        "--trials", "1", "--max-epochs", "2", "--repeats", "1", "--ensemble", "1",
+        "--workers", "1", "--no-refit"])
+    assert result.exit_code == 0, result.output
+    recent = clicks[clicks["session_id"].isin(["s-0001", "s-0002"])].head(12)
+    recent.to_csv(tmp_path / "recent.csv", index=False)
+    result = runner.invoke(app, ["predict", str(run / "model"), str(tmp_path / "recent.csv"),
+                                 "--top", "20", "--out", str(tmp_path / "top.csv")])
+    assert result.exit_code == 0, result.output
+    top = pd.read_csv(tmp_path / "top.csv")
+    assert list(top.columns) == ["session_id", "rank", "item", "score"]
+    assert top.groupby("session_id")["rank"].apply(list).tolist() == [list(range(1, 21))] * 2
+    for session, mine in top.groupby("session_id"):
+        seen = set(recent.loc[recent["session_id"] == session, "product"])
+        assert not seen & set(mine["item"]) and set(mine["item"]) <= set(products), session
