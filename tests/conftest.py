@@ -31,6 +31,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
+@pytest.hookimpl(optionalhook=True)  # without pytest-xdist installed, nothing calls it
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one test process per core this process may run on. pytest-xdist would
+    ask psutil first when it is installed, which counts the host's physical cores, not
+    a container's or a CPU set's."""
+    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") \
+        else max(1, os.cpu_count() or 1)
+
+
 WORDS = {
     "sport": ["match", "goal", "team", "coach", "league", "score", "player"],
     "tech": ["phone", "software", "chip", "internet", "computer", "data", "robot"],
