@@ -31,13 +31,15 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
     torch.set_num_threads(1)
 
+
 @pytest.hookimpl(optionalhook=True)  # without pytest-xdist installed, nothing calls it
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: one test process per core this process may run on. pytest-xdist would
-    ask psutil first when it is installed, which counts the host's physical cores, not
-    a container's or a CPU set's."""
-    return max(1, len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") \
-        else max(1, os.cpu_count() or 1)
+    """`-n auto`: one test process per core this process may run on (grutune's own
+    count). pytest-xdist would ask psutil first when it is installed, which counts the
+    host's physical cores, not a container's or a CPU set's."""
+    from grutune.tuning.workers import default_workers
+
+    return default_workers()
 
 
 WORDS = {

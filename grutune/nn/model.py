@@ -116,19 +116,17 @@ class SequenceModel(nn.Module):
         if self.config.series_norm:
             valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
             x = znormalize(x, valid)  # [B, T, F]
-        return self._recurrent(*self._embed(x, lengths))  # [B, W]
+        h, lengths = self._embed(x, lengths)  # [T, B, E]
+        return self._recurrent(self.dropout(h), lengths)  # [B, W]
 
     def _embed(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The recurrent stack's inputs and their lengths: [B, T(, F)] -> [T, B, E]."""
         return self.embed(x.transpose(0, 1)), lengths
 
-    def _recurrent(self, h: Tensor, lengths: Tensor, input_dropout: bool = True) -> Tensor:
-        """Dropout (unless not ``input_dropout``), the recurrent stack and pooling:
-        [T, B, E], [B] -> [B, W]."""
+    def _recurrent(self, h: Tensor, lengths: Tensor) -> Tensor:
+        """The recurrent stack and pooling: [T, B, E], [B] -> [B, W]."""
         steps = h.size(0)
         mask = torch.arange(steps, device=h.device).unsqueeze(1) < lengths.unsqueeze(0)  # [T, B]
-        if input_dropout:
-            h = self.dropout(h)
         rev = reverse_index(lengths, steps) if self.config.bidirectional else None
         for i, layer in enumerate(self.layers):
             if i > 0:
@@ -319,7 +317,7 @@ class FCNModel(SequenceModel):
         valid = torch.arange(x.size(1), device=x.device).unsqueeze(0) < lengths.unsqueeze(1)
         if self.config.series_norm:
             x = znormalize(x, valid)  # [B, T, F]
-        recurrent = self._recurrent(*self._embed(x, lengths), input_dropout=False)  # [B, W]
+        recurrent = self._recurrent(*self._embed(x, lengths))  # [B, W]
         keep = valid.unsqueeze(1).to(x.dtype)  # [B, 1, T]
         h = x.transpose(1, 2) * keep  # [B, F, T]
         for conv, norm in zip(self.convs, self.norms, strict=True):
