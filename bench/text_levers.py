@@ -3,10 +3,11 @@
     python bench/text_levers.py DATASET W2V_EPOCHS MODES
 
 MODES: comma-separated ``w2v`` (embedding from word2vec of the training split), ``rand``
-(random embedding) or ``refit`` (word2vec, early-stopped on validation, then the same
-seed refitted on train + validation for its best epoch; prints both and their
-ensembles); ``:key=value`` overrides a parameter. Prints validation and test accuracy
-per seed and their means. Example: ``python bench/text_levers.py bbc-news 10 w2v,rand``.
+(random embedding), ``frozen`` (word2vec, the embedding not trained further) or
+``refit`` (word2vec, early-stopped on validation, then the same seed refitted on train +
+validation for its best epoch; prints both and their ensembles); ``:key=value``
+overrides a parameter. Prints validation and test accuracy per seed and their means.
+Example: ``python bench/text_levers.py bbc-news 10 w2v,rand``.
 """
 from __future__ import annotations
 
@@ -65,8 +66,12 @@ def main(dataset: str, w2v_epochs: int, modes: str) -> None:
     task.pretrain(prep, space, 0)
     print("pretrain s", round(time.time() - start, 1), flush=True)
     base = {p.name: p.default for p in space.params.values()}
+    initialize = task.initialize
     for mode in modes.split(","):
         name, *overrides = mode.split(":")
+        task.initialize = initialize if name != "frozen" else (
+            lambda model, params, prep: (initialize(model, params, prep),
+                                         model.embed.weight.requires_grad_(False)))
         params = {**base, "embedding": "random" if name == "rand" else "word2vec"}
         for item in overrides:
             key, value = item.split("=")

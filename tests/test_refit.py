@@ -150,3 +150,38 @@ def test_a_text_run_refits_and_reports_validation_from_the_early_models(runner, 
     assert off["refit"] == {"done": False, "reason": "--no-refit"}
     assert done["validation"] == off["validation"]
     assert done["baseline"]["refit"] is True and off["baseline"]["refit"] is False
+
+
+@pytest.mark.parametrize("fails_at,kept", [(2, 1), (3, 2), (None, 3), (1, 0)])
+def test_configurations_whose_refit_misses_the_time_limit_are_left_out(monkeypatch, fails_at,
+                                                                      kept):
+    """The refit goes group by group (the --ensemble trials, best first): when the time
+    limit passes during one's refit, it and those after it leave the final model; when it
+    passes during the first one's, the early-stopped models are kept."""
+    from rich.console import Console
+
+    import grutune.workflows.tune as tune
+
+    calls = []
+
+    def refit(task, prepared, group, max_epochs, should_stop):  # noqa: ANN001, ANN202
+        calls.append(len(group))
+        return None if len(calls) == fails_at else [torch.nn.Linear(1, 1) for _ in group]
+
+    monkeypatch.setattr(tune, "refit_models", refit)
+    monkeypatch.setattr(tune, "refit_skip_reason", lambda *args: None)
+    groups = [[({}, 0, 3), ({}, 1, 4)], [({}, 2, 2)], [({}, 3, 5), ({}, 4, 6)]]
+    prepared = SimpleNamespace(train=[0] * 5, val=[0] * 2)
+    refitted, record = tune._refit(None, prepared, SimpleNamespace(refit=True, max_epochs=9),
+                                   groups, None, Console(quiet=True))
+    assert calls == [len(g) for g in groups][:fails_at or 3]  # none tried after a miss
+    if kept == 0:
+        assert refitted is None and not record["done"]
+        assert "the early-stopped models are kept" in record["reason"]
+        return
+    assert [len(g) for g in refitted] == [len(g) for g in groups][:kept]
+    assert record["done"] and record["rows"] == 7
+    assert record["epochs"] == [e for g in groups[:kept] for _, _, e in g]
+    assert (record["note"] == "") == (kept == 3)
+    if kept < 3:
+        assert f"the refit of {3 - kept} of 3 configurations did not fit" in record["note"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from grutune.cli import app
-from grutune.tuning.repeats import Repeated, choose, plan
+from grutune.tuning.repeats import Repeated, choose, plan, refit_seconds
 
 
 def _trial(number: int, seconds: float = 10.0) -> optuna.trial.FrozenTrial:
@@ -35,6 +35,20 @@ def test_choose_prefers_the_steady_configuration_over_the_lucky_one():
 def test_choose_breaks_ties_towards_the_better_ranked_trial():
     a, b = _repeated(3, [0.9, 0.9]), _repeated(7, [0.9, 0.9])
     assert choose([a, b], "maximize") is a
+
+
+def test_plan_keeps_room_for_the_refit():
+    """A refit of the costliest planned configuration's seeds must fit after the repeats:
+    its best epoch's share of the trial's time, on 85/70 of the rows, per seed."""
+    trials = [_trial(0, 30), _trial(1, 60)]
+    for t in trials:
+        t.user_attrs.update(epochs=10, best_epoch=7)  # a refit: 0.7 x 85/70 of the time
+    assert refit_seconds(trials[1]) == pytest.approx(60 * 0.7 * 85 / 70)
+    # repeats alone: (30 + 60) x 2 = 180 s; with the refit's room: + 51 x 3 = 333 s
+    assert plan(trials, 3, budget_s=200) == (trials, "")
+    chosen, note = plan(trials, 3, budget_s=200, refit=True)
+    assert chosen == trials[:1] and "top 1" in note  # 60 + 25.5 x 3 = 136.5 s fits
+    assert plan(trials, 3, budget_s=340, refit=True) == (trials, "")
 
 
 def test_plan_fits_the_budget_by_dropping_the_last_configurations():

@@ -68,14 +68,25 @@ def now() -> float:
     return time.monotonic()
 
 
-def plan(trials: list[optuna.trial.FrozenTrial], seeds: int,
-         budget_s: float | None) -> tuple[list[optuna.trial.FrozenTrial], str]:
-    """The trials whose repeats fit the budget (best first), and a note when some did not."""
+def refit_seconds(trial: optuna.trial.FrozenTrial) -> float:
+    """About how long one refit of ``trial``'s configuration takes: its best epoch's share
+    of its training time, on the 85% of rows train + validation hold instead of 70%."""
+    epochs = max(int(trial.user_attrs.get("epochs", 0)), 1)
+    best = min(int(trial.user_attrs.get("best_epoch", epochs)), epochs)
+    return trial.user_attrs.get("seconds", 0.0) * best / epochs * 85 / 70
+
+
+def plan(trials: list[optuna.trial.FrozenTrial], seeds: int, budget_s: float | None,
+         refit: bool = False) -> tuple[list[optuna.trial.FrozenTrial], str]:
+    """The trials whose repeats fit the budget (best first), and a note when some did not.
+    With ``refit``, the budget also keeps room for refitting the costliest planned
+    configuration's seeds (the refit shares the repeats' time limit, ``refit.py``)."""
     if seeds < 2:
         return [], "seed repeats off (--repeats 1)"
     chosen = list(trials)
     def cost(ts: list) -> float:
-        return sum(t.user_attrs.get("seconds", 0.0) for t in ts) * (seeds - 1)
+        room = max((refit_seconds(t) for t in ts), default=0.0) * seeds if refit else 0.0
+        return sum(t.user_attrs.get("seconds", 0.0) for t in ts) * (seeds - 1) + room
     while chosen and budget_s is not None and cost(chosen) > budget_s:
         chosen.pop()
     if not chosen:

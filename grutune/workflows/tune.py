@@ -42,7 +42,7 @@ from grutune.exceptions import ConfigError
 from grutune.files import atomic_path, write_json
 from grutune.metrics.intervals import bootstrap
 from grutune.nn.device import describe, placed
-from grutune.nn.model import Ensemble
+from grutune.nn.model import Ensemble, SequenceModel
 from grutune.nn.recurrence import cpu_kernel
 from grutune.nn.trainer import predict
 from grutune.render import baseline_table, format_seconds
@@ -584,7 +584,8 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
     """
     budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
     deadline = time.monotonic() + budget if budget else None
-    planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget)
+    planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget,
+                         refit=refit_skip_reason(task, prepared, study_cfg.refit) is None)
     results = []
     if planned:
         with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
@@ -608,10 +609,9 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
                   "chosen_trial": chosen.trial.number, "note": note,
                   "configurations": [r.summary(task.metric) for r in results]}
         console.print(repeats_table(record))
-        early = Ensemble([m for ms in chosen.models for m in ms], task.combine).eval()
-        params = chosen.trial.user_attrs["config"]
-        members = [(params, seed, epochs) for seed, epochs in zip(chosen.seeds, chosen.epochs,
-                                                                   strict=True)]
+        groups = [[(chosen.trial.user_attrs["config"], seed, epochs)
+                   for seed, epochs in zip(chosen.seeds, chosen.epochs, strict=True)]]
+        early_groups = [[m for ms in chosen.models for m in ms]]
         trials = [chosen.trial]
     else:
         if note:  # a warning only when asked-for repeats did not happen
@@ -621,34 +621,54 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
             early, trials = final_model(candidates, task, prepared, run_dir,
                                         study_cfg.max_epochs)
         record = {"note": note}
-        members = [(t.user_attrs["config"], t.user_attrs["seed"],
-                    int(t.user_attrs.get("best_epoch", 0))) for t in trials]
-    model, refit = _refit(task, prepared, study_cfg, members, deadline, console)
-    return FinalModel(early, model or early, trials, record, refit)
+        groups = [[(t.user_attrs["config"], t.user_attrs["seed"],
+                    int(t.user_attrs.get("best_epoch", 0)))] for t in trials]
+        per = len(early.members) // len(trials)  # a trial's models: one, or one per fold
+        early_groups = [early.members[i * per:(i + 1) * per] for i in range(len(trials))]
+    refitted, refit = _refit(task, prepared, study_cfg, groups, deadline, console)
+    kept = len(refitted) if refitted is not None else len(groups)
+    trials = trials[:kept]  # the trials whose refit did not fit the time limit leave
+    early = Ensemble([m for ms in early_groups[:kept] for m in ms], task.combine).eval()
+    final = (Ensemble([m for ms in refitted for m in ms], task.combine).eval()
+             if refitted is not None else early)
+    return FinalModel(early, final, trials, record, refit)
 
 
 def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
-           members: list[tuple[dict, int, int]], deadline: float | None,
-           console: Console) -> tuple[Ensemble | None, dict]:
-    """The members refitted on train + validation (None: not refitted) and the record."""
+           groups: list[list[tuple[dict, int, int]]], deadline: float | None,
+           console: Console) -> tuple[list[list[SequenceModel]] | None, dict]:
+    """Each group's members (a configuration's seeds, best first) refitted on train +
+    validation, and the record. None: not refitted (skipped, or the first group did not
+    finish by ``deadline``); the groups after one that did not finish are left out."""
+    members = [m for group in groups for m in group]
     skip = refit_skip_reason(task, prepared, study_cfg.refit)
     if skip is None and not all(epochs >= 1 for _, _, epochs in members):
         skip = "a member's best epoch is unknown"
     if skip is not None:
         return None, {"done": False, "reason": skip}
     start = time.monotonic()
+    refitted: list[list[SequenceModel]] = []
     with console.status(f"refitting {len(members)} final model(s) on train + validation"):
-        models = refit_models(task, prepared, members, study_cfg.max_epochs, lambda: (
-            "budget" if deadline is not None and time.monotonic() > deadline else None))
-    if models is None:
+        for group in groups:
+            models = refit_models(task, prepared, group, study_cfg.max_epochs, lambda: (
+                "budget" if deadline is not None and time.monotonic() > deadline else None))
+            if models is None:
+                break
+            refitted.append(models)
+    if not refitted:
         reason = ("the seed repeats' time limit passed during the refit; the early-stopped "
                   "models are kept")
         log.warning("refit: %s", reason)
         return None, {"done": False, "reason": reason}
-    return Ensemble(models, task.combine).eval(), {
+    note = "" if len(refitted) == len(groups) else (
+        f"the refit of {len(groups) - len(refitted)} of {len(groups)} configurations did not "
+        "fit the seed repeats' time limit; they are left out of the final model")
+    if note:
+        log.warning("refit: %s", note)
+    return refitted, {
         "done": True, "rows": len(prepared.train) + len(prepared.val),
-        "epochs": [epochs for _, _, epochs in members],
-        "seconds": round(time.monotonic() - start, 2),
+        "epochs": [epochs for group in groups[:len(refitted)] for _, _, epochs in group],
+        "seconds": round(time.monotonic() - start, 2), "note": note,
         "rule": "each final model trained again from its seed on train + validation for "
                 "the epochs its early-stopped run found best; validation figures come "
                 "from the early-stopped models"}
