@@ -67,11 +67,14 @@ def main(dataset: str, w2v_epochs: int, modes: str) -> None:
     print("pretrain s", round(time.time() - start, 1), flush=True)
     base = {p.name: p.default for p in space.params.values()}
     initialize = task.initialize
+
+    def frozen(model, params: dict, prepared) -> None:  # noqa: ANN001 - as Task.initialize
+        initialize(model, params, prepared)
+        model.embed.weight.requires_grad_(False)  # the trainer optimizes what needs grads
+
     for mode in modes.split(","):
         name, *overrides = mode.split(":")
-        task.initialize = initialize if name != "frozen" else (
-            lambda model, params, prep: (initialize(model, params, prep),
-                                         model.embed.weight.requires_grad_(False)))
+        task.initialize = frozen if name == "frozen" else initialize
         params = {**base, "embedding": "random" if name == "rand" else "word2vec"}
         for item in overrides:
             key, value = item.split("=")

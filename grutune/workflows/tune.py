@@ -609,9 +609,9 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
                   "chosen_trial": chosen.trial.number, "note": note,
                   "configurations": [r.summary(task.metric) for r in results]}
         console.print(repeats_table(record))
+        early = Ensemble([m for ms in chosen.models for m in ms], task.combine).eval()
         groups = [[(chosen.trial.user_attrs["config"], seed, epochs)
                    for seed, epochs in zip(chosen.seeds, chosen.epochs, strict=True)]]
-        early_groups = [[m for ms in chosen.models for m in ms]]
         trials = [chosen.trial]
     else:
         if note:  # a warning only when asked-for repeats did not happen
@@ -623,14 +623,13 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
         record = {"note": note}
         groups = [[(t.user_attrs["config"], t.user_attrs["seed"],
                     int(t.user_attrs.get("best_epoch", 0)))] for t in trials]
-        per = len(early.members) // len(trials)  # a trial's models: one, or one per fold
-        early_groups = [early.members[i * per:(i + 1) * per] for i in range(len(trials))]
     refitted, refit = _refit(task, prepared, study_cfg, groups, deadline, console)
-    kept = len(refitted) if refitted is not None else len(groups)
-    trials = trials[:kept]  # the trials whose refit did not fit the time limit leave
-    early = Ensemble([m for ms in early_groups[:kept] for m in ms], task.combine).eval()
-    final = (Ensemble([m for ms in refitted for m in ms], task.combine).eval()
-             if refitted is not None else early)
+    if refitted is None:
+        return FinalModel(early, early, trials, record, refit)
+    if len(refitted) < len(groups):  # --ensemble trials whose refit did not fit leave
+        trials = trials[:len(refitted)]  # (a refit means no folds: one early model each)
+        early = Ensemble(list(early.members)[:len(refitted)], task.combine).eval()
+    final = Ensemble([m for ms in refitted for m in ms], task.combine).eval()
     return FinalModel(early, final, trials, record, refit)
 
 
