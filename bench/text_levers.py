@@ -6,13 +6,19 @@ MODES: comma-separated ``w2v`` (embedding from word2vec of the training split), 
 (random embedding), ``frozen`` (word2vec, the embedding not trained further) or
 ``refit`` (word2vec, early-stopped on validation, then the same seed refitted on train +
 validation for its best epoch; prints both and their ensembles); ``:key=value``
-overrides a parameter. Prints validation and test accuracy per seed and their means.
+overrides a parameter (``:word_dropout=P`` replaces each training token by <unk> with
+probability P, a probe outside the space; ``:first_seed=S`` uses seeds S..S+2) and
+``@key=value`` a preparation option (``@min_count=1``, ``@len_percentile=100``,
+``@stem=0``). Prints validation and test accuracy per seed, their means and the test
+accuracy of the three seeds' ensemble.
 Example: ``python bench/text_levers.py bbc-news 10 w2v,rand``.
 """
 from __future__ import annotations
 
 import sys
 import time
+
+import torch
 
 import grutune.tasks.word_vectors as word_vectors
 from grutune.config import DataConfig
@@ -46,25 +52,56 @@ def refit_probe(task, prep, params: dict, seeds: int = 5) -> None:  # noqa: ANN0
           f"ensembles early {ensembles[0]:.4f} refit {ensembles[1]:.4f}", flush=True)
 
 
-def seeds_probe(task, prep, params: dict, mode: str) -> None:  # noqa: ANN001
-    """Seeds 0-2 early-stopped on validation: validation and test accuracy."""
-    vals, accs = [], []
-    for seed in (0, 1, 2):
+def seeds_probe(task, prep, params: dict, mode: str, first: int = 0) -> None:  # noqa: ANN001
+    """Seeds first..first+2 early-stopped on validation: validation and test accuracy, and the
+    test accuracy of their ensemble."""
+    vals, accs, models = [], [], []
+    for seed in range(first, first + 3):
         done = fit_trial(task, prep, params, seed, MAX_EPOCHS)
         vals.append(done.value)
-        accs.append(accuracy(done.models[0].eval(), prep))
+        models.append(done.models[0].eval())
+        accs.append(accuracy(models[-1], prep))
+    together = accuracy(Ensemble(models, task.combine), prep)
     print(mode, "val", [round(v, 4) for v in vals], "test", [round(a, 4) for a in accs],
-          f"mean val {sum(vals) / 3:.4f} test {sum(accs) / 3:.4f}", flush=True)
+          f"mean val {sum(vals) / 3:.4f} test {sum(accs) / 3:.4f} ensemble {together:.4f}",
+          flush=True)
+
+
+def word_dropout(probability: float):  # noqa: ANN201 - an initialize hook
+    """A hook for Task.initialize that makes the model's embedding read <unk> (id 1) for
+    each non-padding training token with ``probability``."""
+    def hook(module, args):  # noqa: ANN001, ANN202 - a forward pre-hook
+        (ids,) = args
+        if not module.training or probability == 0:
+            return None
+        drop = (torch.rand(ids.shape, device=ids.device) < probability) & (ids > 0)
+        return (ids.masked_fill(drop, 1),)
+    return hook
+
+
+def prepared(task, dataset: str, options: tuple[str, ...], space):  # noqa: ANN001, ANN201
+    """The dataset prepared with ``key=value`` preparation options, word2vec pretrained."""
+    changes = {}
+    for item in options:
+        key, value = item.split("=")
+        if key in ("stem", "stop_words"):
+            changes[key] = bool(int(value))
+        else:
+            changes[key] = float(value) if "." in value or key == "len_percentile" else int(value)
+    prep = task.prepare(DataConfig(dataset=dataset, seed=0, **changes))
+    start = time.time()
+    task.pretrain(prep, space, 0)
+    print("prepared", changes or "defaults", prep.summary.get("vocab_size"),
+          "words, max length", prep.summary.get("max_len"), "pretrain s",
+          round(time.time() - start, 1), flush=True)
+    return prep
 
 
 def main(dataset: str, w2v_epochs: int, modes: str) -> None:
     word_vectors.EPOCHS = w2v_epochs
     task = get_task("text")
-    prep = task.prepare(DataConfig(dataset=dataset, seed=0))
     space = task.default_space({})
-    start = time.time()
-    task.pretrain(prep, space, 0)
-    print("pretrain s", round(time.time() - start, 1), flush=True)
+    preps = {(): prepared(task, dataset, (), space)}
     base = {p.name: p.default for p in space.params.values()}
     initialize = task.initialize
 
@@ -73,16 +110,32 @@ def main(dataset: str, w2v_epochs: int, modes: str) -> None:
         model.embed.weight.requires_grad_(False)  # the trainer optimizes what needs grads
 
     for mode in modes.split(","):
-        name, *overrides = mode.split(":")
-        task.initialize = frozen if name == "frozen" else initialize
+        head, *overrides = mode.split(":")
+        name, *options = head.split("@")
+        if tuple(options) not in preps:
+            preps[tuple(options)] = prepared(task, dataset, tuple(options), space)
+        prep = preps[tuple(options)]
         params = {**base, "embedding": "random" if name == "rand" else "word2vec"}
+        dropping, first = 0.0, 0
         for item in overrides:
             key, value = item.split("=")
-            params[key] = type(base[key])(value)
+            if key == "word_dropout":
+                dropping = float(value)
+            elif key == "first_seed":
+                first = int(value)
+            else:
+                params[key] = type(base[key])(value)
+
+        def start(model, params: dict, prepared, dropping=dropping, name=name) -> None:  # noqa: ANN001
+            (frozen if name == "frozen" else initialize)(model, params, prepared)
+            if dropping:
+                model.embed.register_forward_pre_hook(word_dropout(dropping))
+
+        task.initialize = start
         if name == "refit":
             refit_probe(task, prep, params)
         else:
-            seeds_probe(task, prep, params, mode)
+            seeds_probe(task, prep, params, mode, first)
 
 
 if __name__ == "__main__":

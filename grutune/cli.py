@@ -260,6 +260,10 @@ Sample = Annotated[int | None, typer.Option(metavar="N", rich_help_panel=DATA,
 StopWords = Annotated[bool | None, typer.Option("--stop-words/--keep-stop-words",
                                                 rich_help_panel=DATA,
                                                 help="Remove English stop words.")]
+Stem = Annotated[bool | None, typer.Option(
+    "--stem/--no-stem", rich_help_panel=DATA,
+    help="Reduce words to their English Snowball stems (loved, loves -> love); default: "
+    "the built-in dataset's choice, off for your files.")]
 MaxLen = Annotated[int | None, typer.Option(
     metavar="TOKENS", rich_help_panel=DATA,
     help="Tokens kept per text (default: 98th percentile of training lengths).")]
@@ -355,8 +359,8 @@ def _configs(o: dict, **study: object) -> tuple[DataConfig, StudyConfig]:
         covariates=o["covariates"], horizon=o["horizon"], season=o["season"],
         user_column=o["user"], item_column=o["item"], session_column=o["session"],
         scaling=o["scaling"], target_column=o["target"], sample=o["sample"], seed=o["seed"],
-        stop_words=o["stop_words"], min_count=o["min_count"], max_vocab=o["max_vocab"],
-        max_len=o["max_len"])
+        stop_words=o["stop_words"], stem=o["stem"], min_count=o["min_count"],
+        max_vocab=o["max_vocab"], max_len=o["max_len"])
     search = dict(
         study_name=o["study"], run_dir=str(o["run_dir"]) if o["run_dir"] else None,
         storage=o["storage"], sampler=o["sampler"], pruner=o["pruner"], trials=o["trials"],
@@ -376,7 +380,8 @@ def tune(  # the options in the order of their help panels: data, search, traini
     time_column: TimeColumn = None, user: UserColumn = None, item: ItemColumn = None,
     session: SessionColumn = None, covariates: Covariates = None, horizon: Horizon = None,
     season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
-    stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
+    stop_words: StopWords = None, stem: Stem = None, max_len: MaxLen = None,
+    min_count: MinCount = _D.min_count,
     max_vocab: MaxVocab = _D.max_vocab,
     trials: Trials = _S.trials, budget: Budget = None, seed: Seed = _D.seed,
     sampler: Sampler = _S.sampler, pruner: Pruner = _S.pruner, workers: Workers = None,
@@ -545,7 +550,8 @@ def compare(  # the options in the order of their help panels, as tune's
     time_column: TimeColumn = None, user: UserColumn = None, item: ItemColumn = None,
     session: SessionColumn = None, covariates: Covariates = None, horizon: Horizon = None,
     season: Season = None, scaling: Scaling = _D.scaling, sample: Sample = None,
-    stop_words: StopWords = None, max_len: MaxLen = None, min_count: MinCount = _D.min_count,
+    stop_words: StopWords = None, stem: Stem = None, max_len: MaxLen = None,
+    min_count: MinCount = _D.min_count,
     max_vocab: MaxVocab = _D.max_vocab,
     trials: Trials = _S.trials,
     budget: Annotated[str | None, typer.Option(

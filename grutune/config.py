@@ -73,6 +73,7 @@ class DataConfig:
     sample: int | None = None  # stratified sample of N rows, for a quick look
     seed: int = 0  # split, sampling and trial seeds derive from this
     stop_words: bool | None = None  # None: the dataset's default (off for user files)
+    stem: bool | None = None  # Snowball stems; None: the dataset's default (off for user files)
     min_count: int = 2  # a token must occur this often in the training split
     max_vocab: int = 20_000  # most frequent tokens kept, plus <pad> and <unk>
     max_len: int | None = None  # None: the `len_percentile` of training lengths

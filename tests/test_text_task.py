@@ -23,6 +23,37 @@ def test_clean_and_tokenize():
     assert clean_text("<b>Not</b>&amp; <i>GOOD</i>\n\tat all") == "not & good at all"
     assert tokenize("it's not good", stop_words=False) == ["it's", "not", "good"]
     assert tokenize("it is not good at all", stop_words=True) == ["good"]
+    assert tokenize("the dogs loved it", stop_words=True, stem=True) == ["dog", "love"]
+    assert tokenize("running runs", stop_words=False, stem=True) == ["run", "run"]
+    assert tokenize("", stop_words=False, stem=True) == []
+
+
+def test_stems_reach_the_vocabulary_and_the_files_to_predict(tmp_path):
+    """--stem: the vocabulary holds stems only, and a file to predict is encoded with the
+    same stems (a word seen only inflected otherwise in training is known, not <unk>)."""
+    rows = [{"text": f"{w} tasting {n}", "label": label}
+            for n in range(30) for w, label in (("loved", "pos"), ("hated", "neg"))]
+    plain = _prepare(tmp_path, pd.DataFrame(rows))
+    stemmed = _prepare(tmp_path, pd.DataFrame(rows), stem=True)
+    assert {"loved", "tasting"} <= set(plain.state["vocab"])
+    assert {"love", "tast", "hate"} <= set(stemmed.state["vocab"])
+    assert not {"loved", "tasting", "hated"} & set(stemmed.state["vocab"])
+    assert stemmed.state["stem"] is True and plain.state["stem"] is False
+    task = get_task("text")
+    unseen_form = pd.DataFrame({"text": ["loves tastes"]})
+    ids = task.encode(unseen_form, stemmed.state, "new.csv").x[0].tolist()
+    vocab = stemmed.state["vocab"]
+    assert [vocab[i] for i in ids] == ["love", "tast"]
+    assert task.encode(unseen_form, plain.state, "new.csv").x[0].tolist() == [1, 1]  # <unk>
+
+
+def test_stems_default_per_dataset_and_off_for_user_files(tmp_path):
+    """fine-food-reviews stems by default (measured better on its validation split),
+    bbc-news does not; a user's file does not unless asked."""
+    from grutune.data.datasets import get_dataset
+    assert get_dataset("fine-food-reviews").defaults["stem"] is True
+    assert get_dataset("bbc-news").defaults.get("stem", False) is False
+    assert _prepare(tmp_path, make_texts(10)).state["stem"] is False
 
 
 def test_encode_truncates_and_maps_unknown():

@@ -5,16 +5,20 @@ as the user wrote them: ``NA`` is a document or a label, ``007`` stays ``007``) 
 (HTML tags and entities, lower case, whitespace) -> drop empty texts -> drop exact duplicates (and
 training rows whose text is in the test part) -> optional stratified sample -> stratified
 70/15/15 split (or the saved one) -> vocabulary and maximum length from the *training*
-split only -> padded id tensors.
+split only -> padded id tensors. Tokens are optionally stripped of English stop words
+and reduced to their Snowball stems (``--stem``), before the vocabulary and at prediction.
 
 >>> clean_text("<p>Great&nbsp;food!</p>  <br/>Really.")
 'great food! really.'
 >>> tokenize("don't stop: 4 stars", stop_words=False)
 ["don't", 'stop', '4', 'stars']
+>>> tokenize("loved the tasty cookies", stop_words=False, stem=True)
+['love', 'the', 'tasti', 'cooki']
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import logging
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import snowballstemmer
 import torch
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.model_selection import train_test_split
@@ -75,10 +80,19 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip().lower()
 
 
-def tokenize(cleaned: str, stop_words: bool) -> list[str]:
-    """Regex word tokens of cleaned text; scikit-learn's English stop words removed if asked."""
+def tokenize(cleaned: str, stop_words: bool, stem: bool = False) -> list[str]:
+    """Regex word tokens of cleaned text; scikit-learn's English stop words removed and the
+    rest reduced to their English Snowball (Porter 2) stems, each if asked."""
     tokens = TOKEN.findall(cleaned)
-    return [t for t in tokens if t not in ENGLISH_STOP_WORDS] if stop_words else tokens
+    if stop_words:
+        tokens = [t for t in tokens if t not in ENGLISH_STOP_WORDS]
+    return _stemmer().stemWords(tokens) if stem and tokens else tokens
+
+
+@functools.cache
+def _stemmer() -> snowballstemmer.stemmer:
+    """The Snowball library's English stemmer (it caches stems of frequent words)."""
+    return snowballstemmer.stemmer("english")
 
 
 def build_vocab(docs: list[list[str]], min_count: int, max_size: int) -> list[str]:
@@ -120,6 +134,7 @@ class _Source:
     text: str  # column names
     target: str
     stop_words: bool
+    stem: bool = False
     typed: bool = False  # labels of a typed format (Parquet, JSON Lines) keep their type
 
 
@@ -139,12 +154,13 @@ def _load(cfg: DataConfig) -> _Source:
             raise DataError(f"--dataset {ds.name}: a {ds.task} dataset, not text")
         pool, test = ds.loader()
         stop = ds.defaults.get("stop_words", False) if cfg.stop_words is None else cfg.stop_words
+        stem = ds.defaults.get("stem", False) if cfg.stem is None else cfg.stem
         return _Source(pool, test, ds.name, cfg.text_column or ds.text_column,
-                       cfg.target_column or ds.target_column, stop)
+                       cfg.target_column or ds.target_column, stop, stem)
     text, target = cfg.text_column or "text", cfg.target_column or "label"
     pool = read_text_table(cfg.path, text, target)
     test = read_text_table(cfg.test_path, text, target) if cfg.test_path else None
-    return _Source(pool, test, cfg.path, text, target, bool(cfg.stop_words),
+    return _Source(pool, test, cfg.path, text, target, bool(cfg.stop_words), bool(cfg.stem),
                    typed=typed_format(cfg.path))
 
 
@@ -236,7 +252,9 @@ def _word2vec(prepared: Prepared, dim: int, seed: int) -> WordTable:
     """Train the training split's word vectors into ``prepared.pretrained``."""
     if prepared.raw is None:
         raise RuntimeError("word2vec needs the prepared training texts (Prepared.raw)")
-    docs = [tokenize(t, prepared.state["stop_words"]) for t in prepared.raw["train"]]
+    state = prepared.state
+    docs = [tokenize(t, state["stop_words"], state.get("stem", False))
+            for t in prepared.raw["train"]]
     table = train_vectors(docs, prepared.state["vocab"], dim, seed)
     prepared.pretrained["word2vec"] = table
     return table
@@ -268,13 +286,17 @@ class TextClassification(ClassificationTask):
         max_len = state.get("max_len", 1)
         check.require(is_int(max_len) and max_len >= 1, "state.max_len", "a whole number >= 1",
                       max_len)
-        check.require(isinstance(state.get("stop_words", False), bool), "state.stop_words",
-                      "true or false", state.get("stop_words"))
+        for key in ("stop_words", "stem"):  # a bundle from before --stem has no "stem"
+            check.require(isinstance(state.get(key, False), bool), f"state.{key}",
+                          "true or false", state.get(key))
         check.require(isinstance(state.get("text_column", ""), str), "state.text_column",
                       "a string", state.get("text_column"))
 
     def describe_inputs(self, summary: dict) -> tuple[str, list[str]]:
-        return f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}", []
+        notes = [note for key, note in (("stop_words", "English stop words removed"),
+                                        ("stem", "words reduced to their Snowball stems"))
+                 if summary.get(key)]
+        return f"vocabulary {summary['vocab_size']:,}, max length {summary.get('max_len')}", notes
 
     def default_space(self, context: dict) -> Space:
         """A token embedding into the GRU, with the shared training factors.
@@ -338,7 +360,8 @@ class TextClassification(ClassificationTask):
         if unseen:
             raise DataError(f"{src.name}: test labels {sorted(unseen)} never occur in the "
                             f"training part of column {src.target!r}")
-        docs = {k: [tokenize(t, src.stop_words) for t in p["text"]] for k, p in parts.items()}
+        docs = {k: [tokenize(t, src.stop_words, src.stem) for t in p["text"]]
+                for k, p in parts.items()}
         vocab = build_vocab(docs["train"], cfg.min_count, cfg.max_vocab)
         if len(vocab) <= 2:  # only <pad> and <unk>: every text would read as unknown words
             raise DataError(f"{src.name}: --min-count {cfg.min_count}: no token of column "
@@ -355,14 +378,14 @@ class TextClassification(ClassificationTask):
             data[k] = SequenceData(x, lengths, y)
         state = {"task": self.name, "text_column": src.text, "target_column": src.target,
                  **labels_state, "vocab": vocab, "max_len": max_len,
-                 "stop_words": src.stop_words}
+                 "stop_words": src.stop_words, "stem": src.stem}
         summary.update({
             "rows": {k: len(p) for k, p in parts.items()},
             "class_counts": {k: p["label"].value_counts().sort_index().to_dict()
                              for k, p in parts.items()},
             "vocab_size": len(vocab), "max_len": max_len,
             "truncated_train_fraction": float((train_lengths > max_len).mean()),
-            "stop_words": src.stop_words,
+            "stop_words": src.stop_words, "stem": src.stem,
         })
         split = {k: p["id"].tolist() for k, p in parts.items()}
         test_frame = pd.DataFrame({
@@ -412,6 +435,6 @@ class TextClassification(ClassificationTask):
         require_columns(frame, [column], source)
         texts = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
         texts = texts.map(clean_text)
-        docs = [tokenize(t, state["stop_words"]) for t in texts]
+        docs = [tokenize(t, state["stop_words"], state.get("stem", False)) for t in texts]
         x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
         return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))

@@ -62,7 +62,7 @@ IDENTITY_FORMAT = 1
 PREPARATION = {"text_column": "--text", "target_column": "--target", "id_column": "--id",
                "time_column": "--time", "covariates": "--covariates", "horizon": "--horizon",
                "season": "--season", "scaling": "--scaling", "sample": "--sample",
-               "stop_words": "--stop-words", "min_count": "--min-count",
+               "stop_words": "--stop-words", "stem": "--stem", "min_count": "--min-count",
                "max_vocab": "--max-vocab", "max_len": "--max-len",
                "len_percentile": "len_percentile", "val_fraction": "val_fraction",
                "test_fraction": "test_fraction"}

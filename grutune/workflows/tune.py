@@ -91,7 +91,7 @@ SPLIT_FORMAT = 1
 # DataConfig fields that change the prepared data; a resumed study must repeat them.
 _PREP_FIELDS = ("dataset", "task", "text_column", "target_column", "id_column",
                 "time_column", "covariates", "horizon", "season", "scaling", "sample", "seed",
-                "stop_words", "min_count", "max_vocab", "max_len", "len_percentile",
+                "stop_words", "stem", "min_count", "max_vocab", "max_len", "len_percentile",
                 "val_fraction", "test_fraction")
 
 
