@@ -5,7 +5,9 @@
 MODES: comma-separated ``w2v`` (embedding from word2vec of the training split), ``rand``
 (random embedding), ``frozen`` (word2vec, the embedding not trained further) or
 ``refit`` (word2vec, early-stopped on validation, then the same seed refitted on train +
-validation for its best epoch; prints both and their ensembles); ``:key=value``
+validation for its best epoch; prints both and their ensembles) or ``snap`` (word2vec;
+the best epoch against the average of epochs best-1..best+1, by predictions and by
+weights); ``:key=value``
 overrides a parameter (``:word_dropout=P`` replaces each training token by <unk> with
 probability P, a probe outside the space; ``:first_seed=S`` uses seeds S..S+2) and
 ``@key=value`` a preparation option (``@min_count=1``, ``@len_percentile=100``,
@@ -15,6 +17,7 @@ Example: ``python bench/text_levers.py bbc-news 10 w2v,rand``.
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 
@@ -23,16 +26,18 @@ import torch
 import grutune.tasks.word_vectors as word_vectors
 from grutune.config import DataConfig
 from grutune.nn.model import Ensemble
-from grutune.nn.trainer import predict
+from grutune.nn.trainer import fit, predict
+from grutune.search_space import train_config
 from grutune.tasks import get_task
-from grutune.tuning.fitting import fit_trial
+from grutune.tuning.fitting import build_model, fit_trial
 from grutune.tuning.refit import refit_models
 
 MAX_EPOCHS = 20  # the text task's default
 
 
-def accuracy(model, prep) -> float:  # noqa: ANN001 - a model and a Prepared
-    return (predict(model, prep.test).argmax(1) == prep.test.y).float().mean().item()
+def accuracy(model, prep, part: str = "test") -> float:  # noqa: ANN001 - model, Prepared
+    data = getattr(prep, part)
+    return (predict(model, data).argmax(1) == data.y).float().mean().item()
 
 
 def refit_probe(task, prep, params: dict, seeds: int = 5) -> None:  # noqa: ANN001
@@ -65,6 +70,43 @@ def seeds_probe(task, prep, params: dict, mode: str, first: int = 0) -> None:  #
     print(mode, "val", [round(v, 4) for v in vals], "test", [round(a, 4) for a in accs],
           f"mean val {sum(vals) / 3:.4f} test {sum(accs) / 3:.4f} ensemble {together:.4f}",
           flush=True)
+
+
+def snapshots_probe(task, prep, params: dict, first: int = 0) -> None:  # noqa: ANN001
+    """Checkpoint averaging: each seed's weights after every epoch, then the best epoch
+    alone against the epochs around it (best-1..best+1) averaged two ways: their
+    predictions (a snapshot ensemble) and their weights (as stochastic weight averaging
+    does). Validation and test accuracy of each, means over three seeds."""
+    rows = {"best epoch": [], "predictions of epochs b-1..b+1": [],
+            "weights of epochs b-1..b+1": []}
+    for seed in range(first, first + 3):
+        model = build_model(task, params, prep.state, seed, prep)
+        cfg = train_config(params, MAX_EPOCHS, seed, task.epoch_rows)
+        states: list[dict] = []
+
+        def snap(log, model=model, states=states) -> bool:  # noqa: ANN001
+            states.append(copy.deepcopy(model.state_dict()))
+            return False
+
+        best = fit(model, prep.train, prep.val, cfg, task.scoring(prep.state), snap).best_epoch
+        window = states[max(best - 2, 0): best + 1]
+        members = []
+        for state in window:
+            member = build_model(task, params, prep.state, seed)
+            member.load_state_dict(state)
+            members.append(member.eval())
+        averaged = build_model(task, params, prep.state, seed)
+        averaged.load_state_dict({k: sum(st[k].float() for st in window) / len(window)
+                                  for k in window[0]})
+        for name, candidate in (("best epoch", model.eval()),
+                                ("predictions of epochs b-1..b+1", Ensemble(members, task.combine)),
+                                ("weights of epochs b-1..b+1", averaged.eval())):
+            rows[name].append((accuracy(candidate, prep, "val"), accuracy(candidate, prep)))
+        print("seed", seed, "best epoch", best, "of", len(states), {
+            k: [round(a, 4) for a in v[-1]] for k, v in rows.items()}, flush=True)
+    for name, pairs in rows.items():
+        print(f"snapshots {name}: mean val {sum(p[0] for p in pairs) / 3:.4f} "
+              f"test {sum(p[1] for p in pairs) / 3:.4f}", flush=True)
 
 
 def word_dropout(probability: float):  # noqa: ANN201 - an initialize hook
@@ -134,6 +176,8 @@ def main(dataset: str, w2v_epochs: int, modes: str) -> None:
         task.initialize = start
         if name == "refit":
             refit_probe(task, prep, params)
+        elif name == "snap":
+            snapshots_probe(task, prep, params, first)
         else:
             seeds_probe(task, prep, params, mode, first)
 
