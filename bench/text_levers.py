@@ -7,9 +7,9 @@ MODES: comma-separated ``w2v`` (embedding from word2vec of the training split), 
 ``refit`` (word2vec, early-stopped on validation, then the same seed refitted on train +
 validation for its best epoch; prints both and their ensembles) or ``snap`` (word2vec;
 the best epoch against the average of epochs best-1..best+1, by predictions and by
-weights); ``:key=value``
-overrides a parameter (``:word_dropout=P`` replaces each training token by <unk> with
-probability P, a probe outside the space; ``:first_seed=S`` uses seeds S..S+2) and
+weights); ``:key=value`` overrides a parameter (``:word_dropout=P`` replaces each
+training token by <unk> with probability P, a probe outside the space; ``:first_seed=S``
+uses seeds S..S+2) and
 ``@key=value`` a preparation option (``@min_count=1``, ``@len_percentile=100``,
 ``@stem=0``). Prints validation and test accuracy per seed, their means and the test
 accuracy of the three seeds' ensemble.
@@ -33,6 +33,7 @@ from grutune.tuning.fitting import build_model, fit_trial
 from grutune.tuning.refit import refit_models
 
 MAX_EPOCHS = 20  # the text task's default
+SNAPSHOT_ROWS = ("best epoch", "predictions of epochs b-1..b+1", "weights of epochs b-1..b+1")
 
 
 def accuracy(model, prep, part: str = "test") -> float:  # noqa: ANN001 - model, Prepared
@@ -77,8 +78,7 @@ def snapshots_probe(task, prep, params: dict, first: int = 0) -> None:  # noqa: 
     alone against the epochs around it (best-1..best+1) averaged two ways: their
     predictions (a snapshot ensemble) and their weights (as stochastic weight averaging
     does). Validation and test accuracy of each, means over three seeds."""
-    rows = {"best epoch": [], "predictions of epochs b-1..b+1": [],
-            "weights of epochs b-1..b+1": []}
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in SNAPSHOT_ROWS}
     for seed in range(first, first + 3):
         model = build_model(task, params, prep.state, seed, prep)
         cfg = train_config(params, MAX_EPOCHS, seed, task.epoch_rows)
@@ -98,9 +98,8 @@ def snapshots_probe(task, prep, params: dict, first: int = 0) -> None:  # noqa: 
         averaged = build_model(task, params, prep.state, seed)
         averaged.load_state_dict({k: sum(st[k].float() for st in window) / len(window)
                                   for k in window[0]})
-        for name, candidate in (("best epoch", model.eval()),
-                                ("predictions of epochs b-1..b+1", Ensemble(members, task.combine)),
-                                ("weights of epochs b-1..b+1", averaged.eval())):
+        candidates = (model.eval(), Ensemble(members, task.combine), averaged.eval())
+        for name, candidate in zip(SNAPSHOT_ROWS, candidates, strict=True):
             rows[name].append((accuracy(candidate, prep, "val"), accuracy(candidate, prep)))
         print("seed", seed, "best epoch", best, "of", len(states), {
             k: [round(a, 4) for a in v[-1]] for k, v in rows.items()}, flush=True)
@@ -114,7 +113,7 @@ def word_dropout(probability: float):  # noqa: ANN201 - an initialize hook
     each non-padding training token with ``probability``."""
     def hook(module, args):  # noqa: ANN001, ANN202 - a forward pre-hook
         (ids,) = args
-        if not module.training or probability == 0:
+        if not module.training:
             return None
         drop = (torch.rand(ids.shape, device=ids.device) < probability) & (ids > 0)
         return (ids.masked_fill(drop, 1),)

@@ -86,7 +86,13 @@ def tokenize(cleaned: str, stop_words: bool, stem: bool = False) -> list[str]:
     tokens = TOKEN.findall(cleaned)
     if stop_words:
         tokens = [t for t in tokens if t not in ENGLISH_STOP_WORDS]
-    return _stemmer().stemWords(tokens) if stem and tokens else tokens
+    return _stemmer().stemWords(tokens) if stem else tokens
+
+
+def state_tokens(cleaned: str, state: dict) -> list[str]:
+    """``tokenize`` with the preparation a fitted state recorded (a bundle from before
+    ``--stem`` has no "stem": no stems)."""
+    return tokenize(cleaned, state["stop_words"], state.get("stem", False))
 
 
 @functools.cache
@@ -153,15 +159,21 @@ def _load(cfg: DataConfig) -> _Source:
         if ds.task != "text":
             raise DataError(f"--dataset {ds.name}: a {ds.task} dataset, not text")
         pool, test = ds.loader()
-        stop = ds.defaults.get("stop_words", False) if cfg.stop_words is None else cfg.stop_words
-        stem = ds.defaults.get("stem", False) if cfg.stem is None else cfg.stem
         return _Source(pool, test, ds.name, cfg.text_column or ds.text_column,
-                       cfg.target_column or ds.target_column, stop, stem)
+                       cfg.target_column or ds.target_column,
+                       _switch(cfg, "stop_words", ds.defaults), _switch(cfg, "stem", ds.defaults))
     text, target = cfg.text_column or "text", cfg.target_column or "label"
     pool = read_text_table(cfg.path, text, target)
     test = read_text_table(cfg.test_path, text, target) if cfg.test_path else None
-    return _Source(pool, test, cfg.path, text, target, bool(cfg.stop_words), bool(cfg.stem),
-                   typed=typed_format(cfg.path))
+    return _Source(pool, test, cfg.path, text, target, _switch(cfg, "stop_words"),
+                   _switch(cfg, "stem"), typed=typed_format(cfg.path))
+
+
+def _switch(cfg: DataConfig, name: str, defaults: dict | None = None) -> bool:
+    """A preparation switch (``stop_words``, ``stem``): as given, else the built-in
+    dataset's default, else off."""
+    value = getattr(cfg, name)
+    return bool((defaults or {}).get(name, False) if value is None else value)
 
 
 def _clean_rows(frame: pd.DataFrame, src: _Source, name: str, counts: dict) -> pd.DataFrame:
@@ -252,9 +264,7 @@ def _word2vec(prepared: Prepared, dim: int, seed: int) -> WordTable:
     """Train the training split's word vectors into ``prepared.pretrained``."""
     if prepared.raw is None:
         raise RuntimeError("word2vec needs the prepared training texts (Prepared.raw)")
-    state = prepared.state
-    docs = [tokenize(t, state["stop_words"], state.get("stem", False))
-            for t in prepared.raw["train"]]
+    docs = [state_tokens(t, prepared.state) for t in prepared.raw["train"]]
     table = train_vectors(docs, prepared.state["vocab"], dim, seed)
     prepared.pretrained["word2vec"] = table
     return table
@@ -435,6 +445,6 @@ class TextClassification(ClassificationTask):
         require_columns(frame, [column], source)
         texts = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
         texts = texts.map(clean_text)
-        docs = [tokenize(t, state["stop_words"], state.get("stem", False)) for t in texts]
+        docs = [state_tokens(t, state) for t in texts]
         x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
         return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))

@@ -646,11 +646,14 @@ def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
     if skip is not None:
         return None, {"done": False, "reason": skip}
     start = time.monotonic()
+
+    def past_deadline() -> str | None:
+        return "budget" if deadline is not None and time.monotonic() > deadline else None
+
     refitted: list[list[SequenceModel]] = []
     with console.status(f"refitting {len(members)} final model(s) on train + validation"):
         for group in groups:
-            models = refit_models(task, prepared, group, study_cfg.max_epochs, lambda: (
-                "budget" if deadline is not None and time.monotonic() > deadline else None))
+            models = refit_models(task, prepared, group, study_cfg.max_epochs, past_deadline)
             if models is None:
                 break
             refitted.append(models)
