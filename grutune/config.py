@@ -168,6 +168,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global gradient norm; 0 = no clipping
     seed: int = 0
     epoch_rows: int = 0  # training rows drawn at random per epoch; 0 = every row once
+    average: int = 1  # each epoch's model: its weights averaged with the N - 1 epochs before
 
     def __post_init__(self) -> None:
         _in("optimizer", self.optimizer, OPTIMIZERS)
@@ -184,6 +185,7 @@ class TrainConfig:
         _check(self.patience >= 1, f"patience: must be >= 1; got {self.patience}")
         _check(self.grad_clip >= 0, f"grad_clip: must be >= 0; got {self.grad_clip}")
         _check(self.epoch_rows >= 0, f"epoch_rows: must be >= 0; got {self.epoch_rows}")
+        _check(self.average >= 1, f"average: must be >= 1; got {self.average}")
 
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "qmc", "gp")

@@ -18,7 +18,7 @@ here (``training_params``, ``numeric_params``) and its own parameters.
 >>> space["lr"].kind, space["lr"].log
 ('float', True)
 >>> sorted(space.apply({"lr": {"low": 1e-3, "high": 1e-2}}).names)[:3]
-['batch_size', 'bidirectional', 'dropout']
+['average', 'batch_size', 'bidirectional']
 """
 
 from __future__ import annotations
@@ -86,12 +86,16 @@ def fixed_param(name: str, value: Any, allowed: tuple = (),
 
 SGD_LIKE = (("optimizer", ("sgd", "rmsprop")),)
 UNIT = (0.0, 0.95)  # dropout probabilities
+AVERAGES = (1, 10)  # epochs in a trailing weight average
 POSITIVE = (1e-12, math.inf)
 
 
 def training_params() -> list[Param]:
     """Training factors shared by every task, in sampling order."""
     return [
+        # TrainConfig.average: each epoch's weights averaged with the N - 1 before; fixed
+        # at 1 (off) unless a task's space (text) or a space file searches it
+        fixed_param("average", 1, bounds=AVERAGES),
         choice_param("optimizer", ["adamw", "sgd", "rmsprop"], "adamw", allowed=OPTIMIZERS),
         float_param("lr", 1e-4, 3e-2, 2e-2, log=True, bounds=POSITIVE),
         float_param("momentum", 0.5, 0.99, 0.9, when=SGD_LIKE, bounds=(0.0, 0.999)),
@@ -384,4 +388,5 @@ def train_config(params: dict, max_epochs: int, seed: int, epoch_rows: int = 0) 
         step_size=params["step_size"], gamma=gamma, batch_size=params["batch_size"],
         max_epochs=max_epochs, patience=params["patience"],
         grad_clip=float(params["grad_clip"]), seed=seed, epoch_rows=epoch_rows,
+        average=int(params.get("average", 1)),  # absent from bundles made before it
     )

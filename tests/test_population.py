@@ -78,14 +78,16 @@ def _task() -> TextClassification:
     return TextClassification("accuracy")
 
 
-def test_training_together_equals_training_alone():
+@pytest.mark.parametrize("average", [1, 3])
+def test_training_together_equals_training_alone(average):
     """Same seeds, no dropout: K members trained as one population follow the same
     trajectory as each trained alone by the single-trial trainer (own lr, schedule,
-    weight decay, L2, clipping, init)."""
+    weight decay, L2, clipping, init), and with a trailing average score and keep the
+    same averaged weights."""
     torch.manual_seed(0)
     train, val = _data(120, 1), _data(40, 2)
     cfg = ModelConfig(num_outputs=3, vocab_size=30, embed_dim=8, hidden_size=6)
-    common = dict(batch_size=16, max_epochs=4, patience=10, seed=5)
+    common = dict(batch_size=16, max_epochs=4, patience=10, seed=5, average=average)
     cfgs = [TrainConfig(optimizer="adamw", lr=5e-3, schedule="cosine", **common),
             TrainConfig(optimizer="adam", lr=2e-3, weight_decay=0.05, l2_penalty=1e-3,
                         grad_clip=0.3, schedule="step", step_size=1, warmup_epochs=1,
@@ -108,23 +110,26 @@ def test_training_together_equals_training_alone():
             assert torch.allclose(p, q, atol=1e-4)
 
 
-def test_members_leave_on_their_own():
-    """A member pruned after epoch 1 leaves; the others train on to their end."""
+@pytest.mark.parametrize("average", [1, 3])
+def test_members_leave_on_their_own(average):
+    """A member pruned after epoch 2 leaves; the others train on to their end (their
+    weight window, two epochs deep by then, shrinks with the stack)."""
     train, val = _data(60, 1), _data(20, 2)
     cfg = ModelConfig(num_outputs=3, vocab_size=30, embed_dim=8, hidden_size=6)
-    cfgs = [TrainConfig(lr=3e-3, batch_size=16, max_epochs=3, patience=10, seed=1)] * 3
+    cfgs = [TrainConfig(lr=3e-3, batch_size=16, max_epochs=3, patience=10, seed=1,
+                        average=average)] * 3
     models = _models(cfg, ["default"] * 3)
     seen: list[list[int]] = [[], [], []]
 
     def watcher(k):
         def on_epoch(log):
             seen[k].append(log.epoch)
-            return k == 1  # prune member 1 at its first report
+            return k == 1 and log.epoch == 2  # prune member 1 at its second report
         return on_epoch
 
     results = fit_population(models, cfgs, train, val, _task(),
                              on_epoch=[watcher(k) for k in range(3)])
-    assert seen == [[1, 2, 3], [1], [1, 2, 3]]
+    assert seen == [[1, 2, 3], [1, 2], [1, 2, 3]]
     assert [r.stopped for r in results] == ["max_epochs", "callback", "max_epochs"]
 
 
@@ -151,3 +156,5 @@ def test_key_separates_what_cannot_share_a_stack():
                                                               hidden_size=32), t)
     assert population_key(ModelConfig(num_outputs=2, vocab_size=10, cell="lstm"), t) is None
     assert population_key(m, TrainConfig(optimizer="sgd")) is None
+    # members average the same trailing window of epochs (one window for the stack)
+    assert population_key(m, TrainConfig(average=3)) not in (None, population_key(m, t))

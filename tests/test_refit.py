@@ -13,7 +13,7 @@ import torch
 from grutune.cli import app
 from grutune.config import DataConfig
 from grutune.data.cache import SequenceData
-from grutune.nn.trainer import fit, fit_epochs
+from grutune.nn.trainer import fit, fit_epochs, predict
 from grutune.search_space import train_config
 from grutune.tasks import get_task
 from grutune.tasks.baselines import nearest_neighbour, tfidf_logistic
@@ -63,6 +63,35 @@ def test_fit_epochs_trains_as_fit_does_up_to_that_epoch(text_setup):
         on_epoch=lambda log: log.epoch >= 2)
     b = build_model(task, params, prepared.state, 3)
     assert fit_epochs(b, prepared.train, cfg, task.scoring(prepared.state), 2) == ""
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(wa, wb), name
+
+
+def test_trailing_average_is_what_fit_scores_and_keeps_and_fit_epochs_rebuilds(text_setup):
+    """``average`` 3: epoch 4's model is epochs 2-4's weights averaged; validation scores
+    that average; training goes on from the epoch's own weights (so the trajectory is the
+    plain one); a refit for 4 epochs ends on the same average, to the bit."""
+    task, prepared, params = text_setup
+    scoring = task.scoring(prepared.state)
+    averaged = train_config({**params, "average": 3}, 6, seed=3)
+    a = build_model(task, params, prepared.state, 3)
+    result = fit(a, prepared.train, prepared.val, averaged, _Rising(scoring),
+                 on_epoch=lambda log: log.epoch >= 4)
+    assert result.best_epoch == 4
+    plain = []  # the plain trajectory's weights after epochs 2, 3, 4
+    for epochs in (2, 3, 4):
+        m = build_model(task, params, prepared.state, 3)
+        fit_epochs(m, prepared.train, train_config({**params, "average": 1}, 6, seed=3),
+                   scoring, epochs)
+        plain.append(m.state_dict())
+    for name, weight in a.state_dict().items():
+        mean = torch.stack([s[name] for s in plain]).mean(0)
+        assert torch.allclose(weight, mean, atol=1e-6), name
+        assert not torch.equal(weight, plain[-1][name]) or weight.dim() == 0, name
+    val_loss = float(scoring.loss(predict(a, prepared.val), prepared.val.y))
+    assert result.history[3].val_loss == pytest.approx(val_loss, rel=1e-5)
+    b = build_model(task, params, prepared.state, 3)
+    assert fit_epochs(b, prepared.train, averaged, scoring, 4) == ""
     for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(wa, wb), name
 

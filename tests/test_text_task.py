@@ -148,3 +148,16 @@ def test_integer_labels_keep_their_type(tmp_path):
     table = get_task("text").decode(prep.test.x.new_zeros(3, 3).float(), prep.state)
     assert table["prediction"].tolist() == [2, 2, 2]
     assert list(table.columns) == ["prediction", "prob_2", "prob_7", "prob_10"]
+
+
+def test_text_space_starts_from_a_three_epoch_average_and_other_tasks_do_not():
+    """The trailing checkpoint average is a text factor (measured on both text
+    built-ins); series and forecasts keep each epoch's own weights."""
+    from grutune.search_space import train_config
+
+    text = get_task("text").default_space({})
+    assert text["average"].choices == (1, 3)
+    assert train_config({p.name: p.default for p in text.params.values()}, 10, 0).average == 3
+    series = get_task("series").default_space({"length": 100})
+    assert series["average"].kind == "fixed"  # off, unless a space file searches it
+    assert train_config({p.name: p.default for p in series.params.values()}, 10, 0).average == 1

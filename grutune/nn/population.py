@@ -54,6 +54,7 @@ from grutune.nn.trainer import (
     EpochLog,
     FitResult,
     Scorer,
+    WeightWindow,
     epoch_size,
     finite_loss,
     lr_factor,
@@ -63,12 +64,12 @@ from grutune.nn.trainer import (
 # ModelConfig fields that fix the stacked shapes: members must agree on all of them.
 SHARED_MODEL = ("num_outputs", "vocab_size", "input_dim", "embed_dim", "hidden_size",
                 "num_layers", "bidirectional", "pooling", "cell", "series_norm", "kind")
-# TrainConfig fields that fix the batches and the optimizer's kind.
-SHARED_TRAIN = ("batch_size", "max_epochs", "epoch_rows")
+# TrainConfig fields that fix the batches, the optimizer's kind and the weight window.
+SHARED_TRAIN = ("batch_size", "max_epochs", "epoch_rows", "average")
 OPTIMIZERS = ("adam", "adamw")  # both decoupled-decay Adam in grutune (see trainer)
 # Search-space parameters that decide the above: fixed across one population's trials.
 POPULATION_PARAMS = ("cell", "embed_dim", "hidden_size", "num_layers", "bidirectional",
-                     "pooling", "batch_size", "optimizer")
+                     "pooling", "batch_size", "optimizer", "average")
 
 
 def population_key(model: ModelConfig, train: TrainConfig) -> tuple | None:
@@ -290,6 +291,7 @@ def fit_population(
     steps_per_epoch = math.ceil(epoch_size(shared, len(train)) / shared.batch_size)
     books = [EpochBook(scorer.direction, c.patience, on_epoch[k] if on_epoch else None)
              for k, c in enumerate(cfgs)]
+    window = WeightWindow(shared.average)  # stacked: averaging the stack averages each member
     results: list[FitResult | TrialFailure | None] = [None] * len(models)
     active = list(range(len(models)))  # original member numbers, in stack order
     step = 0
@@ -313,25 +315,27 @@ def fit_population(
             step += 1
         sums = totals.tolist()  # on a GPU: waits for the epoch's last step
         train_seconds = time.perf_counter() - epoch_start
-        val_out = predict(pop, val, row_dim=1)  # [K, N, C]
+        window.add(pop)
         leaving = []
-        for pos, m in enumerate(active):
-            cfg = cfgs[m]
-            train_loss = sums[pos] / epoch_size(shared, len(train))
-            val_loss = float(scorer.loss(val_out[pos], val.y))
-            try:
-                finite_loss("training", train_loss, epoch)
-                finite_loss("validation", val_loss, epoch)
-            except TrialFailure as failure:
-                results[m] = failure
-                leaving.append(pos)
-                continue
-            metric = scorer.val_metric(val_out[pos], val.y)
-            lr_now = cfg.lr * lr_factor(cfg, step / steps_per_epoch)
-            log = EpochLog(epoch, train_loss, val_loss, metric, lr_now,
-                           time.perf_counter() - epoch_start, train_seconds)
-            if books[m].record(log, lambda pos=pos: pop.member_state(pos)):
-                leaving.append(pos)
+        with window.applied(pop):  # the members' trailing averages, as fit() scores them
+            val_out = predict(pop, val, row_dim=1)  # [K, N, C]
+            for pos, m in enumerate(active):
+                cfg = cfgs[m]
+                train_loss = sums[pos] / epoch_size(shared, len(train))
+                val_loss = float(scorer.loss(val_out[pos], val.y))
+                try:
+                    finite_loss("training", train_loss, epoch)
+                    finite_loss("validation", val_loss, epoch)
+                except TrialFailure as failure:
+                    results[m] = failure
+                    leaving.append(pos)
+                    continue
+                metric = scorer.val_metric(val_out[pos], val.y)
+                lr_now = cfg.lr * lr_factor(cfg, step / steps_per_epoch)
+                log = EpochLog(epoch, train_loss, val_loss, metric, lr_now,
+                               time.perf_counter() - epoch_start, train_seconds)
+                if books[m].record(log, lambda pos=pos: pop.member_state(pos)):
+                    leaving.append(pos)
         reason = should_stop() if should_stop is not None else None
         if reason and epoch < shared.max_epochs:
             for pos, m in enumerate(active):
@@ -344,6 +348,7 @@ def fit_population(
             if not active:
                 break
             pop.keep(stay)
+            window.keep(stay)
             optimizer.params = pop.stacked
             optimizer.keep(stay)
     seconds = time.perf_counter() - start

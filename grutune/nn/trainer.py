@@ -17,6 +17,7 @@ import copy
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
@@ -187,6 +188,65 @@ class EarlyStopping:
         return epoch - self.best_epoch >= self.patience
 
 
+class WeightWindow:
+    """The last ``size`` epochs' weights and their average: a trailing checkpoint average,
+    as stochastic weight averaging keeps over the end of training (``TrainConfig.average``;
+    measured on the text built-ins in bench/RESULTS.md). Floating tensors are averaged,
+    integer buffers (counters) taken from the latest epoch. Size 1 copies nothing.
+
+    >>> model = nn.Linear(1, 1, bias=False)
+    >>> window = WeightWindow(2)
+    >>> for w in (1.0, 3.0):
+    ...     _ = model.weight.data.fill_(w)
+    ...     window.add(model)
+    >>> with window.applied(model):
+    ...     model.weight.item()
+    2.0
+    >>> model.weight.item()
+    3.0
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.states: deque[dict[str, Tensor]] = deque(maxlen=size)
+
+    def add(self, model: nn.Module) -> None:
+        """Keep the model's weights after an epoch."""
+        if self.size > 1:
+            self.states.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+
+    def average(self) -> dict[str, Tensor]:
+        """The kept epochs' weights averaged."""
+        latest = self.states[-1]
+        return {k: torch.stack([s[k] for s in self.states]).mean(0)
+                if v.is_floating_point() else v.clone() for k, v in latest.items()}
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """``model`` holds the average inside the block and its own (latest) weights after
+        it; loading copies into the parameters, so the optimizer's state stays theirs."""
+        if len(self.states) < 2:
+            yield
+            return
+        model.load_state_dict(self.average())
+        try:
+            yield
+        finally:
+            model.load_state_dict(self.states[-1])
+
+    def keep(self, index: list[int]) -> None:
+        """Only rows ``index`` of every kept tensor stay (a population's members that
+        train on, as ``Population.keep``)."""
+        rows = torch.tensor(index)
+        self.states = deque(({k: v[rows] for k, v in state.items()} for state in self.states),
+                            maxlen=self.size)
+
+    def finish(self, model: nn.Module) -> None:
+        """Leave the average in ``model`` (the end of a fit with no held-out rows)."""
+        if len(self.states) >= 2:
+            model.load_state_dict(self.average())
+
+
 def finite_loss(which: str, value: float, epoch: int) -> None:
     """TrialFailure unless the epoch's ``which`` ("training"/"validation") loss is finite."""
     if not math.isfinite(value):
@@ -234,7 +294,9 @@ def fit(
     should_stop: Callable[[], str | None] | None = None,
 ) -> FitResult:
     """Train ``model`` in place; on return it holds the weights of its best epoch, on
-    the CPU (it trains on the process's device, ``device.current()``).
+    the CPU (it trains on the process's device, ``device.current()``). With
+    ``cfg.average`` N > 1 an epoch's model is its weights averaged with the N - 1 epochs
+    before (``WeightWindow``): validation scores, and early stopping keeps, that average.
 
     ``on_epoch`` returns True to stop (a pruner's verdict). ``should_stop`` returns a
     reason ("interrupted", "budget") to stop after the current epoch.
@@ -244,21 +306,24 @@ def fit(
     with _on_device(model, train) as rows:
         optimizer, schedule, scaler = _optimizer_schedule(model, len(train), cfg)
         book = EpochBook(scorer.direction, cfg.patience, on_epoch)
+        window = WeightWindow(cfg.average)
         for epoch in range(1, cfg.max_epochs + 1):
             epoch_start = time.perf_counter()
             train_loss = _train_epoch(model, rows, cfg, scorer, optimizer, schedule, rng,
                                       scaler)
             train_seconds = time.perf_counter() - epoch_start
             finite_loss("training", train_loss, epoch)
-            val_out = predict(model, val)
-            val_loss = float(scorer.loss(val_out, val.y))
-            metric = scorer.val_metric(val_out, val.y)
-            finite_loss("validation", val_loss, epoch)
-            log = EpochLog(epoch, train_loss, val_loss, metric,
-                           optimizer.param_groups[0]["lr"], time.perf_counter() - epoch_start,
-                           train_seconds)
-            if book.record(log, lambda: copy.deepcopy(model.state_dict())):
-                break
+            window.add(model)
+            with window.applied(model):
+                val_out = predict(model, val)
+                val_loss = float(scorer.loss(val_out, val.y))
+                metric = scorer.val_metric(val_out, val.y)
+                finite_loss("validation", val_loss, epoch)
+                log = EpochLog(epoch, train_loss, val_loss, metric,
+                               optimizer.param_groups[0]["lr"],
+                               time.perf_counter() - epoch_start, train_seconds)
+                if book.record(log, lambda: copy.deepcopy(model.state_dict())):
+                    break
             reason = should_stop() if should_stop is not None else None
             if reason and epoch < cfg.max_epochs:
                 book.stopped = reason
@@ -270,7 +335,8 @@ def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: 
                epochs: int, should_stop: Callable[[], str | None] | None = None) -> str:
     """Train ``model`` in place for exactly ``epochs`` epochs, with no held-out rows, and
     keep the last epoch's weights (a refit: ``epochs`` came from an early-stopped run of
-    the same configuration and seed). The learning-rate schedule is laid out over
+    the same configuration and seed), averaged with the ``cfg.average`` - 1 epochs before
+    as ``fit`` averages them. The learning-rate schedule is laid out over
     ``cfg.max_epochs`` as in ``fit``, so epoch k sees the rates it saw there.
 
     Returns "" when every epoch ran, or ``should_stop``'s reason when it cut the fit short
@@ -279,12 +345,15 @@ def fit_epochs(model: nn.Module, train: SequenceData, cfg: TrainConfig, scorer: 
     rng = np.random.default_rng(cfg.seed)
     with _on_device(model, train) as rows:
         optimizer, schedule, scaler = _optimizer_schedule(model, len(train), cfg)
+        window = WeightWindow(cfg.average)
         for epoch in range(1, epochs + 1):
             finite_loss("training", _train_epoch(model, rows, cfg, scorer, optimizer,
                                                  schedule, rng, scaler), epoch)
+            window.add(model)
             reason = should_stop() if should_stop is not None else None
             if reason and epoch < epochs:
                 return reason
+        window.finish(model)
     return ""
 
 
