@@ -7,6 +7,7 @@ import pytest
 
 from grutune.config import DataConfig
 from grutune.exceptions import DataError
+from grutune.search_space import train_config
 from grutune.tasks import get_task
 from grutune.tasks.text_classification import (
     build_vocab,
@@ -153,8 +154,6 @@ def test_integer_labels_keep_their_type(tmp_path):
 def test_text_space_starts_from_a_three_epoch_average_and_other_tasks_do_not():
     """The trailing checkpoint average is a text factor (measured on both text
     built-ins); series and forecasts keep each epoch's own weights."""
-    from grutune.search_space import train_config
-
     text = get_task("text").default_space({})
     assert text["average"].choices == (1, 3)
     assert train_config({p.name: p.default for p in text.params.values()}, 10, 0).average == 3
