@@ -3,6 +3,7 @@
     python bench/forecast_levers.py search WINDOW        # the search's best config
     python bench/forecast_levers.py deep                 # 2 layers, lookback 256, plain
     python bench/forecast_levers.py plain LOOKBACK LOSS  # a 2-layer GRU outside grutune
+    python bench/forecast_levers.py anchors DATASET      # fixed anchors, no network
 
 ``search``: the best configuration of a default ``grutune tune --dataset sunspots`` (1
 layer of 64 units, lookback 48, each window normalized by its own mean and spread, no
@@ -12,7 +13,11 @@ over the last WINDOW steps (the search normalizes over its longest lookback, 96;
 normalization, no baseline, the space's other defaults. ``plain``: a 2-layer GRU(64) in
 plain PyTorch on standardized values (training part's mean and std), every training
 window each epoch, Adam 1e-3, batch 64, 80 epochs, the epoch with the best validation
-MASE; LOSS ``l1`` or ``mse``. MASE as grutune computes it: mean absolute error over the
+MASE; LOSS ``l1`` or ``mse``. ``anchors``: forecasts with no network on DATASET's
+validation windows (every step) and test windows (stride 12), horizon and season 12:
+seasonal naive, the mean seasonal profile of the last K seasons added to the last
+season's mean, and ``nn.model.smoothed_forecast`` (the ``smooth`` anchor) at fixed
+weights over a 96-step window. MASE as grutune computes it: mean absolute error over the
 40 test windows (stride 12) divided by the training part's seasonal-naive (lag 12) MAE.
 """
 
@@ -104,8 +109,46 @@ def plain(lookback: int, loss_name: str, seed: int = 0) -> tuple[float, float, i
     return best
 
 
+def anchors(name: str) -> list[tuple[str, float, float]]:
+    """(anchor, validation, test) MASE of fixed anchors, horizon and season 12."""
+    from grutune.nn.model import baseline_forecast, smoothed_forecast
+
+    y = get_dataset(name).loader()[0]["value"].to_numpy(np.float64)
+    n, horizon, season, window = len(y), 12, 12, 96
+    n_test = horizon * round(n * 0.15 / horizon)
+    train_end, val_end = n - round(n * 0.15) - n_test, n - n_test
+    scale = np.abs(y[season:train_end] - y[:train_end - season]).mean()
+    series = torch.tensor(y)
+
+    def score(forecast, origins: np.ndarray) -> float:  # noqa: ANN001
+        past = torch.stack([series[o - window:o] for o in origins])[..., None]  # [W, L, 1]
+        actual = torch.stack([series[o:o + horizon] for o in origins])[..., None]
+        return float((forecast(past) - actual).abs().mean()) / scale
+
+    def profile(k: int):  # noqa: ANN202
+        def forecast(past: torch.Tensor) -> torch.Tensor:
+            seasons = past[:, -k * season:].unflatten(1, (k, season))  # [W, k, m, 1]
+            shape = (seasons - seasons.mean(2, keepdim=True)).mean(1)  # [W, m, 1]
+            return past[:, -season:].mean(1, keepdim=True) + shape[:, :horizon]
+        return forecast
+
+    val = np.arange(train_end, val_end - horizon + 1)
+    test = np.arange(val_end, n - horizon + 1, horizon)
+    rows = [("seasonal naive",
+             lambda p: baseline_forecast(p, "seasonal", horizon, season))]
+    rows += [(f"profile of the last {k} seasons", profile(k)) for k in (2, 3, 4, 6)]
+    rows += [(f"smooth, alpha {a}", lambda p, a=a: smoothed_forecast(
+        p, torch.tensor([a], dtype=p.dtype), horizon, season)) for a in (0.1, 0.3, 0.5, 0.9)]
+    return [(label, score(f, val), score(f, test)) for label, f in rows]
+
+
 def main() -> None:
     mode, start = sys.argv[1], time.perf_counter()
+    if mode == "anchors":
+        for label, v, t in anchors(sys.argv[2]):
+            print(f"{sys.argv[2]} {label}: test {t:.3f} (validation {v:.3f})")
+        print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
+        return
     if mode == "search":
         rows = one_trial(SEARCH_BEST, int(sys.argv[2]))
     elif mode == "deep":

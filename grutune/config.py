@@ -25,7 +25,7 @@ CELLS = ("gru", "lstm")
 POOLINGS = ("last", "mean", "max", "attention")
 INITS = ("default", "xavier", "he", "orthogonal")
 SCALINGS = ("standard", "minmax", "robust")
-BASELINES = ("none", "naive", "seasonal")
+BASELINES = ("none", "naive", "seasonal", "smooth")
 DEFAULT_DATASET = "bbc-news"  # what `grutune tune` with no data tunes
 DEFAULT_TASK = "text"  # the task of a data file when none is named
 # grutune compare: seeds per cell for the paired test (5 missed a 0.03 MASE gap on

@@ -13,7 +13,7 @@ from grutune.cli import app
 from grutune.config import DataConfig, ModelConfig
 from grutune.exceptions import DataError
 from grutune.metrics.scores import forecast_errors, forecast_metrics, mase_scale
-from grutune.nn.model import ForecastModel, baseline_forecast
+from grutune.nn.model import ForecastModel, baseline_forecast, make_model, smoothed_forecast
 from grutune.search_space import load_space
 from grutune.tasks import get_task
 from grutune.tasks.series_frame import clean_series
@@ -167,6 +167,37 @@ def test_baselines_and_model_start_as_the_baseline():
     with torch.no_grad():  # the head starts at zero: the untrained model is its baseline
         assert torch.equal(ForecastModel(cfg)(past, torch.tensor([6])),
                            baseline_forecast(past, "seasonal", 4, 3))
+
+
+def test_the_smoothed_anchor_by_hand():
+    """Season 1: alpha near 1 is the last value, alpha near 0 the window mean, alpha 0.5
+    the exponentially weighted mean; a repeating season plus a level is continued exactly."""
+    past = torch.tensor([1.0, 2.0, 4.0]).view(1, 3, 1)
+    near = lambda alpha: smoothed_forecast(past, torch.tensor([alpha]), 2, 1)  # noqa: E731
+    torch.testing.assert_close(near(1 - 1e-6), torch.full((1, 2, 1), 4.0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(near(1e-6), torch.full((1, 2, 1), 7 / 3), atol=1e-4, rtol=0)
+    weighted = (0.125 * 1 + 0.25 * 2 + 0.5 * 4) / 0.875  # weights 0.5^age, normalized
+    torch.testing.assert_close(near(0.5), torch.full((1, 2, 1), weighted))
+    season = torch.tensor([3.0, -1.0, -2.0])  # deviations from the season's mean (zero)
+    periodic = (10.0 + season.repeat(4)).view(1, 12, 1)
+    for alpha in (0.1, 0.5, 0.9):
+        out = smoothed_forecast(periodic, torch.tensor([alpha]), 5, 3).flatten()
+        torch.testing.assert_close(out, 10.0 + season.repeat(2)[:5])
+
+
+def test_a_smooth_anchored_model_starts_as_its_anchor_learns_alpha_and_reloads():
+    past = torch.randn(4, 12, 2)
+    cfg = ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=4, horizon=3,
+                      targets=2, season=4, baseline="smooth", kind="forecast")
+    model = ForecastModel(cfg)
+    out = model(past, torch.full((4,), 12))
+    torch.testing.assert_close(out, smoothed_forecast(past, torch.full((2,), 0.3), 3, 4),
+                               atol=1e-3, rtol=0)  # sigmoid(SMOOTH_START) is 0.3 to 3 places
+    out.abs().mean().backward()
+    assert model.smoothing.grad is not None and model.smoothing.grad.abs().sum() > 0
+    again = make_model(cfg)
+    again.load_state_dict(model.state_dict())  # a bundle's weights carry the learned alpha
+    torch.testing.assert_close(again(past, torch.full((4,), 12)), out.detach())
 
 
 # --- metrics ---------------------------------------------------------------------------

@@ -126,7 +126,8 @@ def test_refit_is_skipped_where_validation_cannot_join_training():
     assert refit_skip_reason(get_task("text"), holdout, True) is None
     assert refit_skip_reason(get_task("text"), holdout, False) == "--no-refit"
     assert "cross-validation" in refit_skip_reason(get_task("series"), folds, True)
-    assert "validates on data" in refit_skip_reason(get_task("forecast"), holdout, True)
+    assert refit_skip_reason(get_task("forecast"), holdout, True) is None  # up to the test
+    assert "validates on data" in refit_skip_reason(get_task("recommend"), holdout, True)
 
 
 def test_refitted_baselines_learn_from_train_and_validation():

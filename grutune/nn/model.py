@@ -171,6 +171,40 @@ def baseline_forecast(past: Tensor, kind: str, horizon: int, season: int) -> Ten
     return past[:, index]
 
 
+SMOOTH_START = -0.85  # sigmoid(-0.85) = 0.3: the smoothing weight a "smooth" anchor starts at
+
+
+def smoothed_forecast(past: Tensor, alpha: Tensor, horizon: int, season: int) -> Tensor:
+    """Exponential smoothing of the seasonally adjusted window, its seasonal profile added
+    back: the level and season of Holt-Winters without a trend, computed from the window
+    alone (the hybrid of exponential smoothing and a recurrent net, as in Smyl's ES-RNN,
+    2020). The profile is each phase's mean deviation from its season's mean over the
+    window's whole seasons; the level is the exponentially weighted mean of the adjusted
+    values (weight ``alpha`` on the newest), so ``alpha`` near 1 is the last adjusted value.
+
+    past: [B, L, T], alpha: [T] in (0, 1) -> [B, horizon, T]
+
+    >>> past = torch.tensor([0.0, 2.0, 0.0, 2.0, 1.0, 3.0]).view(1, 6, 1)
+    >>> smoothed_forecast(past, torch.tensor([0.999]), 3, 2).flatten().round(decimals=2).tolist()
+    [1.0, 3.0, 1.0]
+    """
+    steps = past.size(1)
+    k = steps // season if season > 1 else 0
+    if k >= 1:
+        seasons = past[:, steps - k * season:].unflatten(1, (k, season))  # [B, k, m, T]
+        profile = (seasons - seasons.mean(2, keepdim=True)).mean(1)  # [B, m, T]
+        adjusted = past - profile[:, (torch.arange(steps, device=past.device) - steps)
+                                  % season]  # [B, L, T]
+        ahead = profile[:, torch.arange(horizon, device=past.device) % season]  # [B, H, T]
+    else:
+        adjusted, ahead = past, torch.zeros_like(past[:, :1]).expand(-1, horizon, -1)
+    age = torch.arange(steps - 1, -1, -1, device=past.device, dtype=past.dtype)  # [L]
+    weights = alpha * (1 - alpha) ** age[:, None]  # [L, T], newest last
+    weights = weights / weights.sum(0, keepdim=True)
+    level = (adjusted * weights).sum(1, keepdim=True)  # [B, 1, T]
+    return level + ahead
+
+
 class ForecastModel(SequenceModel):
     """A window of past values -> the next ``horizon`` values of each target at once.
 
@@ -194,6 +228,8 @@ class ForecastModel(SequenceModel):
         super().__init__(config)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        if config.baseline == "smooth":  # the smoothing weight, learned: alpha = sigmoid
+            self.smoothing = nn.Parameter(torch.full((config.targets,), SMOOTH_START))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """x: [B, L, F] windows (all of length L); lengths: [B] -> [B, horizon, targets]."""
@@ -209,8 +245,13 @@ class ForecastModel(SequenceModel):
             x = x[:, -c.lookback:]  # [B, lookback, F]
         pooled = self.features(x, lengths.clamp(max=x.size(1)))  # [B, W]
         out = self.head(self.dropout(pooled)).view(-1, c.horizon, c.targets)  # [B, H, T]
-        anchor = (baseline_forecast(past, c.baseline, c.horizon, c.season)
-                  if c.baseline != "none" else level)
+        if c.baseline == "smooth":
+            anchor = smoothed_forecast(past, torch.sigmoid(self.smoothing), c.horizon,
+                                       c.season)
+        elif c.baseline != "none":
+            anchor = baseline_forecast(past, c.baseline, c.horizon, c.season)
+        else:
+            anchor = level
         return anchor + spread * out
 
 

@@ -229,7 +229,9 @@ class Forecasting(Task):
     forecasts = True
     uses_folds = False
     select_members = True
-    refits = False  # validation is the period after training
+    # The final models are trained again on the training and validation windows (their
+    # targets end where the test period starts), so they know the latest history.
+    refits = True
     # Windows at every step overlap almost entirely; an epoch of 1,024 random windows
     # (a fresh draw each epoch) learns as much per step as all 2,500 of taylor's.
     epoch_rows = 1024
