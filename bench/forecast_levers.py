@@ -138,7 +138,8 @@ def anchors(name: str) -> list[tuple[str, float, float]]:
              lambda p: baseline_forecast(p, "seasonal", horizon, season))]
     rows += [(f"profile of the last {k} seasons", profile(k)) for k in (2, 3, 4, 6)]
     rows += [(f"smooth, alpha {a}", lambda p, a=a: smoothed_forecast(
-        p, torch.tensor([a], dtype=p.dtype), horizon, season)) for a in (0.1, 0.3, 0.5, 0.9)]
+        p, torch.logit(torch.tensor([a], dtype=p.dtype)), horizon, season))
+        for a in (0.1, 0.3, 0.5, 0.9)]
     return [(label, score(f, val), score(f, test)) for label, f in rows]
 
 

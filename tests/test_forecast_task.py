@@ -13,7 +13,13 @@ from grutune.cli import app
 from grutune.config import DataConfig, ModelConfig
 from grutune.exceptions import DataError
 from grutune.metrics.scores import forecast_errors, forecast_metrics, mase_scale
-from grutune.nn.model import ForecastModel, baseline_forecast, make_model, smoothed_forecast
+from grutune.nn.model import (
+    SMOOTH_START,
+    ForecastModel,
+    baseline_forecast,
+    make_model,
+    smoothed_forecast,
+)
 from grutune.search_space import load_space
 from grutune.tasks import get_task
 from grutune.tasks.series_frame import clean_series
@@ -173,15 +179,18 @@ def test_the_smoothed_anchor_by_hand():
     """Season 1: alpha near 1 is the last value, alpha near 0 the window mean, alpha 0.5
     the exponentially weighted mean; a repeating season plus a level is continued exactly."""
     past = torch.tensor([1.0, 2.0, 4.0]).view(1, 3, 1)
-    near = lambda alpha: smoothed_forecast(past, torch.tensor([alpha]), 2, 1)  # noqa: E731
-    torch.testing.assert_close(near(1 - 1e-6), torch.full((1, 2, 1), 4.0), atol=1e-4, rtol=0)
-    torch.testing.assert_close(near(1e-6), torch.full((1, 2, 1), 7 / 3), atol=1e-4, rtol=0)
-    weighted = (0.125 * 1 + 0.25 * 2 + 0.5 * 4) / 0.875  # weights 0.5^age, normalized
-    torch.testing.assert_close(near(0.5), torch.full((1, 2, 1), weighted))
+    near = lambda logit: smoothed_forecast(past, torch.tensor([logit]), 2, 1)  # noqa: E731
+    torch.testing.assert_close(near(14.0), torch.full((1, 2, 1), 4.0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(near(-14.0), torch.full((1, 2, 1), 7 / 3), atol=1e-4, rtol=0)
+    weighted = (0.125 * 1 + 0.25 * 2 + 0.5 * 4) / 0.875  # alpha 0.5: weights 0.5^age
+    torch.testing.assert_close(near(0.0), torch.full((1, 2, 1), weighted))
+    for logit in (-200.0, 200.0):  # alpha rounds to 0 or 1 in float32: still finite
+        assert torch.isfinite(near(logit)).all()
+    torch.testing.assert_close(near(200.0), torch.full((1, 2, 1), 4.0))
     season = torch.tensor([3.0, -1.0, -2.0])  # deviations from the season's mean (zero)
     periodic = (10.0 + season.repeat(4)).view(1, 12, 1)
-    for alpha in (0.1, 0.5, 0.9):
-        out = smoothed_forecast(periodic, torch.tensor([alpha]), 5, 3).flatten()
+    for logit in (-2.0, 0.0, 2.0):
+        out = smoothed_forecast(periodic, torch.tensor([logit]), 5, 3).flatten()
         torch.testing.assert_close(out, 10.0 + season.repeat(2)[:5])
 
 
@@ -191,8 +200,8 @@ def test_a_smooth_anchored_model_starts_as_its_anchor_learns_alpha_and_reloads()
                       targets=2, season=4, baseline="smooth", kind="forecast")
     model = ForecastModel(cfg)
     out = model(past, torch.full((4,), 12))
-    torch.testing.assert_close(out, smoothed_forecast(past, torch.full((2,), 0.3), 3, 4),
-                               atol=1e-3, rtol=0)  # sigmoid(SMOOTH_START) is 0.3 to 3 places
+    torch.testing.assert_close(out, smoothed_forecast(past, torch.full((2,), SMOOTH_START),
+                                                      3, 4))
     out.abs().mean().backward()
     assert model.smoothing.grad is not None and model.smoothing.grad.abs().sum() > 0
     again = make_model(cfg)

@@ -171,21 +171,23 @@ def baseline_forecast(past: Tensor, kind: str, horizon: int, season: int) -> Ten
     return past[:, index]
 
 
-SMOOTH_START = -0.85  # sigmoid(-0.85) = 0.3: the smoothing weight a "smooth" anchor starts at
+SMOOTH_START = -0.85  # the logit a "smooth" anchor starts at: alpha = sigmoid(-0.85) = 0.3
 
 
-def smoothed_forecast(past: Tensor, alpha: Tensor, horizon: int, season: int) -> Tensor:
+def smoothed_forecast(past: Tensor, logit: Tensor, horizon: int, season: int) -> Tensor:
     """Exponential smoothing of the seasonally adjusted window, its seasonal profile added
     back: the level and season of Holt-Winters without a trend, computed from the window
     alone (the hybrid of exponential smoothing and a recurrent net, as in Smyl's ES-RNN,
     2020). The profile is each phase's mean deviation from its season's mean over the
     window's whole seasons; the level is the exponentially weighted mean of the adjusted
-    values (weight ``alpha`` on the newest), so ``alpha`` near 1 is the last adjusted value.
+    values (weight alpha = sigmoid(``logit``) on the newest), so alpha near 1 is the last
+    adjusted value and near 0 their mean. The weights are a softmax of age x log(1 - alpha),
+    finite for every logit (alpha itself rounds to 1 in float32 beyond a logit of 17).
 
-    past: [B, L, T], alpha: [T] in (0, 1) -> [B, horizon, T]
+    past: [B, L, T], logit: [T] -> [B, horizon, T]
 
     >>> past = torch.tensor([0.0, 2.0, 0.0, 2.0, 1.0, 3.0]).view(1, 6, 1)
-    >>> smoothed_forecast(past, torch.tensor([0.999]), 3, 2).flatten().round(decimals=2).tolist()
+    >>> smoothed_forecast(past, torch.tensor([7.0]), 3, 2).flatten().round(decimals=2).tolist()
     [1.0, 3.0, 1.0]
     """
     steps = past.size(1)
@@ -199,8 +201,8 @@ def smoothed_forecast(past: Tensor, alpha: Tensor, horizon: int, season: int) ->
     else:
         adjusted, ahead = past, torch.zeros_like(past[:, :1]).expand(-1, horizon, -1)
     age = torch.arange(steps - 1, -1, -1, device=past.device, dtype=past.dtype)  # [L]
-    weights = alpha * (1 - alpha) ** age[:, None]  # [L, T], newest last
-    weights = weights / weights.sum(0, keepdim=True)
+    # alpha (1 - alpha)^age, normalized: alpha cancels, log(1 - alpha) = logsigmoid(-logit)
+    weights = torch.softmax(age[:, None] * nn.functional.logsigmoid(-logit), dim=0)  # [L, T]
     level = (adjusted * weights).sum(1, keepdim=True)  # [B, 1, T]
     return level + ahead
 
@@ -228,7 +230,7 @@ class ForecastModel(SequenceModel):
         super().__init__(config)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
-        if config.baseline == "smooth":  # the smoothing weight, learned: alpha = sigmoid
+        if config.baseline == "smooth":  # the smoothing weight's logit, learned
             self.smoothing = nn.Parameter(torch.full((config.targets,), SMOOTH_START))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -246,8 +248,7 @@ class ForecastModel(SequenceModel):
         pooled = self.features(x, lengths.clamp(max=x.size(1)))  # [B, W]
         out = self.head(self.dropout(pooled)).view(-1, c.horizon, c.targets)  # [B, H, T]
         if c.baseline == "smooth":
-            anchor = smoothed_forecast(past, torch.sigmoid(self.smoothing), c.horizon,
-                                       c.season)
+            anchor = smoothed_forecast(past, self.smoothing, c.horizon, c.season)
         elif c.baseline != "none":
             anchor = baseline_forecast(past, c.baseline, c.horizon, c.season)
         else:
