@@ -209,6 +209,26 @@ def test_a_smooth_anchored_model_starts_as_its_anchor_learns_alpha_and_reloads()
     torch.testing.assert_close(again(past, torch.full((4,), 12)), out.detach())
 
 
+@pytest.mark.parametrize("baseline", ["smooth", "seasonal"])
+def test_an_anchored_forecaster_exports_to_onnx(baseline, tmp_path):
+    """Each anchor goes through the ONNX graph: the exported model forecasts as the model."""
+    from grutune.export import _onnx, _onnx_runner
+    from grutune.nn.recurrence import plain_gru
+
+    cfg = ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=4, horizon=3,
+                      targets=2, season=4, baseline=baseline, kind="forecast")
+    torch.manual_seed(0)
+    model = make_model(cfg).eval()
+    torch.nn.init.normal_(model.head.weight)  # the network's part matters too
+    x, lengths = torch.randn(5, 12, 2), torch.full((5,), 12)
+    with plain_gru(), torch.no_grad():  # as export_bundle traces it
+        _onnx(model, x, lengths, tmp_path / "m.onnx")
+    with torch.no_grad():
+        want = model(x, lengths).numpy()
+    np.testing.assert_allclose(_onnx_runner(tmp_path / "m.onnx")(x, lengths), want,
+                               atol=1e-5, rtol=0)
+
+
 # --- metrics ---------------------------------------------------------------------------
 
 def test_forecast_metrics_by_hand():
