@@ -194,10 +194,15 @@ def test_the_smoothed_anchor_by_hand():
         torch.testing.assert_close(out, 10.0 + season.repeat(2)[:5])
 
 
+def _anchored(baseline: str) -> ModelConfig:
+    """A small forecaster of 2 targets, horizon 3, season 4, on ``baseline``."""
+    return ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=4, horizon=3,
+                       targets=2, season=4, baseline=baseline, kind="forecast")
+
+
 def test_a_smooth_anchored_model_starts_as_its_anchor_learns_alpha_and_reloads():
     past = torch.randn(4, 12, 2)
-    cfg = ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=4, horizon=3,
-                      targets=2, season=4, baseline="smooth", kind="forecast")
+    cfg = _anchored("smooth")
     model = ForecastModel(cfg)
     out = model(past, torch.full((4,), 12))
     torch.testing.assert_close(out, smoothed_forecast(past, torch.full((2,), SMOOTH_START),
@@ -215,10 +220,8 @@ def test_an_anchored_forecaster_exports_to_onnx(baseline, tmp_path):
     from grutune.export import _onnx, _onnx_runner
     from grutune.nn.recurrence import plain_gru
 
-    cfg = ModelConfig(num_outputs=6, input_dim=2, embed_dim=4, hidden_size=4, horizon=3,
-                      targets=2, season=4, baseline=baseline, kind="forecast")
     torch.manual_seed(0)
-    model = make_model(cfg).eval()
+    model = make_model(_anchored(baseline)).eval()
     torch.nn.init.normal_(model.head.weight)  # the network's part matters too
     x, lengths = torch.randn(5, 12, 2), torch.full((5,), 12)
     with plain_gru(), torch.no_grad():  # as export_bundle traces it
