@@ -4,6 +4,7 @@
     python bench/forecast_levers.py deep                 # 2 layers, lookback 256, plain
     python bench/forecast_levers.py plain LOOKBACK LOSS  # a 2-layer GRU outside grutune
     python bench/forecast_levers.py anchors DATASET      # fixed anchors, no network
+    python bench/forecast_levers.py log                  # gas's default run on log values
 
 ``search``: the best configuration of a default ``grutune tune --dataset sunspots`` (1
 layer of 64 units, lookback 48, each window normalized by its own mean and spread, no
@@ -17,8 +18,11 @@ MASE; LOSS ``l1`` or ``mse``. ``anchors``: forecasts with no network on DATASET'
 validation windows (every step) and test windows (stride 12), horizon and season 12:
 seasonal naive, the mean seasonal profile of the last K seasons added to the last
 season's mean, and ``nn.model.smoothed_forecast`` (the ``smooth`` anchor) at fixed
-weights over a 96-step window. MASE as grutune computes it: mean absolute error over the
-40 test windows (stride 12) divided by the training part's seasonal-naive (lag 12) MAE.
+weights over a 96-step window. ``log``: the default run (``grutune.tune`` with its
+defaults, horizon and season 12) on gas's values log-transformed, its test forecasts
+exponentiated and scored in original units. MASE as grutune computes it: mean absolute
+error over the test windows (stride 12) divided by the training part's seasonal-naive
+(lag 12) MAE.
 """
 
 from __future__ import annotations
@@ -143,8 +147,33 @@ def anchors(name: str) -> list[tuple[str, float, float]]:
     return [(label, score(f, val), score(f, test)) for label, f in rows]
 
 
+def log_run() -> tuple[float, float]:
+    """(test MASE of the log-value run in original units, seasonal naive's) on gas."""
+    import pandas as pd
+
+    frame, _ = get_dataset("gas").loader()
+    y = frame["value"].to_numpy(np.float64)
+    train_end = len(y) - round(len(y) * 0.15) - 12 * round(len(y) * 0.15 / 12)
+    scale = np.abs(y[12:train_end] - y[:train_end - 12]).mean()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "gas_log.csv"
+        frame.assign(value=np.log(frame["value"])).to_csv(path, index=False)
+        run = grutune.tune(str(path), task="forecast", time="time", target="value",
+                           horizon=12, season=12, quiet=True, run_dir=str(Path(folder) / "run"))
+        table = pd.read_csv(run.run_dir / "test_predictions.csv")
+    actual = np.exp(table["actual"])
+    return (float(np.abs(np.exp(table["forecast"]) - actual).mean() / scale),
+            float(np.abs(np.exp(table["seasonal_naive"]) - actual).mean() / scale))
+
+
 def main() -> None:
     mode, start = sys.argv[1], time.perf_counter()
+    if mode == "log":
+        model, naive = log_run()
+        print(f"gas, log values: test MASE {model:.3f} in original units (seasonal naive "
+              f"{naive:.3f}); {time.perf_counter() - start:.0f} s")
+        print("command: python bench/forecast_levers.py log")
+        return
     if mode == "anchors":
         for label, v, t in anchors(sys.argv[2]):
             print(f"{sys.argv[2]} {label}: test {t:.3f} (validation {v:.3f})")
