@@ -4,6 +4,7 @@ that fall back to one process where fork is not safe (macOS, Windows)."""
 from __future__ import annotations
 
 import logging
+import platform
 import shutil
 import stat
 from pathlib import Path
@@ -27,6 +28,8 @@ def test_this_machines_compiler_gets_every_flag_the_kernel_wants():
     flags = compile_flags("c++", "Linux")
     assert flags[0] == "-O3" and "-ffast-math" in flags
     assert "-march=native" in flags or "-mcpu=native" in flags
+    if platform.machine() in ("x86_64", "AMD64"):  # exact division: saturated gates are 1
+        assert "-mno-recip" in flags
 
 
 def _fake_compiler(folder: Path, refuses: tuple[str, ...]) -> str:
@@ -40,7 +43,7 @@ def _fake_compiler(folder: Path, refuses: tuple[str, ...]) -> str:
 
 
 def test_flags_a_compiler_refuses_are_left_out(tmp_path):
-    cc = _fake_compiler(tmp_path, ("-march=native", "-fopenmp-simd"))
+    cc = _fake_compiler(tmp_path, ("-march=native", "-mno-recip", "-fopenmp-simd"))
     assert compile_flags(cc, "Darwin") == ["-O3", "-mcpu=native", "-ffast-math"]
 
 

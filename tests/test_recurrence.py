@@ -91,6 +91,23 @@ def test_saturated_gates_match_nn_gru_without_nan(scale):
 
 
 @needs_kernel
+def test_saturated_gates_are_exactly_their_limits():
+    """Gates far past saturation are exactly 0, 1 or -1, as in nn.GRU: a reciprocal
+    estimate for the division (GCC's default for vectorized floats under -ffast-math on
+    x86, now off with -mno-recip) left them one ulp short, and large weights turned that
+    ulp into gradients 3e-4 off where nn.GRU's are 0."""
+    torch.manual_seed(0)
+    gru = FastGRU(16, 32)
+    with torch.no_grad():
+        for p in gru.parameters():
+            p.mul_(1e4)
+    x = torch.randn(20, 4, 16) * 1e4
+    ours = gru(x)[0]
+    assert torch.equal(ours, nn.GRU.forward(gru, x)[0])
+    assert set(ours.unique().tolist()) <= {-1.0, 0.0, 1.0}
+
+
+@needs_kernel
 @pytest.mark.parametrize("where", ["input", "weight_hh", "bias_ih"])
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_arguments_make_the_output_nan(where, value):
