@@ -75,9 +75,9 @@ def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = Non
     second part is the held-out test set; None tunes the default dataset. ``budget``:
     seconds or a duration such as "90s", "5m", "1h". Every other option of
     ``grutune tune`` is a keyword of the same name (``max_epochs``, ``folds``,
-    ``repeats``, ``workers``, ``sampler``, ``seed``, ...); an unknown one is a
-    ConfigError that lists them. ``quiet``: no plan, progress or result lines (warnings
-    still go to the ``grutune`` logger).
+    ``repeats``, ``workers``, ``sampler``, ``seed``, ...), and ``report=False`` skips
+    report.html; an unknown one is a ConfigError that lists them. ``quiet``: no plan,
+    progress or result lines (warnings still go to the ``grutune`` logger).
     """
     data_cfg, study_cfg = _configs(data, {
         "task": task, "text": text, "target": target, "time": time, "horizon": horizon,

@@ -226,6 +226,8 @@ class StudyConfig:
     grace_s: int = 120  # RDB storages: a trial silent this long is failed and retried
     search: bool = True  # run trials (False: ``grutune finalize``, the study's trials only)
     finalize: bool = True  # after the search, build the final model (False: search only)
+    report: bool = True  # write report.html (False: a run nobody reads, such as the
+    # temporary run directory of an estimator's fit)
 
     def __post_init__(self) -> None:
         _in("--sampler", self.sampler, SAMPLERS)

@@ -107,8 +107,10 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         folder = Path(self.run_dir) if self.run_dir is not None else Path(
             tempfile.mkdtemp(prefix="grutune-fit-")) / "run"
         try:
+            # a temporary run directory is deleted below: no report for nobody to read
             run = tune(frame, task=self._task, target=TARGET, run_dir=folder,
-                       quiet=not self.verbose, **self._columns, **self._tune_options())
+                       quiet=not self.verbose, report=self.run_dir is not None,
+                       **self._columns, **self._tune_options())
             model = run.model
             self.holdout_metrics_ = run.metrics
             self.best_params_ = run.best_params

@@ -147,3 +147,23 @@ def test_text_classifier_same_seed_same_model(bbc, fitted):
 def test_text_classifier_refuses_bad_input_clearly(X, y, message):  # noqa: N803
     with pytest.raises(ValueError, match=message):
         GRUTextClassifier(**QUICK).fit(X, y)
+
+
+def test_a_kept_fit_has_its_report_and_a_temporary_one_builds_none(tmp_path, monkeypatch):
+    """``run_dir`` keeps the whole run, report included; without it the run directory is
+    temporary and deleted after the fit, so the report (a third of a small fit's time)
+    is not built."""
+    from grutune.workflows import tune as workflow
+
+    built = []
+    original = workflow._write_report
+    monkeypatch.setattr(workflow, "_write_report", lambda *a: built.append(a) or original(*a))
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 4)  # noqa: N806
+    y = (X[:, 0] > 0).astype(int)
+    options = {**QUICK, "trials": 1, "max_epochs": 2}
+    GRUSeriesClassifier(**options).fit(X, y)
+    assert built == []
+    kept = GRUSeriesClassifier(**options, run_dir=tmp_path / "kept").fit(X, y)
+    assert len(built) == 1 and (tmp_path / "kept" / "report.html").is_file()
+    assert kept.run_dir_ == tmp_path / "kept"

@@ -463,8 +463,9 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     print_result(out, task.metrics_table(metrics))
     if "baseline" in metrics:
         print_result(out, baseline_table(metrics))
-    with console.status("writing report.html"):
-        _write_report(run_dir, study_cfg.storage)
+    if study_cfg.report:
+        with console.status("writing report.html"):
+            _write_report(run_dir, study_cfg.storage)
     if study_cfg.mlflow:
         with console.status(f"logging to MLflow at {hide_password(study_cfg.mlflow)}"):
             _log_mlflow(study_cfg.mlflow, study, run_dir, metrics, to_dict(data_cfg))
