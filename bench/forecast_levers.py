@@ -5,6 +5,7 @@
     python bench/forecast_levers.py plain LOOKBACK LOSS  # a 2-layer GRU outside grutune
     python bench/forecast_levers.py anchors DATASET      # fixed anchors, no network
     python bench/forecast_levers.py log                  # gas's default run on log values
+    python bench/forecast_levers.py leads DATASET        # naive's MASE by lead, no network
 
 ``search``: the best configuration of a default ``grutune tune --dataset sunspots`` (1
 layer of 64 units, lookback 48, each window normalized by its own mean and spread, no
@@ -20,7 +21,9 @@ seasonal naive, the mean seasonal profile of the last K seasons added to the las
 season's mean, and ``nn.model.smoothed_forecast`` (the ``smooth`` anchor) at fixed
 weights over a 96-step window. ``log``: the default run (``grutune.tune`` with its
 defaults, horizon and season 12) on gas's values log-transformed, its test forecasts
-exponentiated and scored in original units. MASE as grutune computes it: mean absolute
+exponentiated and scored in original units. ``leads``: the naive forecast (the last
+value) of every test step made 1, 12 and 1-12 steps ahead: what a one-step protocol
+scores against the 12-step one. MASE as grutune computes it: mean absolute
 error over the test windows (stride 12) divided by the training part's seasonal-naive
 (lag 12) MAE.
 """
@@ -147,6 +150,23 @@ def anchors(name: str) -> list[tuple[str, float, float]]:
     return [(label, score(f, val), score(f, test)) for label, f in rows]
 
 
+def leads(name: str) -> list[tuple[str, float]]:
+    """(lead, MASE) of the naive forecast over every test step, season 12."""
+    y = get_dataset(name).loader()[0]["value"].to_numpy(np.float64)
+    n, horizon, season = len(y), 12, 12
+    n_test = horizon * round(n * 0.15 / horizon)
+    train_end, val_end = n - round(n * 0.15) - n_test, n - n_test
+    scale = np.abs(y[season:train_end] - y[:train_end - season]).mean()
+    steps = np.arange(val_end, n)
+
+    def mase(lead: int) -> float:
+        return float(np.abs(y[steps] - y[steps - lead]).mean() / scale)
+
+    every = float(np.mean([mase(h) for h in range(1, horizon + 1)]))
+    return [("1 step ahead", mase(1)), ("12 steps ahead", mase(12)),
+            ("1-12 steps ahead, averaged", every)]
+
+
 def log_run() -> tuple[float, float]:
     """(test MASE of the log-value run in original units, seasonal naive's) on gas."""
     import pandas as pd
@@ -173,6 +193,11 @@ def main() -> None:
         print(f"gas, log values: test MASE {model:.3f} in original units (seasonal naive "
               f"{naive:.3f}); {time.perf_counter() - start:.0f} s")
         print("command: python bench/forecast_levers.py log")
+        return
+    if mode == "leads":
+        for label, value in leads(sys.argv[2]):
+            print(f"{sys.argv[2]} naive, {label}: test MASE {value:.3f}")
+        print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
         return
     if mode == "anchors":
         for label, v, t in anchors(sys.argv[2]):

@@ -42,23 +42,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return default_workers()
 
 
-# The modules that take minutes, slowest first (test seconds on the 2-core machine,
-# --durations, 2026-12-02). `--dist loadscope` hands whole modules to the two workers
-# in collection order, so a slow module collected late (alphabetically: test_storages,
-# test_task_contract) ran alone at the end while the other worker idled; starting the
-# longest first (LPT scheduling) lets the many short modules fill in behind them.
-SLOW_FIRST = ("test_estimators", "test_task_contract", "test_cli_polish", "test_end_to_end",
-              "test_storages", "test_repeats", "test_report", "test_documented_examples",
-              "test_storage_secrets", "test_study", "test_predict_io", "test_workers",
-              "test_compare", "test_python_api")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The slow modules first, each kept whole and in its own order (a stable sort)."""
-    rank = {f"tests/{name}.py": i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-
-
 WORDS = {
     "sport": ["match", "goal", "team", "coach", "league", "score", "player"],
     "tech": ["phone", "software", "chip", "internet", "computer", "data", "robot"],
