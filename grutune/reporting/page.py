@@ -88,8 +88,9 @@ def build_report(run_dir: str | Path, storage: str | None = None) -> Path:
     figure = _Page().figure
     parts += _summary(run)
     if run.study is not None:
-        parts += _factors(run.study, figure)
-        parts += _search(run.study, figure)
+        scores = rd.importances(run.study)  # fANOVA: a second or more; computed once
+        parts += _factors(run.study, figure, scores)
+        parts += _search(run.study, figure, scores)
         parts += _best_model(run.study, figure)
     task = _task_of(run)
     if task is not None and run.metrics:
@@ -298,9 +299,9 @@ def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own 
 
 # --- key factors ---------------------------------------------------------------------
 
-def _factors(study: optuna.Study, figure) -> list[str]:
+def _factors(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]:
+    """``scores``: ``rd.importances(study)``."""
     out = ["<h2>Key factors</h2>"]
-    scores = rd.importances(study)
     if not scores:
         return out + ["<p class='note'>Importances need at least three complete trials.</p>"]
     names = list(scores)[::-1]
@@ -332,7 +333,8 @@ def _factors(study: optuna.Study, figure) -> list[str]:
 
 # --- the search ----------------------------------------------------------------------
 
-def _search(study: optuna.Study, figure) -> list[str]:
+def _search(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]:
+    """``scores``: ``rd.importances(study)``, whose top six the parallel plot shows."""
     out = ["<h2>Search</h2>"]
     hist = rd.history(study)
     if hist.empty:
@@ -346,7 +348,7 @@ def _search(study: optuna.Study, figure) -> list[str]:
     fig.update_layout(title="Optimization history", xaxis_title="trial",
                       yaxis_title="validation")
     out.append(figure(fig))
-    top = list(rd.importances(study))[:6]
+    top = list(scores)[:6]
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) >= 2:
         fig = optuna.visualization.plot_parallel_coordinate(study, params=top or None)
