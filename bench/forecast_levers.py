@@ -41,6 +41,7 @@ import yaml
 
 import grutune
 import grutune.tasks.forecasting as forecasting
+from grutune.config import DataConfig
 from grutune.data.datasets import get_dataset
 
 SEARCH_BEST = {
@@ -116,15 +117,20 @@ def plain(lookback: int, loss_name: str, seed: int = 0) -> tuple[float, float, i
     return best
 
 
+def _series(name: str) -> tuple[np.ndarray, int, int, float]:
+    """A built-in forecast's values, grutune's train and validation ends (horizon 12),
+    and the MASE denominator: the training part's seasonal-naive (lag 12) MAE."""
+    y = get_dataset(name).loader()[0]["value"].to_numpy(np.float64)
+    train_end, val_end = forecasting.split_bounds(len(y), DataConfig(dataset=name), 12)
+    return y, train_end, val_end, float(np.abs(y[12:train_end] - y[:train_end - 12]).mean())
+
+
 def anchors(name: str) -> list[tuple[str, float, float]]:
     """(anchor, validation, test) MASE of fixed anchors, horizon and season 12."""
     from grutune.nn.model import baseline_forecast, smoothed_forecast
 
-    y = get_dataset(name).loader()[0]["value"].to_numpy(np.float64)
+    y, train_end, val_end, scale = _series(name)
     n, horizon, season, window = len(y), 12, 12, 96
-    n_test = horizon * round(n * 0.15 / horizon)
-    train_end, val_end = n - round(n * 0.15) - n_test, n - n_test
-    scale = np.abs(y[season:train_end] - y[:train_end - season]).mean()
     series = torch.tensor(y)
 
     def score(forecast, origins: np.ndarray) -> float:  # noqa: ANN001
@@ -152,12 +158,9 @@ def anchors(name: str) -> list[tuple[str, float, float]]:
 
 def leads(name: str) -> list[tuple[str, float]]:
     """(lead, MASE) of the naive forecast over every test step, season 12."""
-    y = get_dataset(name).loader()[0]["value"].to_numpy(np.float64)
-    n, horizon, season = len(y), 12, 12
-    n_test = horizon * round(n * 0.15 / horizon)
-    train_end, val_end = n - round(n * 0.15) - n_test, n - n_test
-    scale = np.abs(y[season:train_end] - y[:train_end - season]).mean()
-    steps = np.arange(val_end, n)
+    y, _, val_end, scale = _series(name)
+    horizon = 12
+    steps = np.arange(val_end, len(y))
 
     def mase(lead: int) -> float:
         return float(np.abs(y[steps] - y[steps - lead]).mean() / scale)
