@@ -220,7 +220,7 @@ def test_metavars_are_the_words_the_help_uses(runner, command, usage):
 # --- stdout carries results, stderr progress --------------------------------------------
 
 QUICK = ["tune", "--dataset", "bbc-news", "--sample", "300", "--trials", "2", "--max-epochs",
-         "1", "--workers", "1", "--repeats", "1", "--folds", "1", "--no-refit"]
+         "1", "--workers", "1", "--repeats", "1", "--folds", "1", "--no-refit", "--no-baseline"]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,42 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+Draws = list  # one resample's scalar metrics per entry; None where it was degenerate
+
+
+def resample_scalars(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
+                     data: SequenceData, resamples: int = RESAMPLES,
+                     seed: int = 0) -> Draws:
+    """``scalars(outputs, data)`` on each of the seed's resamples, in order: a dict of
+    scalar metrics, or None for a degenerate resample (e.g. one class only). The same
+    seed draws the same rows, so two models' draws pair up (``paired_interval``)."""
+    draws: Draws = []
+    with _one_thread():
+        for index, sample in _resamples(data, resamples, seed):
+            try:
+                draws.append(scalars(outputs[index], sample))
+            except ValueError:
+                draws.append(None)
+    return draws
+
+
+def intervals_of(draws: Draws, n: int, unit: str = "rows",
+                 skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season")) -> dict:
+    """{"intervals": {metric: [low, high]} at LEVEL, "interval_method": how}, from a
+    model's ``resample_scalars`` over ``n`` test units (``unit``, in words). A metric
+    defined in fewer than half the resamples gets no interval."""
+    values: dict[str, list[float]] = {}
+    for draw in draws:
+        for key, value in (draw or {}).items():
+            if key not in skip:
+                values.setdefault(key, []).append(value)
+    least = len(draws) // 2
+    return {"intervals": {key: _percentiles(v) for key, v in values.items()
+                          if len(v) >= least},
+            "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
+                               f"{unit}, {len(draws)} resamples"}
+
+
 def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
               data: SequenceData, resamples: int = RESAMPLES, seed: int = 0,
               skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season"),
@@ -50,22 +86,8 @@ def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
     ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``);
     ``unit``: what a test row is, in words (``Task.test_unit``).
     """
-    n = len(data)
-    draws: dict[str, list[float]] = {}
-    with _one_thread():
-        for index, sample in _resamples(data, resamples, seed):
-            try:
-                values = scalars(outputs[index], sample)
-            except ValueError:  # a degenerate resample (e.g. one class only)
-                continue
-            for key, value in values.items():
-                if key not in skip:
-                    draws.setdefault(key, []).append(value)
-    intervals = {key: _percentiles(v) for key, v in draws.items() if len(v) >= resamples // 2}
-    return {"intervals": intervals,
-            "interval_method": f"{LEVEL:.0%} percentile bootstrap over {n} test "
-                               f"{unit}, "
-                               f"{resamples} resamples"}
+    return intervals_of(resample_scalars(scalars, outputs, data, resamples, seed),
+                        len(data), unit, skip)
 
 
 def _resamples(data: SequenceData, resamples: int, seed: int):  # -> Iterator[(index, sample)]
@@ -78,28 +100,19 @@ def _resamples(data: SequenceData, resamples: int, seed: int):  # -> Iterator[(i
         yield index, SequenceData(data.x[index], data.lengths[index], data.y[index])
 
 
-def paired_difference(value: Callable[[Tensor, SequenceData], float], outputs: Tensor,
-                      other: Tensor, data: SequenceData, resamples: int = RESAMPLES,
-                      seed: int = 0) -> list[float]:
-    """The 95% percentile-bootstrap interval of ``value(outputs) - value(other)`` over the
-    same resampled rows (a paired interval: both models are scored on each resample).
+def paired_interval(ours: Draws, theirs: Draws, metric: str) -> list[float]:
+    """The 95% percentile interval of ``metric``'s difference, ours minus theirs, over
+    draws of the same resamples (``resample_scalars`` with one seed): a paired interval,
+    both models scored on each resample's rows.
 
-    >>> import torch
-    >>> data = SequenceData(torch.zeros(40, 1), torch.ones(40, dtype=torch.long),
-    ...                     torch.arange(40) % 2)
-    >>> right, wrong = torch.eye(2)[data.y], torch.eye(2)[1 - data.y]
-    >>> accuracy = lambda o, d: float((o.argmax(1) == d.y).float().mean())
-    >>> paired_difference(accuracy, right, wrong, data, resamples=50)
-    [1.0, 1.0]
+    >>> ours = [{"acc": 0.9}, None, {"acc": 0.8}]
+    >>> [round(v, 3) for v in paired_interval(ours, [{"acc": 0.7}, None, {"acc": 0.8}], "acc")]
+    [0.005, 0.195]
     """
-    diffs = []
-    with _one_thread():
-        for index, sample in _resamples(data, resamples, seed):
-            try:
-                diffs.append(value(outputs[index], sample) - value(other[index], sample))
-            except ValueError:  # a degenerate resample (e.g. one class only)
-                continue
-    return _percentiles(diffs)
+    if len(ours) != len(theirs):
+        raise ValueError(f"unpaired draws: {len(ours)} and {len(theirs)} resamples")
+    return _percentiles([a[metric] - b[metric] for a, b in zip(ours, theirs, strict=True)
+                         if a is not None and b is not None])
 
 
 @contextlib.contextmanager

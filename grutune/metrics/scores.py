@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 from sklearn import metrics as skm
 
 
@@ -187,25 +186,53 @@ def forecast_metrics(y: np.ndarray, pred: np.ndarray, baselines: dict[str, np.nd
 
 # --- fast scalars for the bootstrap -----------------------------------------------------
 
-def _binary_auc(pos: np.ndarray, scores: np.ndarray) -> float:
-    """ROC-AUC as the Mann-Whitney statistic (average ranks for ties) = scikit-learn's."""
-    ranks = stats.rankdata(scores)
-    n_pos = int(pos.sum())
-    n_neg = len(pos) - n_pos
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+def _tie_runs(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[n, k] -> (order, start, end), each [n, k]: every column's ascending order (as
+    ``argsort``), and for each sorted position the first and last position of its run of
+    equal scores. The bootstrap ranks thousands of small columns; these are all columns at
+    once in NumPy, where scipy's ``rankdata`` per column spent most of its time in call
+    overhead (the scalars of a 5-class resample: 3.2 ms with it, 0.6 ms with this)."""
+    n = scores.shape[0]
+    order = np.argsort(scores, axis=0, kind="stable")
+    ordered = np.take_along_axis(scores, order, 0)
+    position = np.arange(n)[:, None]
+    first = np.ones(ordered.shape, dtype=bool)  # the first of a run of equal scores
+    first[1:] = ordered[1:] != ordered[:-1]
+    last = np.ones(ordered.shape, dtype=bool)
+    last[:-1] = first[1:]
+    start = np.maximum.accumulate(np.where(first, position, 0), axis=0)
+    end = np.minimum.accumulate(np.where(last, position, n - 1)[::-1], axis=0)[::-1]
+    return order, start, end
 
 
-def _average_precision(pos: np.ndarray, scores: np.ndarray) -> float:
-    """scikit-learn's average precision: sum over distinct thresholds of
-    (recall step) x precision."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, p = scores[order], pos[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each distinct score
-    tps = np.cumsum(p)[last]
-    fps = (last + 1) - tps
-    precision = tps / (tps + fps)
-    recall = tps / tps[-1]
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+def _auc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """[n, k] one-vs-rest labels and scores -> [k] ROC-AUCs as the Mann-Whitney statistic
+    (average ranks for ties) = scikit-learn's.
+
+    >>> _auc(np.array([[0], [1], [1], [0]], bool), np.array([[.2], [.7], [.4], [.6]]))
+    array([0.75])
+    """
+    order, start, end = _tie_runs(scores)
+    ranks = (start + end) / 2 + 1  # [n, k] in sorted order: average 1-based ranks
+    n_pos = positive.sum(0)
+    n_neg = len(positive) - n_pos
+    rank_sum = (ranks * np.take_along_axis(positive, order, 0)).sum(0)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _average_precision(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """[n, k] -> [k] scikit-learn's average precision: over distinct thresholds, the
+    recall step times the precision; so each positive adds 1/P times the precision at
+    the end of its run of tied scores (scores descending).
+
+    >>> _average_precision(np.array([[1], [0], [1]], bool), np.array([[.9], [.8], [.7]]))
+    array([0.83333333])
+    """
+    order, _, end = _tie_runs(-scores)
+    hits = np.take_along_axis(positive, order, 0)
+    found = np.cumsum(hits, axis=0)  # positives at or above each sorted position
+    precision = np.take_along_axis(found, end, 0) / (end + 1)
+    return (hits * precision).sum(0) / hits.sum(0)
 
 
 def classification_scalars(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -238,11 +265,9 @@ def classification_scalars(y: np.ndarray, proba: np.ndarray) -> dict[str, float]
     onehot = np.eye(k, dtype=bool)[y]
     if k == 2:
         out["precision"], out["recall"], out["f1"] = float(prec[1]), float(rec[1]), float(f1[1])
-        out["roc_auc"] = _binary_auc(onehot[:, 1], proba[:, 1])
-        out["pr_auc"] = _average_precision(onehot[:, 1], proba[:, 1])
+        out["roc_auc"] = float(_auc(onehot[:, 1:], proba[:, 1:])[0])
+        out["pr_auc"] = float(_average_precision(onehot[:, 1:], proba[:, 1:])[0])
     else:
-        out["roc_auc"] = float(np.mean([_binary_auc(onehot[:, i], proba[:, i])
-                                        for i in range(k)]))
-        out["pr_auc"] = float(np.mean([_average_precision(onehot[:, i], proba[:, i])
-                                       for i in range(k)]))
+        out["roc_auc"] = float(_auc(onehot, proba).mean())
+        out["pr_auc"] = float(_average_precision(onehot, proba).mean())
     return out

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from grutune.data.cache import SequenceData
 from grutune.exceptions import SearchError, TrialFailure
-from grutune.metrics.intervals import bootstrap, paired_difference
+from grutune.metrics.intervals import Draws, intervals_of, paired_interval, resample_scalars
 from grutune.nn.model import Ensemble, SequenceModel
 from grutune.nn.oom import is_oom, oom_reason
 from grutune.nn.trainer import predict
@@ -137,12 +137,13 @@ def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:
 
 
 def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
-                     refit: bool = False) -> dict | None:
+                     refit: bool = False, model_draws: Draws | None = None) -> dict | None:
     """The task's baseline on the same test rows (``Task.baseline``): its test metrics
     and their intervals, what validation chose, and the model's difference in the task's
     metric with a paired bootstrap interval (the same resampled rows for both). None when
     the task has no baseline of this kind. ``refit``: the model was refitted on train +
-    validation, so the baseline is too.
+    validation, so the baseline is too. ``model_draws``: the model's own bootstrap draws
+    with this seed (``metrics.intervals.resample_scalars``), if already made.
     """
     base = task.baseline(prepared, seed, refit=refit)
     if base is None:
@@ -158,10 +159,12 @@ def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
     block = {"name": base.name, "chosen": base.chosen, "shown": shown, "refit": refit,
              "validation": {task.metric: base.validation, "tried": base.tried},
              "seconds": round(base.seconds, 2), **values}
-    block.update(bootstrap(scalars, base_rows, rows, seed=seed, unit=task.test_unit))
+    theirs = resample_scalars(scalars, base_rows, rows, seed=seed)
+    block.update(intervals_of(theirs, len(rows), task.test_unit))
+    if model_draws is None:
+        model_draws = resample_scalars(scalars, ours_rows, rows, seed=seed)
     ours = scalars(ours_rows, rows)[metric]
     block["difference"] = {
         "metric": metric, "model_minus_baseline": ours - values[metric],
-        "interval": paired_difference(lambda o, d: scalars(o, d)[metric], ours_rows,
-                                      base_rows, rows, seed=seed)}
+        "interval": paired_interval(model_draws, theirs, metric)}
     return block

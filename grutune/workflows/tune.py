@@ -40,7 +40,7 @@ from grutune.data.datasets import get_dataset
 from grutune.data.folds import CV_BELOW, make_folds, resolve_folds
 from grutune.exceptions import ConfigError
 from grutune.files import atomic_path, write_json
-from grutune.metrics.intervals import bootstrap
+from grutune.metrics.intervals import intervals_of, resample_scalars
 from grutune.nn.device import describe, placed
 from grutune.nn.model import Ensemble, SequenceModel
 from grutune.nn.recurrence import cpu_kernel
@@ -429,9 +429,10 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     numbers = [t.number for t in members]
     with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
-        metrics.update(bootstrap(lambda o, d: task.scalars(o, d, prepared.state),
-                                 *task.bootstrap_rows(outputs, prepared.test, prepared.state),
-                                 seed=data_cfg.seed, unit=task.test_unit))
+        rows = task.bootstrap_rows(outputs, prepared.test, prepared.state)
+        draws = resample_scalars(lambda o, d: task.scalars(o, d, prepared.state), *rows,
+                                 seed=data_cfg.seed)  # reused for the paired difference
+        metrics.update(intervals_of(draws, len(rows[1]), task.test_unit))
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
             validation = {"scheme": f"{folds}-fold cross-validation on train + validation",
@@ -443,7 +444,7 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     if study_cfg.baseline:
         with console.status("fitting the baseline on the same split"):
             block = baseline_metrics(task, prepared, outputs, data_cfg.seed,
-                                     refit=final.refit["done"])
+                                     refit=final.refit["done"], model_draws=draws)
         if block is not None:
             metrics["baseline"] = block
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
