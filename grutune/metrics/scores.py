@@ -191,7 +191,8 @@ def _tie_runs(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``argsort``), and for each sorted position the first and last position of its run of
     equal scores. The bootstrap ranks thousands of small columns; these are all columns at
     once in NumPy, where scipy's ``rankdata`` per column spent most of its time in call
-    overhead (the scalars of a 5-class resample: 3.2 ms with it, 0.6 ms with this)."""
+    overhead (all scalars of a 5-class resample of 45-319 rows: 1.0-1.2 ms with it,
+    0.3-0.5 ms with this, measured side by side)."""
     n = scores.shape[0]
     order = np.argsort(scores, axis=0, kind="stable")
     ordered = np.take_along_axis(scores, order, 0)
