@@ -45,12 +45,16 @@ def test_unknown_task_is_refused_by_the_registry():
 def test_tune_from_python_with_a_dataset_only(tmp_path, monkeypatch):
     """``tune(DataConfig(dataset="sunspots"))`` works from Python: the forecast task, its
     epochs and the default run directory come from the library (only the budget is cut
-    here, to keep the test short)."""
+    here: two small trials that stop at their first epoch without progress; the
+    baseline, refit and report, which other tests check, are off)."""
     from grutune.workflows.tune import tune
 
     monkeypatch.chdir(tmp_path)
+    space = tmp_path / "space.yaml"
+    space.write_text("patience: 1\nhidden_size: 16\n")
     result = tune(DataConfig(dataset="sunspots"),
-                  StudyConfig(trials=2, repeats=1, workers=1))
+                  StudyConfig(trials=2, repeats=1, workers=1, baseline=False, refit=False,
+                              report=False, space_path=str(space)))
     config = json.loads((tmp_path / "runs" / "sunspots" / "config.json").read_text())
     assert config["data"]["task"] == "forecast" and config["study"]["max_epochs"] == 60
     assert result.metrics["task"] == "forecast"

@@ -67,7 +67,8 @@ def test_final_model_comes_from_seed_repeats(runner, tmp_path):
     run_dir = tmp_path / "rep"
     result = runner.invoke(app, ["tune", "--sample", "300", "--folds", "1", "--trials", "4",
                                  "--max-epochs", "2", "--repeats", "2", "--repeat-top", "2",
-                                 "--workers", "1", "--run-dir", str(run_dir)])
+                                 "--workers", "1", "--no-baseline", "--no-refit",
+                                 "--run-dir", str(run_dir)])
     assert result.exit_code == 0, result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())
     record = metrics["seed_repeats"]
