@@ -3,8 +3,10 @@
 ``GRUSeriesClassifier`` takes 2-d numeric input, so every check of
 ``sklearn.utils.estimator_checks`` applies and runs here (one pytest case each), with
 two documented exceptions of one cause (``EXPECTED_FAILURES``). The estimator is tuned with a small
-budget (4 trials of at most 10 epochs): enough that ``check_classifiers_train``'s bar
-(training accuracy > 0.83 on three blobs) is met by tuning, not by luck.
+budget (2 trials of at most 10 epochs): ``check_classifiers_train``'s bar (training
+accuracy > 0.83 on three blobs, rows of 2 features read as series of 2 steps) is met at
+every seed tried, 0.91-0.94 at seeds 0-3, as such short series start unnormalized
+(``series_classification.NORM_FROM``; z-normalized, they scored 0.64 at seeds 1 and 2).
 
 ``GRUTextClassifier`` takes texts; scikit-learn's data checks feed numbers and skip an
 estimator whose input is text (``input_tags.string``), so the checks that need no data
@@ -31,7 +33,7 @@ from grutune.estimators import GRUSeriesClassifier, GRUTextClassifier
 pytestmark = pytest.mark.filterwarnings("ignore")  # sklearn's checks warn on purpose
 
 # scikit-learn's checks fit dozens of times: no baseline or refit (not what they check)
-QUICK = dict(trials=4, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0,
+QUICK = dict(trials=2, max_epochs=10, folds=1, repeats=1, ensemble=1, verbose=0,
              baseline=False, refit=False)
 
 # predict_proba of a row differs by up to ~4e-7 with the batch it is computed in (float32
@@ -50,6 +52,18 @@ EXPECTED_FAILURES = {
                          expected_failed_checks=lambda est: EXPECTED_FAILURES)
 def test_series_classifier_passes_sklearn_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_series_classifier_learns_short_series_at_other_seeds(seed):
+    """scikit-learn's blobs (rows of 2 features: series of 2 steps) learned well past
+    ``check_classifiers_train``'s 0.83 at seeds other than the default, where the first
+    trial once z-normalized each 2-step series down to its sign (0.64)."""
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(n_samples=300, random_state=0)  # noqa: N806 - sklearn's names
+    clf = GRUSeriesClassifier(**{**QUICK, "random_state": seed}).fit(X, y)
+    assert (clf.predict(X) == y).mean() > 0.85
 
 
 # --- the text classifier -------------------------------------------------------------

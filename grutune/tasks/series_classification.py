@@ -372,22 +372,31 @@ STEM_KINDS = {"none": "sequence", "conv": "conv_stem", "fcn": "gru_fcn"}
 # it measures better across the built-ins and the archive problems (bench/RESULTS.md)
 SEARCHED_STEMS = ("none", "conv")
 STEM_FROM = 100  # median training length from which the first trial uses the stem
+# median training length from which the first trial z-normalizes each series: a series of
+# a few steps z-normalized keeps little but its shape (two steps: only which is larger),
+# while its level and scale are most of what it says (scikit-learn's checks' 2-feature
+# blobs, read as series of length 2: 0.64 training accuracy with it, seeds 1 and 2)
+NORM_FROM = 8
 
 
 def series_params(length: int = 0) -> list[Param]:
     """Architecture factors for a series classifier: small inputs, a normalization choice,
     and a convolutional stem that shortens long series 4x (issue 17: a plain GRU over
     hundreds of raw steps learns poorly from a few dozen series). The stem is the first
-    trial's choice for series of a median ``length`` of ``STEM_FROM`` steps or more.
+    trial's choice for series of a median ``length`` of ``STEM_FROM`` steps or more, and
+    per-series z-normalization for series of ``NORM_FROM`` steps or more.
 
-    >>> [p.default for p in series_params(24) if p.name == "stem"]
-    ['none']
+    >>> [p.default for p in series_params(24) if p.name in ("stem", "series_norm")]
+    [True, 'none']
     >>> [p.default for p in series_params(427) if p.name == "stem"]
     ['conv']
+    >>> [p.default for p in series_params(2) if p.name == "series_norm"]
+    [False]
     """
     stem = "conv" if length >= STEM_FROM else "none"
     return [fixed_param("cell", "gru", allowed=CELLS),
-            choice_param("series_norm", [True, False], True, allowed=(False, True)),
+            choice_param("series_norm", [True, False], length == 0 or length >= NORM_FROM,
+                         allowed=(False, True)),
             choice_param("stem", list(SEARCHED_STEMS), stem, allowed=STEMS),
             *numeric_params()]
 
