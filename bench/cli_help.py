@@ -10,6 +10,8 @@ reproduces each figure, and as the last line a JSON object.
     python bench/cli_help.py --runs 11
     python bench/cli_help.py --src /tmp/before    # a copy of another version's source
                                                   # tree (its grutune/ folder) instead
+    python bench/cli_help.py --predict runs/gas/model gas.csv   # also time a prediction
+                                                  # (a bundle and rows to predict)
 
 ``--src DIR`` puts DIR first on PYTHONPATH, so ``DIR/grutune`` is imported in place of
 the installed package: how a before/after comparison is made (copy ``grutune/`` aside
@@ -62,6 +64,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="counted runs per command")
     parser.add_argument("--src", type=Path, help="a folder holding another grutune/ "
                         "source tree to measure instead of the installed one")
+    parser.add_argument("--predict", nargs=2, metavar=("MODEL", "ROWS"), type=Path,
+                        help="also time `grutune predict MODEL ROWS` (the rows' table "
+                        "printed to a discarded standard output)")
     args = parser.parse_args()
     env = {**os.environ, "COLUMNS": "100"}
     prefix = ""
@@ -80,7 +85,10 @@ def main() -> None:
     print(f"grutune imported from {check}; {args.runs} runs each after a warm-up; "
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
     results = {}
-    for words in COMMANDS:
+    commands = list(COMMANDS)
+    if args.predict:
+        commands.append(["predict", *(str(p.resolve()) for p in args.predict)])
+    for words in commands:
         times = measure([*base, *words], args.runs, env, cwd)
         name = "grutune " + " ".join(words)
         if isinstance(times, str):

@@ -89,6 +89,22 @@ def test_import_grutune_is_lazy_and_keeps_every_public_name():
         grutune.nope  # noqa: B018
 
 
+def test_the_predict_path_imports_no_scikit_learn_or_scipy_stats():
+    """``grutune predict`` loads a bundle, reads rows and runs the model: every task's
+    module imports scikit-learn and scipy's statistics (1.5 s and 0.8 s of a start) only
+    where they fit or score, never on import."""
+    code = ("import sys\n"
+            "import grutune.bundle, grutune.cli, grutune.tasks, grutune.workflows.predict\n"
+            "from grutune.tasks import TASKS\n"
+            "print(sorted(TASKS), [m for m in ('sklearn', 'scipy.stats') if m in sys.modules])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    tasks, loaded = proc.stdout.strip().split("] ")
+    assert "forecast" in tasks and "text" in tasks
+    assert loaded == "[]", proc.stdout
+
+
 # --- help text shows what it says ------------------------------------------------------
 
 def _commands():

@@ -14,7 +14,6 @@ fold models of the best trials are the final ensemble. The test split is never t
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import KFold, StratifiedKFold
 
 from grutune.data.cache import SequenceData, concat
 from grutune.exceptions import ConfigError
@@ -45,8 +44,12 @@ def make_folds(train: SequenceData, val: SequenceData, k: int,
         if smallest < k:
             raise ConfigError(f"--folds {k}: the smallest class has {smallest} rows in train "
                               f"+ validation; use --folds {max(smallest, 2)} or fewer")
+        from sklearn.model_selection import StratifiedKFold
+
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         pairs = splitter.split(rows, y)
     else:
+        from sklearn.model_selection import KFold
+
         pairs = KFold(n_splits=k, shuffle=True, random_state=seed).split(rows)
     return [(pool.subset(np.sort(a)), pool.subset(np.sort(b))) for a, b in pairs]

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor
 
 from grutune.data.cache import SequenceData
@@ -143,5 +142,7 @@ def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, flo
     mean = float(arr.mean())
     if len(arr) < 2:
         return round(mean, 4), round(mean, 4), round(mean, 4)
+    from scipy import stats
+
     half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
     return round(mean, 4), round(mean - half, 4), round(mean + half, 4)

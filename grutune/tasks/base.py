@@ -17,7 +17,6 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from grutune.config import DataConfig, ModelConfig
@@ -495,6 +494,8 @@ def stratified_split(labels: np.ndarray, cfg: DataConfig, has_test: bool,
     Without a given test part: test_fraction of all rows, then val_fraction of all rows
     from the rest (70/15/15 by default). With one: val_fraction of the rows from ``labels``.
     """
+    from sklearn.model_selection import train_test_split
+
     positions = np.arange(len(labels))
     try:
         if has_test:

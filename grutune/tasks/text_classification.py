@@ -31,8 +31,6 @@ import numpy as np
 import pandas as pd
 import snowballstemmer
 import torch
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-from sklearn.model_selection import train_test_split
 
 from grutune.config import CELLS, INITS, POOLINGS, DataConfig, ModelConfig
 from grutune.data.cache import SequenceData
@@ -87,7 +85,8 @@ def tokenize(cleaned: str, stop_words: bool, stem: bool = False) -> list[str]:
     rest reduced to their English Snowball (Porter 2) stems, each if asked."""
     tokens = TOKEN.findall(cleaned)
     if stop_words:
-        tokens = [t for t in tokens if t not in ENGLISH_STOP_WORDS]
+        stop = _stop_words()
+        tokens = [t for t in tokens if t not in stop]
     return _stemmer().stemWords(tokens) if stem else tokens
 
 
@@ -95,6 +94,15 @@ def state_tokens(cleaned: str, state: dict) -> list[str]:
     """``tokenize`` with the preparation a fitted state recorded (a bundle from before
     ``--stem`` has no "stem": no stems)."""
     return tokenize(cleaned, state["stop_words"], state.get("stem", False))
+
+
+@functools.cache
+def _stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words, imported when first needed (predicting with a
+    model that keeps stop words needs none of scikit-learn)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return ENGLISH_STOP_WORDS
 
 
 @functools.cache
@@ -225,6 +233,8 @@ def _sample(rows: pd.DataFrame, n: int, seed: int, name: str = "data") -> pd.Dat
                         f"each class and one row per class ({len(counts)} classes); class "
                         f"{counts.index[-1]!r} has {int(counts.iloc[-1])} rows. Use a larger "
                         "--sample, or none")
+    from sklearn.model_selection import train_test_split
+
     keep, _ = train_test_split(np.arange(len(rows)), train_size=n, stratify=rows["label"],
                                random_state=seed)
     return rows.iloc[np.sort(keep)].reset_index(drop=True)

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 from rich.console import Group
 from rich.table import Table
-from sklearn.metrics import precision_recall_curve
 
 from grutune.render import (
     band_of,
@@ -206,6 +205,8 @@ def roc(metrics: dict) -> dict[str, dict]:
 def precision_recall(predictions: pd.DataFrame, target: str,
                      labels: list[str]) -> dict[str, dict]:
     """Per-class precision-recall curves (one-vs-rest) from the test predictions."""
+    from sklearn.metrics import precision_recall_curve
+
     out = {}
     truth = predictions[target].astype(str)
     for label in labels:
