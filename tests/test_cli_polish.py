@@ -78,10 +78,7 @@ def test_import_grutune_is_lazy_and_keeps_every_public_name():
             "assert TuneResult is p.TuneResult and Bundle is b.Bundle\n"
             "assert load_bundle is b.load_bundle and predict_file is w.predict_file\n"
             "assert callable(tune)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=ENV, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert _fresh_python(code).strip() == "[]"
     for name in grutune.__all__:
         assert getattr(grutune, name) is not None and name in dir(grutune)
     assert issubclass(grutune.DataError, grutune.GrutuneError)
@@ -97,12 +94,18 @@ def test_the_predict_path_imports_no_scikit_learn_or_scipy_stats():
             "import grutune.bundle, grutune.cli, grutune.tasks, grutune.workflows.predict\n"
             "from grutune.tasks import TASKS\n"
             "print(sorted(TASKS), [m for m in ('sklearn', 'scipy.stats') if m in sys.modules])\n")
+    out = _fresh_python(code)
+    tasks, loaded = out.strip().split("] ")
+    assert "forecast" in tasks and "text" in tasks
+    assert loaded == "[]", out
+
+
+def _fresh_python(code: str) -> str:
+    """The standard output of ``code`` run in a fresh interpreter, which must succeed."""
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=ENV, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    tasks, loaded = proc.stdout.strip().split("] ")
-    assert "forecast" in tasks and "text" in tasks
-    assert loaded == "[]", proc.stdout
+    return proc.stdout
 
 
 # --- help text shows what it says ------------------------------------------------------
