@@ -107,7 +107,7 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         folder = Path(self.run_dir) if self.run_dir is not None else Path(
             tempfile.mkdtemp(prefix="grutune-fit-")) / "run"
         try:
-            # a temporary run directory is deleted below: no report for nobody to read
+            # a temporary run directory is deleted below: no report, as nobody could read it
             run = tune(frame, task=self._task, target=TARGET, run_dir=folder,
                        quiet=not self.verbose, report=self.run_dir is not None,
                        **self._columns, **self._tune_options())

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from grutune.data.cache import SequenceData
-from grutune.metrics.intervals import bootstrap, mean_interval
+from grutune.metrics.intervals import intervals_of, mean_interval, resample_scalars
 from grutune.metrics.scores import classification_metrics, classification_scalars
 
 
@@ -25,6 +25,11 @@ def test_fast_scalars_equal_scikit_learn(classes):
 def test_a_missing_class_is_a_value_error():
     with pytest.raises(ValueError):
         classification_scalars(np.array([0, 0]), np.array([[0.6, 0.4], [0.7, 0.3]]))
+
+
+def bootstrap(scalars, outputs, data, seed):  # noqa: ANN001, ANN201
+    """A model's intervals as ``tune`` makes them: its draws, then their percentiles."""
+    return intervals_of(resample_scalars(scalars, outputs, data, seed=seed), len(data))
 
 
 def _data(y: torch.Tensor) -> SequenceData:

@@ -40,7 +40,7 @@ def scalar_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-Draws = list  # one resample's scalar metrics per entry; None where it was degenerate
+Draws = list[dict | None]  # a resample's scalar metrics each; None: a degenerate one
 
 
 def resample_scalars(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
@@ -76,19 +76,6 @@ def intervals_of(draws: Draws, n: int, unit: str = "rows",
                                f"{unit}, {len(draws)} resamples"}
 
 
-def bootstrap(scalars: Callable[[Tensor, SequenceData], dict], outputs: Tensor,
-              data: SequenceData, resamples: int = RESAMPLES, seed: int = 0,
-              skip: tuple[str, ...] = ("n", "n_windows", "horizon", "season"),
-              unit: str = "rows") -> dict:
-    """{"intervals": {metric: [low, high]} at LEVEL, "interval_method": how}.
-
-    ``scalars(outputs, data)`` returns a resample's scalar metrics (``Task.scalars``);
-    ``unit``: what a test row is, in words (``Task.test_unit``).
-    """
-    return intervals_of(resample_scalars(scalars, outputs, data, resamples, seed),
-                        len(data), unit, skip)
-
-
 def _resamples(data: SequenceData, resamples: int, seed: int):  # -> Iterator[(index, sample)]
     """The bootstrap's resamples of ``data``: the same ones for the same seed, so a model's
     intervals and its paired difference with a baseline see the same test rows."""
@@ -108,8 +95,6 @@ def paired_interval(ours: Draws, theirs: Draws, metric: str) -> list[float]:
     >>> [round(v, 3) for v in paired_interval(ours, [{"acc": 0.7}, None, {"acc": 0.8}], "acc")]
     [0.005, 0.195]
     """
-    if len(ours) != len(theirs):
-        raise ValueError(f"unpaired draws: {len(ours)} and {len(theirs)} resamples")
     return _percentiles([a[metric] - b[metric] for a, b in zip(ours, theirs, strict=True)
                          if a is not None and b is not None])
 

@@ -137,13 +137,14 @@ def prune_checkpoints(run_dir: Path, keep: list[int], folds: int = 1) -> None:
 
 
 def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
-                     refit: bool = False, model_draws: Draws | None = None) -> dict | None:
+                     model_draws: Draws, refit: bool = False) -> dict | None:
     """The task's baseline on the same test rows (``Task.baseline``): its test metrics
     and their intervals, what validation chose, and the model's difference in the task's
     metric with a paired bootstrap interval (the same resampled rows for both). None when
     the task has no baseline of this kind. ``refit``: the model was refitted on train +
     validation, so the baseline is too. ``model_draws``: the model's own bootstrap draws
-    with this seed (``metrics.intervals.resample_scalars``), if already made.
+    with this seed (``metrics.intervals.resample_scalars``), which its intervals came
+    from; the baseline's are drawn on the same resamples and paired with them.
     """
     base = task.baseline(prepared, seed, refit=refit)
     if base is None:
@@ -161,8 +162,6 @@ def baseline_metrics(task: Task, prepared: Prepared, outputs: Tensor, seed: int,
              "seconds": round(base.seconds, 2), **values}
     theirs = resample_scalars(scalars, base_rows, rows, seed=seed)
     block.update(intervals_of(theirs, len(rows), task.test_unit))
-    if model_draws is None:
-        model_draws = resample_scalars(scalars, ours_rows, rows, seed=seed)
     ours = scalars(ours_rows, rows)[metric]
     block["difference"] = {
         "metric": metric, "model_minus_baseline": ours - values[metric],

@@ -429,10 +429,10 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
     numbers = [t.number for t in members]
     with console.status("evaluating the final model on the test split"):
         metrics, outputs = evaluate_test(model, task, prepared)
-        rows = task.bootstrap_rows(outputs, prepared.test, prepared.state)
-        draws = resample_scalars(lambda o, d: task.scalars(o, d, prepared.state), *rows,
-                                 seed=data_cfg.seed)  # reused for the paired difference
-        metrics.update(intervals_of(draws, len(rows[1]), task.test_unit))
+        unit_outputs, units = task.bootstrap_rows(outputs, prepared.test, prepared.state)
+        draws = resample_scalars(lambda o, d: task.scalars(o, d, prepared.state),
+                                 unit_outputs, units, seed=data_cfg.seed)
+        metrics.update(intervals_of(draws, len(units), task.test_unit))
         folds = len(prepared.fold_pairs())
         if folds > 1:  # every fold model saw most of val: report out-of-fold values
             validation = {"scheme": f"{folds}-fold cross-validation on train + validation",
@@ -443,8 +443,8 @@ def _run(task: Task, prepared: Prepared, study: optuna.Study, new: bool, space: 
                                                        prepared.val.y, prepared.state)}
     if study_cfg.baseline:
         with console.status("fitting the baseline on the same split"):
-            block = baseline_metrics(task, prepared, outputs, data_cfg.seed,
-                                     refit=final.refit["done"], model_draws=draws)
+            block = baseline_metrics(task, prepared, outputs, data_cfg.seed, draws,
+                                     refit=final.refit["done"])
         if block is not None:
             metrics["baseline"] = block
     metrics = {"task": task.name, "split": "test", "best_trial": members[0].number,
