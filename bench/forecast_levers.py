@@ -6,6 +6,7 @@
     python bench/forecast_levers.py anchors DATASET      # fixed anchors, no network
     python bench/forecast_levers.py log                  # gas's default run on log values
     python bench/forecast_levers.py leads DATASET        # naive's MASE by lead, no network
+    python bench/forecast_levers.py mix DATASET RUN_DIR  # a run's forecasts mixed with Theta
 
 ``search``: the best configuration of a default ``grutune tune --dataset sunspots`` (1
 layer of 64 units, lookback 48, each window normalized by its own mean and spread, no
@@ -23,7 +24,10 @@ weights over a 96-step window. ``log``: the default run (``grutune.tune`` with i
 defaults, horizon and season 12) on gas's values log-transformed, its test forecasts
 exponentiated and scored in original units. ``leads``: the naive forecast (the last
 value) of every test step made 1, 12 and 1-12 steps ahead: what a one-step protocol
-scores against the 12-step one. MASE as grutune computes it: mean absolute
+scores against the 12-step one. ``mix``: a finished default run's test forecasts
+(``RUN_DIR/test_predictions.csv``) averaged with Theta's from the same origins
+(grutune's own Theta baseline, deseasonalized, as validation chose on the built-ins),
+weight w on the GRU. MASE as grutune computes it: mean absolute
 error over the test windows (stride 12) divided by the training part's seasonal-naive
 (lag 12) MAE.
 """
@@ -170,14 +174,34 @@ def leads(name: str) -> list[tuple[str, float]]:
             ("1-12 steps ahead, averaged", every)]
 
 
+def mix(name: str, run_dir: Path) -> list[tuple[float, float, list[float]]]:
+    """(GRU weight, test MASE, mean signed error per window) of the run's forecasts
+    mixed with Theta's, horizon and season 12; weight 0 is Theta alone."""
+    import pandas as pd
+
+    from grutune.tasks.baselines import _theta_windows
+
+    y, _, _, scale = _series(name)
+    times = pd.to_datetime(get_dataset(name).loader()[0]["time"])
+    table = pd.read_csv(run_dir / "test_predictions.csv", parse_dates=["time"])
+    first = table.groupby("window")["time"].first()
+    origins = np.array([int(np.flatnonzero(times == t)[0]) for t in first])
+    theta = _theta_windows(y[:, None], origins, 12, 12, True).numpy()[:, :, 0]
+    gru = table.pivot(index="window", columns="step", values="forecast").to_numpy()
+    actual = table.pivot(index="window", columns="step", values="actual").to_numpy()
+    out = []
+    for w in (0.0, 0.25, 0.5, 0.75, 1.0):
+        error = w * gru + (1 - w) * theta - actual  # [windows, horizon]
+        out.append((w, float(np.abs(error).mean() / scale), error.mean(1).round().tolist()))
+    return out
+
+
 def log_run() -> tuple[float, float]:
     """(test MASE of the log-value run in original units, seasonal naive's) on gas."""
     import pandas as pd
 
     frame, _ = get_dataset("gas").loader()
-    y = frame["value"].to_numpy(np.float64)
-    train_end = len(y) - round(len(y) * 0.15) - 12 * round(len(y) * 0.15 / 12)
-    scale = np.abs(y[12:train_end] - y[:train_end - 12]).mean()
+    scale = _series("gas")[3]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "gas_log.csv"
         frame.assign(value=np.log(frame["value"])).to_csv(path, index=False)
@@ -196,6 +220,12 @@ def main() -> None:
         print(f"gas, log values: test MASE {model:.3f} in original units (seasonal naive "
               f"{naive:.3f}); {time.perf_counter() - start:.0f} s")
         print("command: python bench/forecast_levers.py log")
+        return
+    if mode == "mix":
+        for w, value, signed in mix(sys.argv[2], Path(sys.argv[3])):
+            print(f"{sys.argv[2]} GRU weight {w:.2f}: test MASE {value:.3f}; mean signed "
+                  f"error per window {signed}")
+        print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
         return
     if mode == "leads":
         for label, value in leads(sys.argv[2]):
