@@ -4,6 +4,7 @@
     python bench/forecast_levers.py deep                 # 2 layers, lookback 256, plain
     python bench/forecast_levers.py plain LOOKBACK LOSS  # a 2-layer GRU outside grutune
     python bench/forecast_levers.py anchors DATASET      # fixed anchors, no network
+    python bench/forecast_levers.py drift DATASET        # anchors with a trend, no network
     python bench/forecast_levers.py log                  # gas's default run on log values
     python bench/forecast_levers.py leads DATASET        # naive's MASE by lead, no network
     python bench/forecast_levers.py mix DATASET RUN_DIR  # a run's forecasts mixed with Theta
@@ -20,7 +21,10 @@ MASE; LOSS ``l1`` or ``mse``. ``anchors``: forecasts with no network on DATASET'
 validation windows (every step) and test windows (stride 12), horizon and season 12:
 seasonal naive, the mean seasonal profile of the last K seasons added to the last
 season's mean, and ``nn.model.smoothed_forecast`` (the ``smooth`` anchor) at fixed
-weights over a 96-step window. ``log``: the default run (``grutune.tune`` with its
+weights over a 96-step window. ``drift``: the ``smooth`` anchor with what Theta adds,
+over the last 48 or 96 steps, at fixed weights: a drift (D times the OLS slope of the
+seasonally adjusted window per step ahead, as Theta's D = 1/2) and a multiplicative
+seasonal profile (ratios to each season's mean, not differences). ``log``: the default run (``grutune.tune`` with its
 defaults, horizon and season 12) on gas's values log-transformed, its test forecasts
 exponentiated and scored in original units. ``leads``: the naive forecast (the last
 value) of every test step made 1, 12 and 1-12 steps ahead: what a one-step protocol
@@ -160,6 +164,56 @@ def anchors(name: str) -> list[tuple[str, float, float]]:
     return [(label, score(f, val), score(f, test)) for label, f in rows]
 
 
+def _trend_anchor(past: torch.Tensor, alpha: float, drift: float, ratio: bool,
+                  horizon: int, season: int) -> torch.Tensor:
+    """The ``smooth`` anchor (exponentially weighted level of the seasonally adjusted
+    window, its profile added back) plus Theta's drift, optionally with a multiplicative
+    profile. past: [W, L, 1] -> [W, horizon, 1]."""
+    steps = past.size(1)
+    k = steps // season
+    seasons = past[:, steps - k * season:].unflatten(1, (k, season))  # [W, k, m, 1]
+    phase = (torch.arange(steps) - steps) % season  # [L]
+    if ratio:
+        profile = (seasons / seasons.mean(2, keepdim=True)).mean(1)  # [W, m, 1]
+        adjusted = past / profile[:, phase]
+    else:
+        profile = (seasons - seasons.mean(2, keepdim=True)).mean(1)
+        adjusted = past - profile[:, phase]
+    ahead = profile[:, torch.arange(horizon) % season]  # [W, H, 1]
+    t = torch.arange(steps, dtype=past.dtype)
+    t = t - t.mean()
+    slope = (adjusted * t[None, :, None]).sum(1, keepdim=True) / (t ** 2).sum()  # [W, 1, 1]
+    age = torch.arange(steps - 1, -1, -1, dtype=past.dtype)
+    weights = alpha * (1 - alpha) ** age
+    level = (adjusted * (weights / weights.sum())[None, :, None]).sum(1, keepdim=True)
+    lead = torch.arange(1, horizon + 1, dtype=past.dtype)[None, :, None]  # [1, H, 1]
+    level = level + drift * slope * (lead - 1 + 1 / alpha)  # Theta's drift term
+    return level * ahead if ratio else level + ahead
+
+
+def drift(name: str) -> list[tuple[str, float, float]]:
+    """(anchor, validation, test) MASE of ``smooth`` with a drift and/or ratio profile."""
+    y, train_end, val_end, scale = _series(name)
+    n, horizon, season = len(y), 12, 12
+    series = torch.tensor(y)
+    val = np.arange(train_end, val_end - horizon + 1)
+    test = np.arange(val_end, n - horizon + 1, horizon)
+    rows = []
+    for window in (48, 96):
+        for ratio in (False, True):
+            for alpha in (0.1, 0.3, 0.5):
+                for d in (0.0, 0.5, 1.0):
+                    def score(origins: np.ndarray) -> float:
+                        past = torch.stack([series[o - window:o] for o in origins])[..., None]
+                        actual = torch.stack([series[o:o + horizon] for o in origins])[..., None]
+                        forecast = _trend_anchor(past, alpha, d, ratio, horizon, season)
+                        return float((forecast - actual).abs().mean()) / scale
+                    label = (f"window {window}, {'ratio' if ratio else 'additive'} profile, "
+                             f"alpha {alpha}, drift {d}")
+                    rows.append((label, score(val), score(test)))
+    return rows
+
+
 def leads(name: str) -> list[tuple[str, float]]:
     """(lead, MASE) of the naive forecast over every test step, season 12."""
     y, _, val_end, scale = _series(name)
@@ -232,8 +286,8 @@ def main() -> None:
             print(f"{sys.argv[2]} naive, {label}: test MASE {value:.3f}")
         print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
         return
-    if mode == "anchors":
-        for label, v, t in anchors(sys.argv[2]):
+    if mode in ("anchors", "drift"):
+        for label, v, t in (anchors if mode == "anchors" else drift)(sys.argv[2]):
             print(f"{sys.argv[2]} {label}: test {t:.3f} (validation {v:.3f})")
         print(f"command: python bench/forecast_levers.py {' '.join(sys.argv[1:])}")
         return
