@@ -24,20 +24,21 @@ season's mean, and ``nn.model.smoothed_forecast`` (the ``smooth`` anchor) at fix
 weights over a 96-step window. ``drift``: the ``smooth`` anchor with what Theta adds,
 over the last 48 or 96 steps, at fixed weights: a drift (D times the OLS slope of the
 seasonally adjusted window per step ahead, as Theta's D = 1/2) and a multiplicative
-seasonal profile (ratios to each season's mean, not differences). ``log``: the default run (``grutune.tune`` with its
-defaults, horizon and season 12) on gas's values log-transformed, its test forecasts
-exponentiated and scored in original units. ``leads``: the naive forecast (the last
-value) of every test step made 1, 12 and 1-12 steps ahead: what a one-step protocol
-scores against the 12-step one. ``mix``: a finished default run's test forecasts
-(``RUN_DIR/test_predictions.csv``) averaged with Theta's from the same origins
-(grutune's own Theta baseline, deseasonalized, as validation chose on the built-ins),
-weight w on the GRU. MASE as grutune computes it: mean absolute
-error over the test windows (stride 12) divided by the training part's seasonal-naive
-(lag 12) MAE.
+seasonal profile (ratios to each season's mean, not differences). ``log``: the default
+run (``grutune.tune`` with its defaults, horizon and season 12) on gas's values
+log-transformed, its test forecasts exponentiated and scored in original units.
+``leads``: the naive forecast (the last value) of every test step made 1, 12 and 1-12
+steps ahead: what a one-step protocol scores against the 12-step one. ``mix``: a
+finished default run's test forecasts (``RUN_DIR/test_predictions.csv``) averaged with
+Theta's from the same origins (grutune's own Theta baseline, deseasonalized, as
+validation chose on the built-ins), weight w on the GRU. MASE as grutune computes it:
+mean absolute error over the test windows (stride 12) divided by the training part's
+seasonal-naive (lag 12) MAE.
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 import tempfile
 import time
@@ -199,18 +200,17 @@ def drift(name: str) -> list[tuple[str, float, float]]:
     val = np.arange(train_end, val_end - horizon + 1)
     test = np.arange(val_end, n - horizon + 1, horizon)
     rows = []
-    for window in (48, 96):
-        for ratio in (False, True):
-            for alpha in (0.1, 0.3, 0.5):
-                for d in (0.0, 0.5, 1.0):
-                    def score(origins: np.ndarray) -> float:
-                        past = torch.stack([series[o - window:o] for o in origins])[..., None]
-                        actual = torch.stack([series[o:o + horizon] for o in origins])[..., None]
-                        forecast = _trend_anchor(past, alpha, d, ratio, horizon, season)
-                        return float((forecast - actual).abs().mean()) / scale
-                    label = (f"window {window}, {'ratio' if ratio else 'additive'} profile, "
-                             f"alpha {alpha}, drift {d}")
-                    rows.append((label, score(val), score(test)))
+    for window, ratio, alpha, d in itertools.product((48, 96), (False, True), (0.1, 0.3, 0.5),
+                                                     (0.0, 0.5, 1.0)):
+        scores = []
+        for origins in (val, test):
+            past = torch.stack([series[o - window:o] for o in origins])[..., None]
+            actual = torch.stack([series[o:o + horizon] for o in origins])[..., None]
+            forecast = _trend_anchor(past, alpha, d, ratio, horizon, season)
+            scores.append(float((forecast - actual).abs().mean()) / scale)
+        label = (f"window {window}, {'ratio' if ratio else 'additive'} profile, "
+                 f"alpha {alpha}, drift {d}")
+        rows.append((label, *scores))
     return rows
 
 
