@@ -121,13 +121,11 @@ def test_refit_past_its_deadline_keeps_nothing(text_setup):
 
 
 def test_refit_is_skipped_where_validation_cannot_join_training():
-    holdout = SimpleNamespace(fold_pairs=lambda: [("train", "val")])
-    folds = SimpleNamespace(fold_pairs=lambda: [("a", "b"), ("c", "d")])
-    assert refit_skip_reason(get_task("text"), holdout, True) is None
-    assert refit_skip_reason(get_task("text"), holdout, False) == "--no-refit"
-    assert "cross-validation" in refit_skip_reason(get_task("series"), folds, True)
-    assert refit_skip_reason(get_task("forecast"), holdout, True) is None  # up to the test
-    assert "validates on data" in refit_skip_reason(get_task("recommend"), holdout, True)
+    assert refit_skip_reason(get_task("text"), 1, True) is None
+    assert refit_skip_reason(get_task("text"), 1, False) == "--no-refit"
+    assert "cross-validation" in refit_skip_reason(get_task("series"), 5, True)
+    assert refit_skip_reason(get_task("forecast"), 1, True) is None  # up to the test
+    assert "validates on data" in refit_skip_reason(get_task("recommend"), 1, True)
 
 
 def test_refitted_baselines_learn_from_train_and_validation():
@@ -201,7 +199,7 @@ def test_configurations_whose_refit_misses_the_time_limit_are_left_out(monkeypat
     monkeypatch.setattr(tune, "refit_models", refit)
     monkeypatch.setattr(tune, "refit_skip_reason", lambda *args: None)
     groups = [[({}, 0, 3), ({}, 1, 4)], [({}, 2, 2)], [({}, 3, 5), ({}, 4, 6)]]
-    prepared = SimpleNamespace(train=[0] * 5, val=[0] * 2)
+    prepared = SimpleNamespace(train=[0] * 5, val=[0] * 2, fold_pairs=lambda: [((), ())])
     refitted, record = tune._refit(None, prepared, SimpleNamespace(refit=True, max_epochs=9),
                                    groups, None, Console(quiet=True))
     assert calls == [len(g) for g in groups][:fails_at or 3]  # none tried after a miss
@@ -215,3 +213,19 @@ def test_configurations_whose_refit_misses_the_time_limit_are_left_out(monkeypat
     assert (record["note"] == "") == (kept == 3)
     if kept < 3:
         assert f"the refit of {3 - kept} of 3 configurations did not fit" in record["note"]
+
+
+@pytest.mark.parametrize(("folds", "enabled"), [(1, True), (1, False), (3, True)])
+def test_the_plan_promises_a_refit_exactly_when_there_is_one(text_setup, tmp_path, folds,
+                                                             enabled):
+    """The printed plan and the refit ask the same question (``refit_skip_reason``)."""
+    from grutune.config import StudyConfig
+    from grutune.reporting.tables import plan_text
+
+    task, prepared, _ = text_setup
+    summary = {**prepared.summary, "folds": folds}
+    text = plan_text(task, summary, StudyConfig(refit=enabled), 10, 0, tmp_path)
+    promised = "refitted on train + validation" in text
+    assert promised == (refit_skip_reason(task, folds, enabled) is None) == (
+        folds == 1 and enabled)
+

@@ -60,6 +60,8 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
               run_dir: Path) -> str:
     """One paragraph saying what the run will do and for how long (the data sentence and
     what the test compares with are the task's: ``describe_data``, ``plan_phrases``)."""
+    from grutune.tuning.refit import refit_skip_reason  # imports the trainer: only here
+
     rows = summary.get("rows", {})
     limit = limit_text(cfg, remaining, done)
     resumed = f"Resuming: {done} finished trials kept. " if done else ""
@@ -82,7 +84,7 @@ def plan_text(task: Task, summary: dict, cfg: StudyConfig, remaining: int | None
         ensemble = (f"top {cfg.repeat_top} configurations are re-trained with {cfg.repeats} "
                     f"seeds each{share} (seed repeats), and the one whose validation interval "
                     "has the best bound, averaged over its seeds, is")
-    if cfg.refit and task.refits and folds <= 1:
+    if refit_skip_reason(task, folds, cfg.refit) is None:
         ensemble = ensemble.removesuffix(" is").rstrip(",") + (
             ", refitted on train + validation for the epochs early stopping chose, is")
     scored, evaluated = task.plan_phrases(summary)

@@ -38,13 +38,20 @@ from grutune.tuning.fitting import build_model
 log = logging.getLogger("grutune")
 
 
-def refit_skip_reason(task: Task, prepared: Prepared, enabled: bool) -> str | None:
-    """Why the final models are not refitted (None: they are)."""
+def refit_skip_reason(task: Task, folds: int, enabled: bool) -> str | None:
+    """Why the final models are not refitted (None: they are), for a study scored on
+    ``folds`` folds (1: a holdout validation split). The plan, the repeats and the refit
+    all ask here, so what the run says it will do is what it does.
+
+    >>> from grutune.tasks import get_task
+    >>> refit_skip_reason(get_task("text"), 1, True) is None
+    True
+    """
     if not enabled:
         return "--no-refit"
     if not task.refits:
         return f"a {task.name} task validates on data that cannot join its training part"
-    if len(prepared.fold_pairs()) > 1:
+    if folds > 1:
         return "cross-validation: the fold models already learn from train + validation"
     return None
 

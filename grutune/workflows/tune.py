@@ -586,8 +586,9 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
     """
     budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
     deadline = time.monotonic() + budget if budget else None
+    refit = refit_skip_reason(task, len(prepared.fold_pairs()), study_cfg.refit) is None
     planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget,
-                         refit=refit_skip_reason(task, prepared, study_cfg.refit) is None)
+                         refit=refit)
     results = []
     if planned:
         with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
@@ -642,7 +643,7 @@ def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
     validation, and the record. None: not refitted (skipped, or the first group did not
     finish by ``deadline``); the groups after one that did not finish are left out."""
     members = [m for group in groups for m in group]
-    skip = refit_skip_reason(task, prepared, study_cfg.refit)
+    skip = refit_skip_reason(task, len(prepared.fold_pairs()), study_cfg.refit)
     if skip is None and not all(epochs >= 1 for _, _, epochs in members):
         skip = "a member's best epoch is unknown"
     if skip is not None:
