@@ -48,6 +48,37 @@ def test_stems_reach_the_vocabulary_and_the_files_to_predict(tmp_path):
     assert task.encode(unseen_form, plain.state, "new.csv").x[0].tolist() == [1, 1]  # <unk>
 
 
+def test_a_bundle_keeps_its_own_stop_words_and_predicts_without_scikit_learn(tmp_path):
+    """--stop-words: the state records the list it removed, and a file to predict is
+    tokenized with that list (not whatever scikit-learn's becomes), with no scikit-learn
+    import at all; a state from before the list was stored still removes scikit-learn's."""
+    import json
+    import subprocess
+    import sys
+
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    prep = _prepare(tmp_path, make_texts(10), stop_words=True)
+    assert prep.state["stop_word_list"] == sorted(ENGLISH_STOP_WORDS)
+    assert "the" not in prep.state["vocab"]
+    assert "stop_word_list" not in _prepare(tmp_path, make_texts(10)).state
+    state = {**prep.state, "vocab": ["<pad>", "<unk>", "the", "news", "is"],
+             "stop_word_list": ["is"]}
+    code = ("import json, sys\n"
+            "import pandas as pd\n"
+            "from grutune.tasks import get_task\n"
+            "state = json.loads(sys.stdin.read())\n"
+            "frame = pd.DataFrame({state['text_column']: ['The news is news']})\n"
+            "print(get_task('text').encode(frame, state, 'new.csv').x[0].tolist(),\n"
+            "      'sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(state),
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split() == ["[2,", "3,", "3]", "False"]  # "is" removed, "the" kept
+    old = {k: v for k, v in state.items() if k != "stop_word_list"}
+    frame = pd.DataFrame({state["text_column"]: ["The news is news"]})
+    assert get_task("text").encode(frame, old, "new.csv").x[0].tolist()[:2] == [3, 3]
+
+
 def test_stems_default_per_dataset_and_off_for_user_files(tmp_path):
     """fine-food-reviews stems by default (measured better on its validation split),
     bbc-news does not; a user's file does not unless asked."""

@@ -25,6 +25,7 @@ import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,17 +84,34 @@ def clean_text(text: str) -> str:
 def tokenize(cleaned: str, stop_words: bool, stem: bool = False) -> list[str]:
     """Regex word tokens of cleaned text; scikit-learn's English stop words removed and the
     rest reduced to their English Snowball (Porter 2) stems, each if asked."""
+    return _tokens(cleaned, _stop_words() if stop_words else frozenset(), stem)
+
+
+def _tokens(cleaned: str, stop: frozenset[str], stem: bool) -> list[str]:
     tokens = TOKEN.findall(cleaned)
-    if stop_words:
-        stop = _stop_words()
+    if stop:
         tokens = [t for t in tokens if t not in stop]
     return _stemmer().stemWords(tokens) if stem else tokens
 
 
-def state_tokens(cleaned: str, state: dict) -> list[str]:
-    """``tokenize`` with the preparation a fitted state recorded (a bundle from before
-    ``--stem`` has no "stem": no stems)."""
-    return tokenize(cleaned, state["stop_words"], state.get("stem", False))
+def state_tokenizer(state: dict) -> Callable[[str], list[str]]:
+    """``tokenize`` with the preparation a fitted state recorded: the stop words it
+    removed are the state's own list, so a bundle tokenizes as it did when it was made
+    whatever scikit-learn's list becomes (a bundle from before the list was stored uses
+    scikit-learn's; one from before ``--stem`` has no "stem": no stems).
+
+    >>> state_tokenizer({"stop_words": True, "stop_word_list": ["the"], "stem": True})(
+    ...     "the dogs ran")
+    ['dog', 'ran']
+    """
+    if not state["stop_words"]:
+        stop: frozenset[str] = frozenset()
+    elif "stop_word_list" in state:
+        stop = frozenset(state["stop_word_list"])
+    else:
+        stop = _stop_words()
+    stem = state.get("stem", False)
+    return lambda cleaned: _tokens(cleaned, stop, stem)
 
 
 @functools.cache
@@ -276,7 +294,8 @@ def _word2vec(prepared: Prepared, dim: int, seed: int) -> WordTable:
     """Train the training split's word vectors into ``prepared.pretrained``."""
     if prepared.raw is None:
         raise RuntimeError("word2vec needs the prepared training texts (Prepared.raw)")
-    docs = [state_tokens(t, prepared.state) for t in prepared.raw["train"]]
+    tokens = state_tokenizer(prepared.state)
+    docs = [tokens(t) for t in prepared.raw["train"]]
     table = train_vectors(docs, prepared.state["vocab"], dim, seed)
     prepared.pretrained["word2vec"] = table
     return table
@@ -311,6 +330,9 @@ class TextClassification(ClassificationTask):
         for key in ("stop_words", "stem"):  # a bundle from before --stem has no "stem"
             check.require(isinstance(state.get(key, False), bool), f"state.{key}",
                           "true or false", state.get(key))
+        if "stop_word_list" in state:
+            check.require(is_str_list(state["stop_word_list"]), "state.stop_word_list",
+                          "a list of strings", state["stop_word_list"])
         check.require(isinstance(state.get("text_column", ""), str), "state.text_column",
                       "a string", state.get("text_column"))
 
@@ -404,6 +426,8 @@ class TextClassification(ClassificationTask):
         state = {"task": self.name, "text_column": src.text, "target_column": src.target,
                  **labels_state, "vocab": vocab, "max_len": max_len,
                  "stop_words": src.stop_words, "stem": src.stem}
+        if src.stop_words:  # the list itself: a bundle must not change with scikit-learn's
+            state["stop_word_list"] = sorted(_stop_words())
         summary.update({
             "rows": {k: len(p) for k, p in parts.items()},
             "class_counts": {k: p["label"].value_counts().sort_index().to_dict()
@@ -460,6 +484,6 @@ class TextClassification(ClassificationTask):
         require_columns(frame, [column], source)
         texts = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
         texts = texts.map(clean_text)
-        docs = [state_tokens(t, state) for t in texts]
+        docs = list(map(state_tokenizer(state), texts))
         x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
         return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))
