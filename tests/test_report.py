@@ -69,9 +69,37 @@ def test_slice_points_and_best_range_in_words():
 def test_importances_name_the_parameters_and_sum_to_one():
     scores = rd.importances(_study())
     assert set(scores) == {"lr", "pooling"}
-    assert sum(scores.values()) == pytest.approx(1.0)
-    assert list(scores.values()) == sorted(scores.values(), reverse=True)
+    shares = [s.share for s in scores.values()]
+    assert sum(shares) == pytest.approx(1.0)
+    assert shares == sorted(shares, reverse=True)
+    assert all(0.0 <= s.low <= s.share <= s.high <= 1.0 for s in scores.values())
     assert rd.importances(optuna.create_study()) == {}
+
+
+def test_importances_find_the_factor_that_decides_and_say_when_none_stands_apart():
+    """40 trials whose score is lr's distance from 1e-2 plus a little noise: lr's
+    resampled share stays above the others' (the note names it); with the scores
+    shuffled against the parameters nothing decides and the note says so."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dists = {"lr": FloatDistribution(1e-4, 1.0, log=True), "dropout": FloatDistribution(0, 0.5),
+             "decay": FloatDistribution(0, 1)}
+    params = [{k: float(rng.uniform(0.0, 0.5)) for k in ("dropout", "decay")}
+              | {"lr": float(10 ** rng.uniform(-4, 0))} for _ in range(40)]
+    scores = [-abs(np.log10(p["lr"]) + 2) + rng.normal(0, 0.05) for p in params]
+    for shuffled in (False, True):
+        values = rng.permutation(scores) if shuffled else scores
+        study = optuna.create_study(direction="maximize")
+        for p, v in zip(params, values, strict=True):
+            study.add_trial(create_trial(params=p, distributions=dists, value=float(v)))
+        imp = rd.importances(study)
+        note = rd.importance_note(imp, 40)
+        if not shuffled:
+            assert list(imp)[0] == "lr" and imp["lr"].low > 0.5
+            assert note.endswith("lr stands apart from the rest.")
+        else:
+            assert "No factor stands apart" in note
 
 
 def test_intermediate_curves_keep_states():

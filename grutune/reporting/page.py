@@ -88,7 +88,7 @@ def build_report(run_dir: str | Path, storage: str | None = None) -> Path:
     figure = _Page().figure
     parts += _summary(run)
     if run.study is not None:
-        scores = rd.importances(run.study)  # fANOVA: a second or more; computed once
+        scores = rd.importances(run.study)  # resampled fANOVA: seconds; computed once
         parts += _factors(run.study, figure, scores)
         parts += _search(run.study, figure, scores)
         parts += _best_model(run.study, figure)
@@ -299,16 +299,21 @@ def _task_of(run: rd.RunFiles):  # -> Task | None: the run's task draws its own 
 
 # --- key factors ---------------------------------------------------------------------
 
-def _factors(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]:
+def _factors(study: optuna.Study, figure, scores: dict[str, rd.Importance]) -> list[str]:
     """``scores``: ``rd.importances(study)``."""
     out = ["<h2>Key factors</h2>"]
     if not scores:
         return out + ["<p class='note'>Importances need at least three complete trials.</p>"]
     names = list(scores)[::-1]
-    out.append(figure(go.Figure(go.Bar(x=[scores[n] for n in names], y=names,
-                                       orientation="h")).update_layout(
+    bars = go.Bar(x=[scores[n].share for n in names], y=names, orientation="h", error_x=dict(
+        type="data", symmetric=False, array=[scores[n].high - scores[n].share for n in names],
+        arrayminus=[scores[n].share - scores[n].low for n in names]))
+    out.append(figure(go.Figure(bars).update_layout(
         title="Hyperparameter importance (fANOVA, share of the validation metric's "
               "variance)"), height=max(300, 22 * len(names))))
+    complete = len(study.get_trials(deepcopy=False,
+                                    states=(optuna.trial.TrialState.COMPLETE,)))
+    out.append(f"<p class='note'>{html.escape(rd.importance_note(scores, complete))}</p>")
     higher = rd.maximize(study)
     for name in list(scores)[:TOP_FACTORS]:
         points = rd.slice_points(study, name)
@@ -325,7 +330,9 @@ def _factors(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]
         dist = study.best_trial.distributions.get(name) if _best_trial(study) else None
         if isinstance(dist, optuna.distributions.FloatDistribution) and dist.log:
             fig.update_xaxes(type="log")
-        fig.update_layout(title=f"{name} (importance {scores[name]:.2f})", xaxis_title=name,
+        imp = scores[name]
+        fig.update_layout(title=f"{name} (importance {imp.share:.2f}, resampled "
+                                f"{imp.low:.2f}-{imp.high:.2f})", xaxis_title=name,
                           yaxis_title="validation")
         out.append(figure(fig, 320) + f"<p>{html.escape(text)}.</p>")
     return out
@@ -333,7 +340,7 @@ def _factors(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]
 
 # --- the search ----------------------------------------------------------------------
 
-def _search(study: optuna.Study, figure, scores: dict[str, float]) -> list[str]:
+def _search(study: optuna.Study, figure, scores: dict[str, rd.Importance]) -> list[str]:
     """``scores``: ``rd.importances(study)``, whose top six the parallel plot shows."""
     out = ["<h2>Search</h2>"]
     hist = rd.history(study)
