@@ -99,7 +99,8 @@ def _difference(got: np.ndarray, want: np.ndarray) -> float:
     >>> _difference(np.array([float("-inf"), 1.0]), np.array([float("-inf"), 1.5]))
     0.5
     """
-    gap = np.where(got == want, 0.0, np.abs(got - want))
+    with np.errstate(invalid="ignore"):  # -inf - -inf is NaN, then masked as equal
+        gap = np.where(got == want, 0.0, np.abs(got - want))
     return float(np.nan_to_num(gap, nan=np.inf).max())
 
 

@@ -24,12 +24,7 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import (
-    JournalStorage,
-    RDBStorage,
-    RetryFailedTrialCallback,
-    RetryHeartbeatStaleTrialCallback,
-)
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
 from grutune.config import PRUNERS, SAMPLERS
@@ -281,8 +276,9 @@ def _rdb_storage(url: str, scheme: str, heartbeat_s: int, grace_s: int,
 
 def retry_failed(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Enqueue ``trial``'s parameters again (at most MAX_RETRY times along one chain), linked
-    to it the way Optuna's heartbeat retries are (``RetryFailedTrialCallback``)."""
-    RetryFailedTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)(
+    to it the way Optuna's heartbeat retries are (``RetryHeartbeatStaleTrialCallback``,
+    named ``RetryFailedTrialCallback`` before Optuna 4.9, which deprecated that name)."""
+    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=False)(
         study, trial)
 
 
