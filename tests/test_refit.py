@@ -197,11 +197,10 @@ def test_configurations_whose_refit_misses_the_time_limit_are_left_out(monkeypat
         return None if len(calls) == fails_at else [torch.nn.Linear(1, 1) for _ in group]
 
     monkeypatch.setattr(tune, "refit_models", refit)
-    monkeypatch.setattr(tune, "refit_skip_reason", lambda *args: None)
     groups = [[({}, 0, 3), ({}, 1, 4)], [({}, 2, 2)], [({}, 3, 5), ({}, 4, 6)]]
-    prepared = SimpleNamespace(train=[0] * 5, val=[0] * 2, fold_pairs=lambda: [((), ())])
+    prepared = SimpleNamespace(train=[0] * 5, val=[0] * 2)
     refitted, record = tune._refit(None, prepared, SimpleNamespace(refit=True, max_epochs=9),
-                                   groups, None, Console(quiet=True))
+                                   groups, None, None, Console(quiet=True))
     assert calls == [len(g) for g in groups][:fails_at or 3]  # none tried after a miss
     if kept == 0:
         assert refitted is None and not record["done"]

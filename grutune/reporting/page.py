@@ -311,9 +311,8 @@ def _factors(study: optuna.Study, figure, scores: dict[str, rd.Importance]) -> l
     out.append(figure(go.Figure(bars).update_layout(
         title="Hyperparameter importance (fANOVA, share of the validation metric's "
               "variance)"), height=max(300, 22 * len(names))))
-    complete = len(study.get_trials(deepcopy=False,
-                                    states=(optuna.trial.TrialState.COMPLETE,)))
-    out.append(f"<p class='note'>{html.escape(rd.importance_note(scores, complete))}</p>")
+    note = rd.importance_note(scores, rd.trial_counts(study)["complete"])
+    out.append(f"<p class='note'>{html.escape(note)}</p>")
     higher = rd.maximize(study)
     for name in list(scores)[:TOP_FACTORS]:
         points = rd.slice_points(study, name)

@@ -407,8 +407,12 @@ class TextClassification(ClassificationTask):
         if unseen:
             raise DataError(f"{src.name}: test labels {sorted(unseen)} never occur in the "
                             f"training part of column {src.target!r}")
-        docs = {k: [tokenize(t, src.stop_words, src.stem) for t in p["text"]]
-                for k, p in parts.items()}
+        # what predict reads back from the state, so both tokenize through one function
+        preparation = {"stop_words": src.stop_words, "stem": src.stem}
+        if src.stop_words:  # the list itself: a bundle must not change with scikit-learn's
+            preparation["stop_word_list"] = sorted(_stop_words())
+        tokens = state_tokenizer(preparation)
+        docs = {k: list(map(tokens, p["text"])) for k, p in parts.items()}
         vocab = build_vocab(docs["train"], cfg.min_count, cfg.max_vocab)
         if len(vocab) <= 2:  # only <pad> and <unk>: every text would read as unknown words
             raise DataError(f"{src.name}: --min-count {cfg.min_count}: no token of column "
@@ -424,10 +428,7 @@ class TextClassification(ClassificationTask):
             y = torch.tensor([label_id[v] for v in p["label"]], dtype=torch.long)
             data[k] = SequenceData(x, lengths, y)
         state = {"task": self.name, "text_column": src.text, "target_column": src.target,
-                 **labels_state, "vocab": vocab, "max_len": max_len,
-                 "stop_words": src.stop_words, "stem": src.stem}
-        if src.stop_words:  # the list itself: a bundle must not change with scikit-learn's
-            state["stop_word_list"] = sorted(_stop_words())
+                 **labels_state, "vocab": vocab, "max_len": max_len, **preparation}
         summary.update({
             "rows": {k: len(p) for k, p in parts.items()},
             "class_counts": {k: p["label"].value_counts().sort_index().to_dict()

@@ -586,9 +586,9 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
     """
     budget = (study_cfg.budget_s * REPEAT_SHARE) if study_cfg.budget_s else None
     deadline = time.monotonic() + budget if budget else None
-    refit = refit_skip_reason(task, len(prepared.fold_pairs()), study_cfg.refit) is None
+    skip = refit_skip_reason(task, len(prepared.fold_pairs()), study_cfg.refit)
     planned, note = plan(top_trials(study, study_cfg.repeat_top), study_cfg.repeats, budget,
-                         refit=refit)
+                         refit=skip is None)
     results = []
     if planned:
         with console.status(f"seed repeats: trials {[t.number for t in planned]} x "
@@ -626,7 +626,7 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
         record = {"note": note}
         groups = [[(t.user_attrs["config"], t.user_attrs["seed"],
                     int(t.user_attrs.get("best_epoch", 0)))] for t in trials]
-    refitted, refit = _refit(task, prepared, study_cfg, groups, deadline, console)
+    refitted, refit = _refit(task, prepared, study_cfg, groups, skip, deadline, console)
     if refitted is None:
         return FinalModel(early, early, trials, record, refit)
     if len(refitted) < len(groups):  # --ensemble trials whose refit did not fit leave
@@ -637,13 +637,14 @@ def _final_model(task: Task, prepared: Prepared, study: optuna.Study, study_cfg:
 
 
 def _refit(task: Task, prepared: Prepared, study_cfg: StudyConfig,
-           groups: list[list[tuple[dict, int, int]]], deadline: float | None,
-           console: Console) -> tuple[list[list[SequenceModel]] | None, dict]:
+           groups: list[list[tuple[dict, int, int]]], skip: str | None,
+           deadline: float | None, console: Console
+           ) -> tuple[list[list[SequenceModel]] | None, dict]:
     """Each group's members (a configuration's seeds, best first) refitted on train +
-    validation, and the record. None: not refitted (skipped, or the first group did not
-    finish by ``deadline``); the groups after one that did not finish are left out."""
+    validation, and the record. None: not refitted (``skip``, ``refit_skip_reason``'s
+    answer, or the first group did not finish by ``deadline``); the groups after one that
+    did not finish are left out."""
     members = [m for group in groups for m in group]
-    skip = refit_skip_reason(task, len(prepared.fold_pairs()), study_cfg.refit)
     if skip is None and not all(epochs >= 1 for _, _, epochs in members):
         skip = "a member's best epoch is unknown"
     if skip is not None:
