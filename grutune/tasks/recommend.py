@@ -33,7 +33,7 @@ from torch import Tensor
 from grutune.config import CELLS, INITS, OPTIMIZERS, DataConfig, ModelConfig
 from grutune.data.cache import SequenceData
 from grutune.data.datasets import get_dataset
-from grutune.data.readers import read_table
+from grutune.data.readers import read_table, show
 from grutune.exceptions import ConfigError, DataError
 from grutune.manifest_checks import Checker, is_int, is_str_list
 from grutune.metrics.ranking import (
@@ -254,6 +254,13 @@ class Recommendation(Task):
         item_idx = index.reindex(events["item"]).fillna(-1).astype(np.int64).to_numpy()
         starts = np.r_[0, np.cumsum(counts)[:-1]]
         sequences = [item_idx[s:s + n] for s, n in zip(starts, n_train, strict=True)]
+        # the model ranks only unseen items, so a training event teaches it only when its
+        # item is new to the history: data of nothing but repeats has nothing to learn
+        if sum(len(np.unique(seq)) - 1 for seq in sequences if len(seq) > 1) == 0:
+            raise DataError(f"{source}: no training event is an item new to its history "
+                            "(every history repeats one item); a next-item recommender "
+                            "ranks the items a history has not seen, so it has nothing to "
+                            "learn here")
         window = max(_histories(space))
         train_x, train_y, train_len = train_windows([s for s in sequences if len(s) > 1], window)
         stats = fit_stats(sequences, len(items))
@@ -308,6 +315,8 @@ class Recommendation(Task):
             target = y[:, :outputs.size(1)]
             own = outputs.gather(2, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             target = target.masked_fill(torch.isinf(own), -1)
+            if not bool((target >= 0).any()):  # every next item a repeat: nothing to learn
+                return outputs.sum() * 0.0  # (cross-entropy's mean over none is NaN)
             return torch.nn.functional.cross_entropy(
                 outputs.reshape(-1, outputs.size(-1)), target.reshape(-1), ignore_index=-1)
         target = y[:, 0].long()
@@ -388,7 +397,15 @@ class Recommendation(Task):
         """One row per history in ``frame``: all its events, in time order."""
         index = pd.Series(np.arange(1, len(state["items"]) + 1), index=state["items"])
         ids = index.reindex(frame["item"]).fillna(len(state["items"]) + 1).astype(np.int64)
-        groups = [g.to_numpy() for _, g in ids.groupby(frame["key"].to_numpy(), sort=False)]
+        groups = []
+        for key, group in ids.groupby(frame["key"].to_numpy(), sort=False):
+            g = group.to_numpy()
+            groups.append(g)
+            if len(np.unique(g[g <= len(state["items"])])) == len(state["items"]):
+                # the model would have to rank seen items: refused, never shown
+                raise DataError(f"{source}: history {show(key)} holds every one of the "
+                                f"model's {len(state['items'])} items; there is nothing left "
+                                "to recommend it (leave it out of the file)")
         x, lengths = history_rows(groups, [np.array([len(g)]) for g in groups])
         return SequenceData(x, lengths, torch.zeros(len(groups), dtype=torch.int64))
 

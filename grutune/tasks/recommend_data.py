@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 
 from grutune.data.readers import require_columns, show
+from grutune.data.times import parse_datetimes
 from grutune.exceptions import DataError
 
 KEY_SEP = "\x1f"  # joins a user and a session into one history key
@@ -62,14 +63,31 @@ def _names(values: pd.Series, column: str, source: str, role: str) -> pd.Series:
     if missing.any():
         row = int(np.flatnonzero(missing.to_numpy())[0]) + 1
         raise DataError(f"{source}: {role} column {column!r} is empty in data row {row}; "
-                        f"every event needs a {role}")
-    if pd.api.types.is_float_dtype(values) and (values == values.round()).all():
-        values = values.astype(np.int64)
+                        f"every event needs {'an' if role[0] in 'aeiou' else 'a'} {role}")
+    if pd.api.types.is_float_dtype(values):
+        numbers = values.to_numpy(np.float64)
+        # whole numbers that int64 holds exactly are written without ".0"; inf and
+        # 1e19 are not ids (a cast would make every such id the same item)
+        bad = ~np.isfinite(numbers) | (np.abs(numbers) > 2.0**53)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{source}: {role} column {column!r} has the value "
+                            f"{show(values.iloc[row])} in data row {row + 1}; a numeric "
+                            f"{role} id must be a finite number under 2**53 (write ids as "
+                            "text to keep larger ones)")
+        if (numbers == np.round(numbers)).all():
+            values = values.astype(np.int64)
     return values.astype(str)
 
 
 def _times(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """Times as sortable float64 (numbers, or datetimes in UTC nanoseconds)."""
+    """Times as sortable float64 (numbers, or datetimes in UTC microseconds); text times
+    are read in one format for the whole column (``data.times``)."""
+    empty = values.isna() | values.astype(str).str.strip().eq("")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        raise DataError(f"{source}: time column {column!r} is empty in data row {row}; "
+                        "every event needs its time")
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.notna().any():  # numeric times: every one must be a number
         if numbers.isna().any():
@@ -83,13 +101,8 @@ def _times(values: pd.Series, column: str, source: str) -> np.ndarray:
                             f"{show(values.iloc[row - 1])} in data row {row}; a time must be "
                             "a finite number or a date and time")
         return numbers.to_numpy(np.float64)
-    parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
-    if parsed.isna().any():
-        row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 1
-        raise DataError(f"{source}: time column {column!r} has the value "
-                        f"{show(values.iloc[row - 1])} in data row {row}, which is neither a "
-                        "number nor a date and time; every event needs its time")
-    return parsed.astype("int64").to_numpy().astype(np.float64)
+    utc, _ = parse_datetimes(values, column, source)
+    return utc.as_unit("us").asi8.astype(np.float64)
 
 
 def item_order(names: pd.Series | np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ from grutune.config import CELLS, DataConfig, ModelConfig
 from grutune.data.cache import SequenceData
 from grutune.data.datasets import get_dataset
 from grutune.data.readers import read_table, require_columns, show, typed_format
+from grutune.data.times import parse_datetimes
 from grutune.data.ts_format import read_ts
 from grutune.exceptions import DataError
 from grutune.manifest_checks import Checker, is_int, is_number_list
@@ -87,6 +89,7 @@ class _Source:
     name: str  # for messages: the file or dataset name
     target: str
     typed: bool = False  # labels of a typed format (Parquet, JSON Lines) keep their type
+    steps: list[str] | None = None  # a wide table's step columns, in order
 
 
 def read_series(path: str, cfg: DataConfig, target: str) -> pd.DataFrame:
@@ -101,9 +104,15 @@ def read_series(path: str, cfg: DataConfig, target: str) -> pd.DataFrame:
 
 
 def read_series_table(path: str) -> pd.DataFrame:
-    """A table with every cell as written (values are checked by ``numbers``)."""
-    return read_table(path, as_written=True,
-                      flat="series values must be numbers and labels text or numbers")
+    """A table with every cell as written (values are checked by ``numbers``); a file
+    whose header row looks like data is refused (its first series would be lost)."""
+    frame = read_table(path, as_written=True,
+                       flat="series values must be numbers and labels text or numbers")
+    if _header_is_data(list(frame.columns)):
+        raise DataError(f"{path}: the first row looks like data, not column names (every "
+                        f"name is a number, e.g. {show(str(frame.columns[1]))}); add a "
+                        "header row (e.g. label,t0,t1,...) so the first series is read too")
+    return frame
 
 
 def numbers(column: pd.Series, name: str, source: str,
@@ -189,15 +198,49 @@ def wide_to_series(frame: pd.DataFrame, target: str, source: str) -> pd.DataFram
             raise DataError(f"{source}: data row {row + 1} has no values; every series needs "
                             "at least one")
         series.append(line[: valid[-1] + 1, None])  # trailing blanks: a shorter series
-    return pd.DataFrame({"series": series, "label": frame[target].to_numpy()})
+    out = pd.DataFrame({"series": series, "label": frame[target].to_numpy()})
+    out.attrs["steps"] = [str(c) for c in steps]
+    return out
 
 
-def _times(times: pd.Series) -> pd.Series:
-    """A column to sort by (times, ids): numbers when every value is one, else its text."""
+def _header_is_data(columns: list[str]) -> bool:
+    """True when every column name is a number and one is not a whole number: the first
+    row of a file without a header (UCR-style CSVs), not names such as 0, 1, 2.
+
+    >>> _header_is_data(["1", "-0.64", "0.12"]), _header_is_data(["label", "0", "1"])
+    (True, False)
+    """
+    values = []
+    for name in columns:  # pandas renames a repeated name: 0.5, 0.5.1
+        try:
+            values.append(float(re.sub(r"^([^.]*\.[^.]*)\.[0-9]+$", r"\1", str(name))))
+        except ValueError:
+            return False
+    return len(values) >= 2 and any(v != int(v) for v in values if np.isfinite(v))
+
+
+def _sort_key(values: pd.Series) -> pd.Series:
+    """A column to sort ids by: numbers when every value is one, else its text."""
+    as_numbers = pd.to_numeric(values, errors="coerce")
+    if as_numbers.notna().all():
+        return as_numbers
+    return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def _times(times: pd.Series, column: str, source: str) -> pd.Series:
+    """The time column as numbers to sort by: numbers as they are, dates and times read
+    in one format for the whole column (``data.times``: text order would put
+    2021-1-10 before 2021-1-9, and a day-first date would be read month-first)."""
+    empty = times.isna().to_numpy() | times.astype(str).str.strip().eq("").to_numpy()
+    if empty.any():
+        row = int(np.flatnonzero(empty)[0])
+        raise DataError(f"{source}: time column {column!r} is empty in data row {row + 1}; "
+                        "every step needs its time")
     as_numbers = pd.to_numeric(times, errors="coerce")
     if as_numbers.notna().all():
         return as_numbers
-    return times.astype(object).where(times.notna(), "").astype(str)
+    utc, _ = parse_datetimes(times, column, source)
+    return pd.Series(utc.as_unit("us").asi8, index=times.index)
 
 
 def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column: str | None,
@@ -220,14 +263,14 @@ def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column
                       lambda i: f"data row {i + 1}, series {show(ids.iloc[i])}")
     key = ids.map(lambda v: f"{type(v).__name__}:{v}")  # ids as written: 007 is not 7
     if time_column:
-        times = _times(frame[time_column])
+        times = _times(frame[time_column], time_column, source)
         dup = pd.DataFrame({"id": key, "t": times}).duplicated().to_numpy()
         if dup.any():
             row = int(np.flatnonzero(dup)[0])
             raise DataError(f"{source}: series {ids.iloc[row]!r} has the time "
                             f"{frame[time_column].iloc[row]!r} twice (data row {row + 1}); "
                             "each step of a series needs its own time")
-        order = pd.DataFrame({"id": _times(ids), "t": times}).sort_values(
+        order = pd.DataFrame({"id": _sort_key(ids), "t": times}).sort_values(
             ["id", "t"], kind="stable").index.to_numpy()
     else:
         order = np.arange(len(frame))
@@ -420,6 +463,10 @@ class SeriesClassification(ClassificationTask):
                           f"{channels} finite numbers", state.get(key))
         check.require(all(v > 0 for v in state["channel_std"]), "state.channel_std",
                       "positive", state["channel_std"])
+        steps = state.get("step_columns")  # absent in bundles made before it, or from .ts
+        check.require(steps is None or (isinstance(steps, list) and len(steps) > 0 and all(
+            isinstance(c, str) for c in steps)), "state.step_columns",
+            "a list of column names", steps)
 
     def describe_inputs(self, summary: dict) -> tuple[str, list[str]]:
         low, high = summary.get("min_length"), summary.get("max_length")
@@ -455,7 +502,8 @@ class SeriesClassification(ClassificationTask):
         target = cfg.target_column or "label"
         pool = read_series(cfg.path, cfg, target)
         test = read_series(cfg.test_path, cfg, target) if cfg.test_path else None
-        return _Source(pool, test, cfg.path, target, typed=typed_format(cfg.path))
+        return _Source(pool, test, cfg.path, target, typed=typed_format(cfg.path),
+                       steps=pool.attrs.get("steps"))
 
     def prepare(self, cfg: DataConfig, saved_split: dict | None = None,
                 space: Space | None = None) -> Prepared:
@@ -501,6 +549,8 @@ class SeriesClassification(ClassificationTask):
         state = {"task": self.name, "target_column": src.target, **labels_state,
                  "channels": int(train_steps.shape[1]),
                  "channel_mean": mean.tolist(), "channel_std": std.tolist()}
+        if src.steps:  # a wide table: predict reads the same columns as steps
+            state["step_columns"] = src.steps
         label_id = {n: i for i, n in enumerate(labels)}
         data = {}
         for k, p in parts.items():
@@ -549,6 +599,7 @@ class SeriesClassification(ClassificationTask):
         frame = read_series_table(path)
         target = state["target_column"]
         frame = frame.drop(columns=[target]) if target in frame.columns else frame
+        frame = _step_columns(frame, state.get("step_columns"), path)
         frame = frame.assign(**{target: ""})
         return wide_to_series(frame, target, path)[["series"]]
 
@@ -564,6 +615,26 @@ class SeriesClassification(ClassificationTask):
             series.append(scale(s, state))
         x, lengths = pad_series(series)
         return SequenceData(x, lengths, torch.zeros(len(series), dtype=torch.long))
+
+
+def _step_columns(frame: pd.DataFrame, steps: list[str] | None, source: str) -> pd.DataFrame:
+    """The columns of a wide file to predict that are the training file's steps: another
+    column (an id kept with --keep, a date) is not read as a step. A file that names none
+    of them (or a model that kept no names) is read as before: every column a step."""
+    if not steps:
+        return frame
+    known = set(steps)
+    extra = [c for c in frame.columns if str(c) not in known]
+    if not extra or len(extra) == len(frame.columns):
+        if extra:
+            log.warning("%s: no column is named as the training file's steps (%s, ...); "
+                        "every column but the label is read as a time step, in order",
+                        source, ", ".join(steps[:3]))
+        return frame
+    log.warning("%s: %s not %s of the training file's time steps: not read", source,
+                ", ".join(map(repr, extra[:5])) + (" ..." if len(extra) > 5 else ""),
+                "one" if len(extra) == 1 else "among")
+    return frame[[c for c in frame.columns if str(c) in known]]
 
 
 def scale(series: np.ndarray, state: dict) -> np.ndarray:

@@ -45,7 +45,6 @@ each kind. A model trained on one basis refuses a history on another (``read_row
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -54,6 +53,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from grutune.data.readers import non_numeric, require_columns
+from grutune.data.times import parse_datetimes
 from grutune.exceptions import DataError
 
 MAX_MISSING = 0.2  # share of missing (or gap) values above which the series is refused
@@ -175,39 +175,10 @@ def _parse_times(raw: pd.Series, column: str,
                 pd.DatetimeIndex(raw.dt.tz_localize(None)))
     if pd.api.types.is_datetime64_dtype(raw):
         return pd.DatetimeIndex(raw), "datetime", None
-    text = raw.astype(str).str.strip()
-    utc = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
-    bad = utc.isna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: time column {column!r} has the unparseable time "
-                        f"{show(raw.iloc[row])} (data row {row + 1}); use dates like "
-                        "2024-01-31 or 2024-01-31 13:30, or plain numbers")
-    try:  # one offset (or none) parses as one series; several raise
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            local = pd.to_datetime(text, errors="coerce", format="mixed")
-    except (ValueError, TypeError):
-        local = None
-    if local is not None and not local.isna().any():
-        if getattr(local.dt, "tz", None) is None:
-            return pd.DatetimeIndex(local), "datetime", None
-        return pd.DatetimeIndex(utc), "datetime", pd.DatetimeIndex(local.dt.tz_localize(None))
-    try:  # several offsets: one by one
-        stamps = [pd.Timestamp(value) for value in text]
-    except (ValueError, TypeError) as err:
-        raise DataError(f"{source}: time column {column!r} has times pandas cannot read "
-                        f"one by one ({str(err)[:80]}); use ISO times like "
-                        "2024-01-31T13:30:00+01:00") from None
-    aware = np.array([stamp.tzinfo is not None for stamp in stamps])
-    if not aware.all():
-        with_offset, without = int(np.flatnonzero(aware)[0]), int(np.flatnonzero(~aware)[0])
-        raise DataError(f"{source}: time column {column!r} mixes times with a UTC offset "
-                        f"(first {show(raw.iloc[with_offset])} in data row {with_offset + 1}) "
-                        f"and times without one (first {show(raw.iloc[without])} in data row "
-                        f"{without + 1}); give every time an offset, or none")
-    wall = pd.DatetimeIndex([stamp.tz_localize(None) for stamp in stamps])
-    return pd.DatetimeIndex(utc), "datetime", wall
+    utc, wall = parse_datetimes(raw, column, source)
+    if wall is None:  # no offsets: the times as written
+        return utc.tz_localize(None), "datetime", None
+    return utc, "datetime", wall
 
 
 def _daily_or_coarser(freq: str) -> bool:
@@ -356,6 +327,15 @@ def clean_series(frame: pd.DataFrame, time_column: str | None, columns: list[str
         if share > MAX_MISSING:
             raise DataError(f"{source}: column {name!r} is {share:.0%} missing (gaps "
                             f"included); at most {MAX_MISSING:.0%} can be interpolated")
+        known = values[name].notna().to_numpy()
+        if known.any() and not known[-1]:  # nothing after the gap to interpolate towards
+            first = int(np.flatnonzero(known)[-1]) + 1
+            raise DataError(f"{source}: column {name!r} is empty from data row "
+                            f"{int(rows.iloc[first])} to the end ({len(known) - first} "
+                            "rows); a missing value is only interpolated between two known "
+                            "ones, and the series' last values are what a forecast starts "
+                            "from (and what the test part scores): drop those rows or fill "
+                            "them")
     values = values.interpolate(method="linear", limit_direction="both")
     return CleanSeries(values, kind, freq, season_of(freq if kind == "datetime" else None),
                        missing, gaps, basis, missing_rows, first_gap, rows)

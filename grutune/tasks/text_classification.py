@@ -485,6 +485,11 @@ class TextClassification(ClassificationTask):
         require_columns(frame, [column], source)
         texts = frame[column].astype(object).where(frame[column].notna(), "").astype(str)
         texts = texts.map(clean_text)
+        empty = np.flatnonzero(texts.str.len().to_numpy() == 0)
+        if len(empty):  # training dropped such rows; an answer here would be made up
+            raise DataError(f"{source}: text column {column!r} is empty in data row "
+                            f"{int(empty[0]) + 1} ({len(empty)} such rows); every row to "
+                            "predict needs a text")
         docs = list(map(state_tokenizer(state), texts))
         x, lengths = encode_docs(docs, state["vocab"], state["max_len"])
         return SequenceData(x, lengths, torch.zeros(len(docs), dtype=torch.long))
