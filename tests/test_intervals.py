@@ -70,3 +70,15 @@ def test_mean_interval_of_seed_runs():
     assert mean == pytest.approx(0.85)
     assert low < 0.8 and high > 0.9  # t with 1 degree of freedom is wide
     assert mean_interval([0.7]) == (0.7, 0.7, 0.7)
+
+
+def test_an_interval_of_a_few_runs_stays_within_what_the_metric_can_take():
+    """Two seeds' accuracies 0.70 and 0.99: the t-interval reaches -1.0 and 2.7, which no
+    accuracy can; compare and the seed repeats clip it to the metric's range."""
+    from grutune.metrics.intervals import mean_interval, metric_bounds
+
+    assert mean_interval([0.70, 0.99])[2] > 1
+    mean, low, high = mean_interval([0.70, 0.99], bounds=metric_bounds("accuracy"))
+    assert (mean, low, high) == (0.845, 0.0, 1.0)
+    assert mean_interval([0.1, 0.9], bounds=metric_bounds("mase"))[1] == 0.0
+    assert mean_interval([-0.5, 0.4], bounds=metric_bounds("skill"))[1] < -0.5  # unbounded

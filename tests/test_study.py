@@ -187,3 +187,25 @@ def test_top_trials_break_ties_by_validation_loss():
         trial = optuna.trial.create_trial(value=value, user_attrs={"val_loss": loss})
         study.add_trial(trial)
     assert [t.number for t in top_trials(study, 3)] == [2, 1, 3]
+
+
+def test_a_run_whose_own_study_file_is_gone_or_empty_is_not_restarted(tmp_path):
+    """A re-run in a directory whose config.json records a study in study.db, now deleted
+    or emptied, would start a new study and silently replace the old model: refused. A
+    report opens no empty file (opening it would write a new schema there)."""
+    from grutune.exceptions import ConfigError
+    from grutune.tuning.study import check_own_study, recorded_storage
+
+    check_own_study(tmp_path, None, None)  # a new directory: nothing to check
+    (tmp_path / "config.json").write_text('{"study": {"storage": null}}')
+    with pytest.raises(ConfigError, match="study.db .or study.journal. is missing or empty"):
+        check_own_study(tmp_path, None, None)
+    (tmp_path / "study.db").write_bytes(b"")
+    with pytest.raises(ConfigError, match="missing or empty"):
+        check_own_study(tmp_path, None, None)
+    assert recorded_storage(tmp_path, {}) == ""
+    assert (tmp_path / "study.db").stat().st_size == 0
+    check_own_study(tmp_path, None, "sqlite:///elsewhere.db")  # the user names the storage
+    make_storage(f"sqlite:///{tmp_path / 'study.db'}")  # a real study file: resumable
+    check_own_study(tmp_path, None, None)
+    assert recorded_storage(tmp_path, {}).endswith("study.db")

@@ -118,10 +118,35 @@ def _percentiles(values: list[float]) -> list[float]:
     return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
 
 
-def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """(mean, low, high): Student-t interval of the mean of a few runs (rounded to 4).
+# metrics that are proportions (an interval of their mean stays within [0, 1]) and
+# errors (within [0, inf)); any other (a skill score) is unbounded
+PROPORTIONS = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc",
+               "auc", "pr_auc", "hr_", "ndcg_", "mrr_", "coverage")
+ERRORS = ("log_loss", "mae", "rmse", "mse", "mase", "mape", "smape")
+
+
+def metric_bounds(name: str) -> tuple[float, float]:
+    """The values a metric can take, for clipping an interval.
+
+    >>> metric_bounds("accuracy"), metric_bounds("ndcg_10"), metric_bounds("mase")
+    ((0.0, 1.0), (0.0, 1.0), (0.0, inf))
+    """
+    if name.startswith(PROPORTIONS):
+        return 0.0, 1.0
+    return (0.0, math.inf) if name in ERRORS else (-math.inf, math.inf)
+
+
+def mean_interval(values: list[float], level: float = LEVEL,
+                  bounds: tuple[float, float] = (-math.inf, math.inf),
+                  ) -> tuple[float, float, float]:
+    """(mean, low, high): Student-t interval of the mean of a few runs (rounded to 4),
+    clipped to ``bounds`` (``metric_bounds``: a t-interval of two accuracies can reach
+    past 1, which no accuracy can).
 
     One value has no spread: its interval is the value itself.
+
+    >>> mean_interval([0.99, 0.70], bounds=(0.0, 1.0))
+    (0.845, 0.0, 1.0)
     """
     arr = np.asarray(values, dtype=float)
     mean = float(arr.mean())
@@ -130,4 +155,5 @@ def mean_interval(values: list[float], level: float = LEVEL) -> tuple[float, flo
     from scipy import stats
 
     half = float(stats.t.ppf(0.5 + level / 2, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return round(mean, 4), round(mean - half, 4), round(mean + half, 4)
+    low, high = max(mean - half, bounds[0]), min(mean + half, bounds[1])
+    return round(mean, 4), round(low, 4), round(high, 4)

@@ -29,7 +29,7 @@ from pathlib import Path
 import optuna
 
 from grutune.exceptions import TrialFailure
-from grutune.metrics.intervals import mean_interval
+from grutune.metrics.intervals import mean_interval, metric_bounds
 from grutune.nn.model import Ensemble, SequenceModel
 from grutune.nn.oom import is_oom, oom_reason
 from grutune.nn.trainer import predict
@@ -54,8 +54,8 @@ class Repeated:
     epochs: list[int] = field(default_factory=list)  # per seed: its best epoch (refit)
 
     def summary(self, metric: str) -> dict:
-        v_mean, v_low, v_high = mean_interval(self.val)
-        t_mean, t_low, t_high = mean_interval(self.test)
+        v_mean, v_low, v_high = mean_interval(self.val, bounds=metric_bounds(metric))
+        t_mean, t_low, t_high = mean_interval(self.test, bounds=metric_bounds(metric))
         return {"trial": self.trial.number, "seeds": self.seeds, "metric": metric,
                 "validation": [round(x, 6) for x in self.val],
                 "validation_mean": v_mean, "validation_interval": [v_low, v_high],

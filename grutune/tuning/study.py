@@ -149,7 +149,8 @@ def recorded_storage(run_dir: str | Path, config: dict, given: str | None = None
         path = url[len("sqlite:///"):]
     else:
         return url  # a database server: opening it creates no local file
-    return url if path and Path(path).is_file() else ""
+    # an empty file is no study (opening it would write a new, empty one there)
+    return url if path and Path(path).is_file() and Path(path).stat().st_size else ""
 
 
 def _with_password(run_dir: str | Path, saved: str, given: str | None) -> str:
@@ -178,6 +179,24 @@ def check_storage_given(run_dir: str | Path, saved: str | None, given: str | Non
         raise ConfigError(f"{run_dir}: its study is in {hide_password(saved)}; give that "
                           "storage again to resume it (--storage URL or the GRUTUNE_STORAGE "
                           "environment variable), or use a new --run-dir")
+
+
+def check_own_study(run_dir: str | Path, saved: str | None, given: str | None) -> None:
+    """Refuse a run directory whose ``config.json`` records a study in its own file
+    (``study.db`` or ``study.journal``) that is gone or empty: a re-run would start a new
+    study there and silently replace the model and metrics made from the old one, and a
+    report would show no search.
+
+    >>> check_own_study("runs/never-made", None, None)
+    """
+    run_dir = Path(run_dir)
+    if saved is not None or given is not None or not (run_dir / "config.json").is_file():
+        return
+    files = [run_dir / name for name in ("study.db", "study.journal")]
+    if not any(f.is_file() and f.stat().st_size > 0 for f in files):
+        raise ConfigError(f"{run_dir}: its config.json records a study in the run directory, "
+                          "but study.db (or study.journal) is missing or empty; restore it "
+                          "to resume or report this run, or use a new --run-dir")
 
 
 # the drivers tried, in order, for a database URL that names none, as (SQLAlchemy's

@@ -73,6 +73,7 @@ from grutune.tuning.repeats import REPEAT_SHARE, choose, plan, repeat
 from grutune.tuning.search import room_left, search
 from grutune.tuning.study import (
     FINISHED,
+    check_own_study,
     check_storage_given,
     make_pruner,
     make_sampler,
@@ -143,8 +144,8 @@ def check_run_dir(run_dir: Path, markers: tuple[str, ...] = RUN_MARKERS) -> None
         return
     if _entries(run_dir):
         raise ConfigError(f"--run-dir {run_dir}: an existing directory that is not a grutune "
-                          "run (it holds other files and no config.json); give a new or "
-                          "empty directory")
+                          f"run (it holds other files and none of {', '.join(markers)}); "
+                          "give a new or empty directory")
 
 
 def require_run_dir(run_dir: Path) -> None:
@@ -196,6 +197,7 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     run_dir = Path(study_cfg.run_dir)
     check_run_dir(run_dir)
     check_storage_given(run_dir, _recorded_storage(run_dir), study_cfg.storage)
+    check_own_study(run_dir, _recorded_storage(run_dir), study_cfg.storage)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
     if prepared is not None and saved and saved["split"] != prepared.split:
