@@ -628,7 +628,7 @@ def predict_cmd(
                                     "(default: CSV on standard output)."),
     keep: list[str] | None = typer.Option(None, "--keep", metavar="COLUMN", help="Copy this "
                                           "input column beside the predictions, e.g. an id "
-                                          "(repeatable; not for forecasts)."),
+                                          "(repeatable; not for forecasts or recommenders)."),
     fmt: str | None = typer.Option(None, "--format", metavar="FORMAT", help="Format of the "
                                    "rows on standard input (FILE -): csv (default), tsv, "
                                    "jsonl or parquet."),
@@ -646,6 +646,9 @@ def predict_cmd(
         suffix = _predict_stdin_suffix(fmt, stdin)
         keep = list(dict.fromkeys(keep or []))
         if not stdin:
+            if out is not None and _same_file(out, file):
+                raise ConfigError(f"--out {out}: is the input FILE {file}; write the "
+                                  "predictions to another file")
             _predict(model, file, str(file), text, keep, out, writer, top)
             return
         if sys.stdin is None or sys.stdin.isatty():
@@ -728,6 +731,10 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
             raise ConfigError(f"--keep: {model} forecasts the steps after a history; its rows "
                               "are future steps, not input rows, so no input column can be "
                               "kept beside them")
+        if task is not None and task.name == "recommend":
+            raise ConfigError(f"--keep: {model} recommends items per history; its rows are "
+                              "each history's top items, not input rows, so no input column "
+                              "can be kept beside them (the user column is already there)")
         kept = _predict_kept(path, name, keep)
     table = predict_with(bundle, path, text, str(model), top=top)
     if kept is not None:
@@ -828,8 +835,9 @@ def export_cmd(
                                  help="A bundle directory (RUN_DIR/model)."),
     format: str = typer.Option("onnx", "--format", **_choice(EXPORT_FORMATS),
                                help="The exported model's format."),
-    out: Path | None = typer.Option(None, metavar="FILE", help="Output file (default: "
-                                    "MODEL/model.onnx or model.pt)."),
+    out: Path | None = typer.Option(None, metavar="FILE", help="Output file: .onnx, or .pt "
+                                    "(.pth, .torchscript) for torchscript; not inside MODEL "
+                                    "(default: MODEL/model.onnx or model.pt)."),
 ) -> None:
     """Export a saved model and check it against the bundle on the run's test split."""
     from grutune.export import TOLERANCE, export_bundle

@@ -9,6 +9,8 @@ training-speed detail with the same maths).
 After writing, the file is run on the run directory's test split (prepared again from
 ``split.json``, in length-sorted batches of every length that occurs) and compared with
 the bundle: the largest absolute difference is returned and must stay below ``TOLERANCE``.
+The file is written beside its destination under a temporary name and renamed into place
+only once that check passes, so a failed export leaves no file and keeps a previous one.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from grutune.bundle import load_bundle
+from grutune.bundle import WEIGHTS, load_bundle
 from grutune.config import DataConfig
 from grutune.data.cache import SequenceData
 from grutune.exceptions import ConfigError, ExportError
+from grutune.files import atomic_path
 from grutune.nn.recurrence import plain_gru
 
 FORMATS = ("onnx", "torchscript")
 TOLERANCE = 1e-4  # largest absolute difference from the bundle's outputs that we accept
-SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+# the extensions an exported file may have; the first is the default file's
+SUFFIXES = {"onnx": (".onnx",), "torchscript": (".pt", ".pth", ".torchscript")}
 
 
 @dataclass
@@ -64,32 +68,51 @@ def export_bundle(bundle_dir: str | Path, fmt: str, out: str | Path | None = Non
     if fmt not in FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}; got {fmt!r}")
     bundle_dir = Path(bundle_dir)
+    path = Path(out) if out else bundle_dir / f"model{SUFFIXES[fmt][0]}"
     bundle = load_bundle(bundle_dir)
+    check_out(path, fmt, bundle_dir, bundle.manifest.get("weights_file", WEIGHTS))
     model = bundle.model.eval()
     test = test_split(bundle_dir.parent)
-    path = Path(out) if out else bundle_dir / f"model{SUFFIX[fmt]}"
     example = test.batch(np.arange(min(len(test), 4)))
     batches = [batch for _, batch in test.eval_batches(64)]
     with torch.no_grad():  # the bundle as `grutune predict` runs it
         expected = [model(b.x, b.lengths).numpy() for b in batches]
-    with plain_gru(), torch.no_grad(), warnings.catch_warnings():
+    with (atomic_path(path) as tmp, plain_gru(), torch.no_grad(),
+          warnings.catch_warnings()):
         warnings.simplefilter("ignore")
         if fmt == "onnx":
-            _onnx(model, example.x, example.lengths, path)
-            run = _onnx_runner(path)
+            _onnx(model, example.x, example.lengths, tmp)
+            run = _onnx_runner(tmp)
         else:
             traced = torch.jit.trace(model, (example.x, example.lengths), check_trace=False)
-            traced.save(str(path))
-            loaded = torch.jit.load(str(path))
+            traced.save(str(tmp))
+            loaded = torch.jit.load(str(tmp))
             def run(x: Tensor, n: Tensor) -> np.ndarray:
                 return loaded(x, n).numpy()
         worst = max(_difference(run(b.x, b.lengths), e)
                     for b, e in zip(batches, expected, strict=True))
-    if not worst <= TOLERANCE:  # a NaN difference is a difference too
-        raise ExportError(f"{path}: the exported model differs from the bundle by {worst:.2e} "
-                           f"on the test split (tolerance {TOLERANCE:.0e}); do not use it")
+        if not worst <= TOLERANCE:  # a NaN difference is a difference too; tmp is removed
+            raise ExportError(f"{path}: the exported model differs from the bundle by "
+                              f"{worst:.2e} on the test split (tolerance {TOLERANCE:.0e}); "
+                              "not written")
     lengths = test.lengths
     return Exported(path, worst, len(test), (int(lengths.min()), int(lengths.max())))
+
+
+def check_out(path: Path, fmt: str, bundle_dir: Path, weights: str) -> None:
+    """The export's destination: a file of the format's extension (so no config.json,
+    split.json or data file of the run is written over: only a previous export), and
+    inside the bundle directory only its default export, never one of its own files."""
+    suffixes = SUFFIXES[fmt]
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"--out {path}: --format {fmt} writes a {' or '.join(suffixes)} "
+                          f"file; got the extension {path.suffix or '(none)'!r}")
+    target, bundle = path.resolve(), bundle_dir.resolve()
+    default = bundle / f"model{suffixes[0]}"
+    if bundle in target.parents and (target != default or default.name == weights):
+        raise ConfigError(f"--out {path}: inside the bundle directory {bundle_dir}, whose "
+                          f"files the export reads; only its default {default.name} goes "
+                          "there: write the export elsewhere")
 
 
 def _difference(got: np.ndarray, want: np.ndarray) -> float:

@@ -186,3 +186,83 @@ def test_resume_with_different_preparation_is_refused(runner, tmp_path):
     second, _ = _run(runner, [str(path), "--max-len", "5"], tmp_path)
     assert second.exit_code == 2
     assert "prepared with max_len=None, this command asks for max_len=5" in second.stderr
+
+
+# --- export: the destination --------------------------------------------------------------
+
+FAST = ["--trials", "1", "--max-epochs", "1", "--workers", "1", "--repeats", "1",
+        "--folds", "1", "--ensemble", "1", "--no-refit"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A tiny text run (1 trial, 1 epoch); its bundle is run_dir / "model"."""
+    from typer.testing import CliRunner
+
+    root = tmp_path_factory.mktemp("export")
+    make_texts(20).to_csv(root / "d.csv", index=False)
+    result = CliRunner().invoke(app, ["tune", str(root / "d.csv"), "--run-dir",
+                                      str(root / "run"), *FAST])
+    assert result.exit_code == 0, result.stderr
+    return root / "run"
+
+
+def _contents(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fmt,out,message", [
+    ("torchscript", "model/bundle.json", "--format torchscript writes a .pt or .pth"),
+    ("onnx", "model/model.safetensors", "--format onnx writes a .onnx file"),
+    ("torchscript", "model/weights.pt", "inside the bundle directory"),
+    ("torchscript", "model/model.onnx", "extension '.onnx'"),
+    ("onnx", "model/model.pt", "extension '.pt'"),
+    ("torchscript", "config.json", "extension '.json'"),
+    ("onnx", "split.json", "extension '.json'"),
+    ("onnx", "metrics", "extension '(none)'"),
+])
+def test_export_never_writes_over_the_run_s_files(run_dir, fmt, out, message):
+    before = _contents(run_dir)
+    assert_refused(["export", run_dir / "model", "--format", fmt, "--out", run_dir / out],
+                   message, [run_dir])
+    assert _contents(run_dir) == before
+
+
+def test_export_through_a_link_into_the_bundle_is_refused(run_dir, tmp_path):
+    link = tmp_path / "link.pt"
+    link.symlink_to(run_dir / "model" / "model.safetensors")
+    before = _contents(run_dir)
+    assert_refused(["export", run_dir / "model", "--format", "torchscript", "--out", link],
+                   "inside the bundle directory", [run_dir, tmp_path])
+    assert _contents(run_dir) == before
+
+
+def test_export_replaces_a_previous_export_and_keeps_the_bundle(run_dir, runner):
+    import zipfile
+
+    from grutune.bundle import load_bundle
+
+    out = run_dir / "exported.pt"
+    for _ in range(2):  # the second run writes over the first one's export
+        result = runner.invoke(app, ["export", str(run_dir / "model"), "--format",
+                                     "torchscript", "--out", str(out)])
+        assert result.exit_code == 0, result.stderr
+        assert zipfile.is_zipfile(out)  # a TorchScript archive
+    result = runner.invoke(app, ["export", str(run_dir / "model"), "--format", "torchscript"])
+    assert result.exit_code == 0, result.stderr  # the default: MODEL/model.pt
+    assert (run_dir / "model" / "model.pt").is_file()
+    load_bundle(run_dir / "model")  # its own files intact
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_a_failed_export_check_leaves_no_file_and_the_previous_one(run_dir, monkeypatch):
+    import grutune.export
+
+    monkeypatch.setattr(grutune.export, "TOLERANCE", -1.0)  # every export now fails it
+    previous = run_dir / "previous.pt"
+    previous.write_bytes(b"a previous export")
+    for out in (previous, run_dir / "new.pt"):
+        assert_refused(["export", run_dir / "model", "--format", "torchscript", "--out", out],
+                       "differs from the bundle", [run_dir])
+    assert previous.read_bytes() == b"a previous export"
+    previous.unlink()

@@ -193,3 +193,59 @@ def test_keep_is_refused_for_a_forecaster(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(TASKS["text"], "forecasts", True)
     assert_refused(["predict", model, rows, "--keep", "id", "--out", tmp_path / "p.csv"],
                    "not input rows", [tmp_path, model])
+
+
+def test_out_onto_the_input_file_is_refused(trained, tmp_path):
+    """--out naming FILE (as written, or by another spelling) would overwrite the input."""
+    model, rows, _ = trained
+    data = tmp_path / "rows.csv"
+    data.write_bytes(rows.read_bytes())
+    for out in (data, tmp_path / "." / "rows.csv"):
+        assert_refused(["predict", model, data, "--out", out], "is the input FILE",
+                       [tmp_path, model])
+        assert data.read_bytes() == rows.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def recommender(tmp_path_factory) -> tuple[Path, Path]:
+    """(a recommender bundle with untrained weights, built as tests/test_recommend.py
+    builds one; events.csv with an id column)."""
+    from grutune.bundle import save_bundle
+    from grutune.config import DataConfig
+    from grutune.nn.model import Ensemble, make_model
+    from grutune.nn.trainer import seed_everything
+    from grutune.tasks import get_task
+
+    root = tmp_path_factory.mktemp("recommender")
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame([{"user": f"u{u}", "item": int(rng.integers(30)), "time": step}
+                           for u in range(24) for step in range(20)])
+    events.insert(0, "id", [f"e{i}" for i in range(len(events))])
+    events.to_csv(root / "events.csv", index=False)
+    task = get_task("recommend")
+    space = task.default_space({})
+    cfg = DataConfig(path=str(root / "events.csv"), task="recommend", user_column="user",
+                     item_column="item", time_column="time")
+    prepared = task.prepare(cfg, None, space)
+    seed_everything(0)
+    params = {name: space[name].default for name in space.names}
+    model = make_model(task.model_config(params, prepared.state)).eval()
+    save_bundle(root / "model", Ensemble([model], task.combine).eval(), prepared.state, {})
+    return root / "model", root / "events.csv"
+
+
+def test_keep_is_refused_for_a_recommender(recommender, tmp_path):
+    """A recommender's rows are each history's top items, not input rows: an input
+    column beside them would land on the wrong rows (one row per history and rank)."""
+    model, events = recommender
+    recent = pd.read_csv(events).groupby("user", sort=False).head(2).head(10)
+    recent.to_csv(tmp_path / "recent.csv", index=False)  # 5 users x 2 events: 10 rows
+    out = tmp_path / "top.csv"
+    args = ["predict", model, tmp_path / "recent.csv", "--top", "2", "--out", out]
+    assert_refused([*args, "--keep", "id"], "recommends items per history",
+                   [tmp_path, model])
+    result = CliRunner().invoke(app, list(map(str, args)))  # without --keep it predicts
+    assert result.exit_code == 0, result.output
+    top = pd.read_csv(out)
+    assert list(top.columns) == ["user", "rank", "item", "score"]
+    assert len(top) == len(recent)  # as many rows, so a row count cannot tell them apart
