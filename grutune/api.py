@@ -8,7 +8,8 @@ final model and the report, one attribute away. ``load`` reads a saved model; it
 ``predict`` runs the very code path of ``grutune predict``.
 
 A DataFrame is saved into the run directory (``input/data.parquet``, types kept) before
-the run, so a run directory always holds what it was tuned on and resumes from it.
+the run, so a run directory always holds what it was tuned on and resumes from it; a call
+that fails before its run starts (the data refused) removes what it saved.
 
 Example (a quick look: two short trials on 300 BBC News articles)::
 
@@ -27,22 +28,27 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
+import pyarrow as pa
 from rich.console import Console
 
 from grutune.bundle import Bundle, load_bundle
 from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
 from grutune.data.datasets import DATASETS
+from grutune.data.readers import SUPPORTED
 from grutune.exceptions import ConfigError, DataError
 from grutune.reporting.page import build_compare_report, build_report
 from grutune.tasks import get_task
-from grutune.workflows.compare import CompareResult
+from grutune.workflows.compare import CELLS, CompareResult
 from grutune.workflows.compare import compare as compare_configs
 from grutune.workflows.predict import predict_with
 from grutune.workflows.tune import (
@@ -61,6 +67,10 @@ ALIASES = {"text": "text_column", "target": "target_column", "time": "time_colum
 DATA_FIELDS = {f.name for f in fields(DataConfig)} - {"dataset", "path", "test_path"}
 STUDY_FIELDS = {f.name for f in fields(StudyConfig)}
 Data = str | Path | pd.DataFrame
+T = TypeVar("T")
+# a run has started once it wrote a config.json (tune's, or a compare cell's): from then
+# on its run directory, the saved DataFrame included, is kept for the run to resume
+STARTED = ("config.json", *(f"{cell}/config.json" for cell in CELLS))
 
 
 def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = None,
@@ -79,11 +89,11 @@ def tune(data: Data | tuple[Data, Data] | None = None, *, task: str | None = Non
     report.html; an unknown one is a ConfigError that lists them. ``quiet``: no plan,
     progress or result lines (warnings still go to the ``grutune`` logger).
     """
-    data_cfg, study_cfg = _configs(data, {
+    return _run_or_undo(data, {
         "task": task, "text": text, "target": target, "time": time, "horizon": horizon,
-        "budget": budget, "trials": trials, "run_dir": run_dir, **options})
-    return Run(tune_configs(data_cfg, study_cfg, metric=metric,
-                            console=Console(stderr=True, quiet=quiet)))
+        "budget": budget, "trials": trials, "run_dir": run_dir, **options}, None,
+        lambda data_cfg, study_cfg: Run(tune_configs(
+            data_cfg, study_cfg, metric=metric, console=Console(stderr=True, quiet=quiet))))
 
 
 def compare(data: Data | tuple[Data, Data] | None = None, *, task: str | None = None,
@@ -96,12 +106,13 @@ def compare(data: Data | tuple[Data, Data] | None = None, *, task: str | None = 
     a paired test: ``grutune compare`` from Python. ``data`` and the options as ``tune``'s
     (``budget`` and ``trials`` per cell); the result's ``record`` is compare.json
     (``record["verdict"]["text"]`` says who won, if anyone)."""
-    data_cfg, study_cfg = _configs(data, {
+    return _run_or_undo(data, {
         "task": task, "text": text, "target": target, "time": time, "horizon": horizon,
         "budget": budget, "trials": trials, "run_dir": run_dir, **options},
-        markers=("compare.json", "gru", "lstm"))
-    return compare_configs(data_cfg, study_cfg, seeds=seeds, metric=metric,
-                           console=Console(stderr=True, quiet=quiet))
+        ("compare.json", *CELLS),
+        lambda data_cfg, study_cfg: compare_configs(
+            data_cfg, study_cfg, seeds=seeds, metric=metric,
+            console=Console(stderr=True, quiet=quiet)))
 
 
 def report(run_dir: str | Path, storage: str | None = None) -> Path:
@@ -115,10 +126,33 @@ def report(run_dir: str | Path, storage: str | None = None) -> Path:
     return build_report(folder, storage)
 
 
+def _run_or_undo(data: Data | tuple[Data, Data] | None, given: dict,
+                 markers: tuple[str, ...] | None,
+                 call: Callable[[DataConfig, StudyConfig], T]) -> T:
+    """``call`` on the configs of ``data`` and the keywords. If it fails before the run
+    started (``STARTED``), what this call saved (a DataFrame's copy, the folders made for
+    it) is removed: refused data leaves nothing written, and the retry with corrected
+    data in the same run directory is not taken for another DataFrame."""
+    made: list[Path] = []
+    run_dir = None
+    try:
+        data_cfg, study_cfg = _configs(data, given, markers, made)
+        run_dir = Path(study_cfg.run_dir)
+        return call(data_cfg, study_cfg)
+    except BaseException:
+        if run_dir is None or not any((run_dir / name).is_file() for name in STARTED):
+            for path in made:  # only what this call created, outermost first
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
+
+
 def _configs(data: Data | tuple[Data, Data] | None, given: dict,
-             markers: tuple[str, ...] | None = None) -> tuple[DataConfig, StudyConfig]:
+             markers: tuple[str, ...] | None, made: list[Path]) -> tuple[DataConfig, StudyConfig]:
     """``data`` and the keywords -> the configs; DataFrames saved under the run directory
-    (``INPUT``) first."""
+    (``INPUT``) first, what that created listed in ``made``."""
     data_kw, study_kw = _split_options({k: v for k, v in given.items() if v is not None})
     train, test = data if isinstance(data, tuple) else (data, None)
     folder = None
@@ -127,7 +161,7 @@ def _configs(data: Data | tuple[Data, Data] | None, given: dict,
         study_kw.setdefault("run_dir", f"runs/{study_kw['study_name']}")
         check_run_dir(Path(study_kw["run_dir"]), (*markers, INPUT) if markers else RUN_MARKERS)
         folder = Path(study_kw["run_dir"]) / INPUT
-    source = _source(train, test, folder)
+    source = _source(train, test, folder, made)
     return DataConfig(**data_kw, **source), StudyConfig(**study_kw)
 
 
@@ -151,20 +185,22 @@ def _split_options(options: dict) -> tuple[dict, dict]:
     return data, study
 
 
-def _source(train: Data | None, test: Data | None, folder: Path | None) -> dict:
+def _source(train: Data | None, test: Data | None, folder: Path | None,
+            made: list[Path]) -> dict:
     """The DataConfig fields naming the data: dataset, or path (+ test_path); DataFrames
     are saved under ``folder`` first."""
     if test is None and isinstance(train, str) and not Path(train).exists() \
             and train in DATASETS:
         return {"dataset": train}
-    out = {"path": _as_file(train, folder, "data") if train is not None else None}
+    out = {"path": _as_file(train, folder, "data", made) if train is not None else None}
     if test is not None:
-        out["test_path"] = _as_file(test, folder, "test")
+        out["test_path"] = _as_file(test, folder, "test", made)
     return out
 
 
-def _as_file(data: Data, folder: Path | None, name: str) -> str:
-    """A path as given, or a DataFrame saved as ``folder/name.parquet`` (its types kept).
+def _as_file(data: Data, folder: Path | None, name: str, made: list[Path]) -> str:
+    """A path as given, or a DataFrame saved as ``folder/name.parquet`` (its types kept);
+    the outermost path that saving creates is appended to ``made``.
 
     A run directory tuned on one DataFrame refuses another (its split is of those rows).
     """
@@ -173,8 +209,6 @@ def _as_file(data: Data, folder: Path | None, name: str) -> str:
             raise ConfigError(f"tune(): data must be a path, a pandas DataFrame or a "
                               f"built-in dataset's name; got {type(data).__name__}")
         return str(data)
-    if not all(isinstance(c, str) for c in data.columns):
-        raise DataError(f"DataFrame: column names must be text; got {list(data.columns)[:5]}")
     path = folder / f"{name}.parquet"
     frame = data.reset_index(drop=True)
     if path.is_file():
@@ -182,9 +216,42 @@ def _as_file(data: Data, folder: Path | None, name: str) -> str:
             raise ConfigError(f"{folder.parent}: tuned on another DataFrame ({path}); give a "
                               "new run_dir (or study) for new data")
         return str(path)
+    # the missing ones among the file and its folders are a prefix, innermost first
+    made.append([p for p in (path, folder, *folder.parents) if not p.exists()][-1])
     folder.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+    _write_parquet(frame, path)
     return str(path)
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` saved at ``path``; what parquet cannot store is a DataError that names the
+    column and the rule, never pyarrow's error."""
+    names = list(frame.columns)
+    if not all(isinstance(c, str) for c in names):
+        raise DataError(f"DataFrame: column names must be text; got {names[:5]}")
+    duplicate = next((c for i, c in enumerate(names) if c in names[:i]), None)
+    if duplicate is not None:
+        raise DataError(f"DataFrame: duplicate column name {duplicate!r}; give each column "
+                        "its own name")
+    try:
+        frame.to_parquet(path, index=False)  # converts the whole table before it writes
+    except pa.ArrowException as err:
+        raise DataError(_unstorable(frame, err)) from None
+
+
+def _unstorable(frame: pd.DataFrame, err: Exception) -> str:
+    """Why pyarrow refused ``frame``: its first column that does not convert alone."""
+    for name in frame.columns:
+        try:
+            pa.Array.from_pandas(frame[name])
+        except pa.ArrowException as column_err:
+            kinds = list(dict.fromkeys(type(v).__name__ for v in frame[name]
+                                       if not (pd.api.types.is_scalar(v) and pd.isna(v))))
+            if len(kinds) > 1:
+                return (f"DataFrame: column {name!r} mixes types ({' and '.join(kinds)}); "
+                        "give one type per column")
+            return f"DataFrame: column {name!r} cannot be stored ({column_err}); give flat values"
+    return f"DataFrame: cannot be stored as parquet ({err})"
 
 
 @dataclass
@@ -201,14 +268,21 @@ class Model:
     def predict(self, data: Data | Sequence[str]) -> pd.DataFrame:
         """One prediction row per input row (for a forecaster: per future step), exactly
         as ``grutune predict`` writes them. ``data``: a DataFrame or a file path; for a
-        model of texts also one text or a list of texts."""
+        model of texts also one text or a list of texts.
+
+        A single str is a file path when it names an existing file, ends in an extension
+        grutune reads (``.csv``, ``.tsv``, ``.parquet``, ``.jsonl``, ...) or holds a path
+        separator and no whitespace; such a path that names no file is a DataError ("no
+        such file"), never a text. Any other str is one text for a model of texts and a
+        path for any other model. A text that looks like a path goes in a list:
+        ``predict(["see notes.txt"])``."""
         if isinstance(data, Path) or (isinstance(data, str) and (
-                Path(data).is_file() or not self._takes_texts)):
+                not self._takes_texts or _names_a_file(data))):
             return predict_with(self.bundle, data, where=str(self.path))
         frame = self._frame(data)
         with tempfile.TemporaryDirectory(prefix="grutune-predict-") as folder:
             path = Path(folder) / "rows.parquet"
-            frame.to_parquet(path, index=False)
+            _write_parquet(frame, path)
             return predict_with(self.bundle, path, where=str(self.path))
 
     @property
@@ -240,6 +314,18 @@ class Model:
                 return pd.DataFrame({self.bundle.state["text_column"]: texts})
         raise ConfigError(f"predict(): give a DataFrame or a file path (a text model also "
                           f"takes a list of texts); got {type(data).__name__}")
+
+
+def _names_a_file(text: str) -> bool:
+    """Whether ``Model.predict`` reads a single str as a file path (its docstring)."""
+    path = Path(text)
+    try:
+        if path.is_file():
+            return True
+    except OSError:  # a long text is too long a file name (ENAMETOOLONG): not a file
+        pass
+    return path.suffix.lower() in SUPPORTED or (
+        not any(c.isspace() for c in text) and ("/" in text or os.sep in text))
 
 
 def load(path: str | Path) -> Model:

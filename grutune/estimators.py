@@ -41,8 +41,19 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from grutune.api import Model, tune
+from grutune.exceptions import DataError
 
 TEXT, TARGET = "text", "label"  # column names of the frame a fit hands to grutune.tune
+
+
+def _check_labels(y: object) -> None:
+    """DataError at the first missing label (None, NaN, NA) of ``y``: as text it would
+    become a class "nan" (a list), or fail in scikit-learn as an unknown label type (a
+    Series)."""
+    missing = np.flatnonzero(pd.isna(np.asarray(y, dtype=object).reshape(-1)))
+    if missing.size:
+        raise DataError(f"y has no label at position {missing[0]}; every training row needs "
+                        "one")
 
 
 class _GRUClassifier(ClassifierMixin, BaseEstimator):
@@ -94,6 +105,7 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         if y is None:  # scikit-learn's wording, which its checks look for
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
                              "y is None")
+        _check_labels(y)
         frame = self._frame(X, fitting=True)
         y = column_or_1d(y, warn=True)
         if len(y) != len(frame):

@@ -29,6 +29,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from grutune.data.datasets import get_dataset
 from grutune.estimators import GRUSeriesClassifier, GRUTextClassifier
+from grutune.exceptions import DataError
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # sklearn's checks warn on purpose
 
@@ -161,6 +162,21 @@ def test_text_classifier_same_seed_same_model(bbc, fitted):
 def test_text_classifier_refuses_bad_input_clearly(X, y, message):  # noqa: N803
     with pytest.raises(ValueError, match=message):
         GRUTextClassifier(**QUICK).fit(X, y)
+
+
+@pytest.mark.parametrize("y", [
+    ["a", None, "b", "a"], [0.0, float("nan"), 1.0, 0.0], pd.Series([0, np.nan, 1, 0]),
+    np.array([[0], [np.nan], [1], [0]]),
+], ids=["list-none", "list-nan", "series-nan", "column-nan"])
+def test_a_missing_label_is_refused_with_its_position(y, monkeypatch):
+    """A missing label used to become a class 'nan' (a list) or sklearn's "Unknown label
+    type" (a Series); it is refused before anything runs."""
+    import grutune.estimators as estimators
+
+    monkeypatch.setattr(estimators, "tune", lambda *a, **k: pytest.fail("tuned"))
+    with pytest.raises(DataError, match="^y has no label at position 1; every training "
+                                        "row needs one$"):
+        GRUTextClassifier(**QUICK).fit(["a b", "c d", "e f", "g h"], y)
 
 
 def test_a_kept_fit_has_its_report_and_a_temporary_one_builds_none(tmp_path, monkeypatch):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from grutune.api import load, tune
+from grutune.api import compare, load, tune
 from grutune.cli import app
-from grutune.exceptions import ConfigError
+from grutune.exceptions import ConfigError, DataError
 
 from .conftest import make_texts
 
@@ -108,3 +108,86 @@ def test_progress_in_a_notebook_is_a_line_per_trial_not_per_epoch(tmp_path, capf
     tune(data, text="text", target="label", run_dir=tmp_path / "quiet", quiet=True, **QUICK)
     captured = capfd.readouterr()
     assert "trial " not in captured.err and captured.out == ""
+
+
+def test_compare_takes_a_dataframe(tmp_path):
+    """compare saves the DataFrame in its run directory (input/) and accepts that folder
+    as its own: it used to refuse it as "not a grutune run"."""
+    data = make_texts(25, seed=3)
+    result = compare(data, text="text", target="label", seeds=2, run_dir=tmp_path / "cmp",
+                     quiet=True, **{**QUICK, "trials": 1})
+    assert "GRU" in result.record["verdict"]["text"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "cmp" / "input" / "data.parquet"),
+                                  data)
+    assert (tmp_path / "cmp" / "compare.json").is_file()
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (tune, "none of config.json, split.json, study.db, study.journal, input"),
+    (compare, "none of compare.json, gru, lstm, input"),
+])
+def test_a_folder_that_is_no_run_is_refused_naming_the_markers_looked_for(tmp_path, call,
+                                                                          expected):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=f"not a grutune run \\(it holds other files and "
+                                          f"{expected}\\)"):
+        call(make_texts(5), text="text", target="label", run_dir=tmp_path, **QUICK)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]  # nothing written
+
+
+@pytest.mark.parametrize("existed", [True, False], ids=["empty-dir", "new-dir"])
+def test_a_refused_dataframe_leaves_nothing_and_the_corrected_call_runs(tmp_path, existed):
+    """A call whose data is refused before the run starts removes the copy it saved, so
+    the retry with the right column is not refused as "tuned on another DataFrame"."""
+    run_dir = tmp_path / "run"
+    if existed:
+        run_dir.mkdir()
+    data = make_texts(25, seed=4)
+    with pytest.raises(DataError, match="no column 'labels'"):
+        tune(data, text="text", target="labels", run_dir=run_dir, quiet=True, **QUICK)
+    if existed:
+        assert list(run_dir.iterdir()) == []  # no input/ left behind
+    else:
+        assert not run_dir.exists()
+    run = tune(data, text="text", target="label", run_dir=run_dir, quiet=True, **QUICK)
+    assert 0 <= run.metrics["accuracy"] <= 1
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "input" / "data.parquet"), data)
+
+
+UNSTORABLE = [  # DataFrames parquet cannot hold: grutune's error, not pyarrow's
+    (pd.DataFrame({"text": ["a b", 7, "c d"], "label": ["x", "y", "x"]}),
+     "column 'text' mixes types \\(str and int\\); give one type per column"),
+    (pd.DataFrame([["a b", "c", "x"]], columns=["text", "text", "label"]),
+     "duplicate column name 'text'"),
+]
+
+
+@pytest.mark.parametrize(("frame", "message"), UNSTORABLE, ids=["mixed-types", "duplicate"])
+def test_a_dataframe_parquet_cannot_store_is_a_data_error(tmp_path, frame, message):
+    with pytest.raises(DataError, match=message):
+        tune(frame, text="text", target="label", run_dir=tmp_path / "run", **QUICK)
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.mark.parametrize(("frame", "message"), UNSTORABLE, ids=["mixed-types", "duplicate"])
+def test_predicting_a_dataframe_parquet_cannot_store_is_a_data_error(frame_run, frame,
+                                                                     message):
+    run, _ = frame_run
+    with pytest.raises(DataError, match=message):
+        run.model.predict(frame)
+
+
+@pytest.mark.parametrize("name", ["new_reviews.csv", "NEW.Parquet", "data/new_reviews"])
+def test_a_missing_file_is_not_taken_for_a_text(frame_run, name):
+    run, _ = frame_run
+    with pytest.raises(DataError, match=f"^{name}: no such file$"):
+        run.model.predict(name)
+
+
+def test_texts_that_are_no_paths_are_predicted(frame_run):
+    """A text with a slash and spaces, a text longer than a file name may be, and a text
+    that looks like a file name given in a list: each one prediction."""
+    run, _ = frame_run
+    for text in ["good and/or bad", "word " * 200]:
+        assert len(run.model.predict(text)) == 1
+    assert len(run.model.predict(["new_reviews.csv"])) == 1

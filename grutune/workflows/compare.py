@@ -41,7 +41,7 @@ from torch import nn
 from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, to_dict
 from grutune.exceptions import ConfigError
 from grutune.files import write_json
-from grutune.metrics.intervals import mean_interval
+from grutune.metrics.intervals import mean_interval, metric_bounds
 from grutune.nn.device import placed
 from grutune.nn.model import Ensemble, count_parameters
 from grutune.nn.trainer import predict
@@ -54,7 +54,7 @@ from grutune.tasks import Prepared, Task, get_task
 from grutune.tuning.evaluate import top_trials
 from grutune.tuning.fitting import build_model
 from grutune.tuning.repeats import SEED_STRIDE, train_seed
-from grutune.workflows.tune import check_run_dir, file_logging, resolve, run_search, setup
+from grutune.workflows.tune import INPUT, check_run_dir, file_logging, resolve, run_search, setup
 
 log = logging.getLogger("grutune")
 
@@ -213,7 +213,7 @@ def verdict_table(runs: list[dict], seeds: list[int], metrics: dict[str, str],
             continue
         p = paired(values["gru"], values["lstm"])
         for cell in CELLS:
-            mean, low, high = mean_interval(values[cell])
+            mean, low, high = mean_interval(values[cell], bounds=metric_bounds(metric))
             secs = [by[cell, s]["train_seconds"] for s in seeds]
             rows.append({"metric": metric, "cell": cell, "mean": mean,
                          "interval": [low, high], "values": values[cell],
@@ -279,7 +279,8 @@ def compare(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
             raise ConfigError(f"{study_cfg.space_path}: {name}: compare fixes the model's "
                               "size; give one value, not a range or choices")
     root = Path(study_cfg.run_dir)
-    check_run_dir(root, ("compare.json", *CELLS))
+    # INPUT: the copy of a DataFrame grutune.compare saves there before calling this
+    check_run_dir(root, ("compare.json", *CELLS, INPUT))
     cfgs = {c: replace(study_cfg, run_dir=str(root / c), study_name=f"{study_cfg.study_name}-{c}",
                        repeats=1, ensemble=1) for c in CELLS}
     # the GRU study prepares the data; the LSTM study reuses it (one split)
