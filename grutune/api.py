@@ -162,7 +162,14 @@ def _configs(data: Data | tuple[Data, Data] | None, given: dict,
         check_run_dir(Path(study_kw["run_dir"]), (*markers, INPUT) if markers else RUN_MARKERS)
         folder = Path(study_kw["run_dir"]) / INPUT
     source = _source(train, test, folder, made)
-    return DataConfig(**data_kw, **source), StudyConfig(**study_kw)
+    try:
+        return DataConfig(**data_kw, **source), StudyConfig(**study_kw)
+    except ConfigError as err:  # a field's rule, told by the keyword that was given
+        field, _, rest = str(err).partition(":")
+        keyword = {v: k for k, v in ALIASES.items()}.get(field)
+        if keyword is None:
+            raise
+        raise ConfigError(f"{keyword}:{rest}") from None
 
 
 def _split_options(options: dict) -> tuple[dict, dict]:

@@ -11,11 +11,14 @@ and the offending value, so the rest of the code can trust its inputs.
 
 from __future__ import annotations
 
+import numbers
 import re
 import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import PurePath
 from typing import Any
+
+import numpy as np
 
 from grutune.exceptions import ConfigError
 
@@ -44,6 +47,38 @@ SEED_MAX = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit
 def _check_seed(seed: int) -> None:
     _check(isinstance(seed, int) and 0 <= seed <= SEED_MAX,
            f"--seed: must be an integer from 0 to {SEED_MAX}; got {seed!r}")
+
+
+# a field's annotation (text, under ``from __future__ import annotations``) -> what a
+# value of it may be; bool is refused where a number is meant (True is an int in Python)
+_KINDS = {"str": (str,), "int": (numbers.Integral,), "float": (numbers.Real,),
+          "bool": (bool, np.bool_)}
+_KIND_WORDS = {"str": "text", "int": "an integer", "float": "a number", "bool": "True or False"}
+
+
+def _check_types(config: object) -> None:
+    """Every field of a config dataclass holds a value of its annotated type, so a
+    wrong-typed keyword from Python (``trials="5"``) is one ConfigError naming it,
+    not a TypeError deep in the run.
+
+    >>> StudyConfig(trials="5")
+    Traceback (most recent call last):
+    grutune.exceptions.ConfigError: trials: must be an integer or None; got '5' (str)
+    """
+    for field in fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        names = [n.strip() for n in str(field.type).split("|")]
+        if value is None and "None" in names:
+            continue
+        kinds = [n for n in names if n in _KINDS]
+        if not kinds:
+            continue
+        number = "bool" not in kinds and isinstance(value, (bool, np.bool_))
+        if number or not isinstance(value, tuple(t for n in kinds for t in _KINDS[n])):
+            words = " or ".join([_KIND_WORDS[n] for n in kinds]
+                                + (["None"] if "None" in names else []))
+            raise ConfigError(f"{field.name}: must be {words}; got {value!r} "
+                              f"({type(value).__name__})")
 
 
 def _in(name: str, value: Any, allowed: tuple) -> None:
@@ -82,6 +117,7 @@ class DataConfig:
     test_fraction: float = 0.15  # of all rows, when no test split is given
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _check(self.dataset is None or self.path is None, "give a FILE or --dataset, not both")
         _check_seed(self.seed)
         _in("--scaling", self.scaling, SCALINGS)
@@ -230,6 +266,7 @@ class StudyConfig:
     # temporary run directory of an estimator's fit)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         _in("--sampler", self.sampler, SAMPLERS)
         _in("--pruner", self.pruner, PRUNERS)
         _check_seed(self.seed)

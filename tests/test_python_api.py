@@ -87,6 +87,20 @@ def test_an_unknown_option_names_the_options():
         tune("bbc-news", max_epoch=3)
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    ({"trials": "5"}, "trials: must be an integer or None; got '5' \\(str\\)"),
+    ({"budget": [60]}, "budget: must be a number or None; got \\[60\\] \\(list\\)"),
+    ({"stop_words": "yes"}, "stop_words: must be True or False or None; got 'yes'"),
+    ({"seed": True}, "seed: must be an integer; got True \\(bool\\)"),
+], ids=["trials-str", "budget-list", "stop-words-str", "seed-bool"])
+def test_a_wrong_typed_option_is_one_config_error_and_leaves_nothing(tmp_path, options,
+                                                                     message):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match=message):
+        tune(make_texts(25, seed=4), run_dir=run_dir, quiet=True, **options)
+    assert not run_dir.exists()  # the DataFrame's saved copy removed again
+
+
 def test_a_text_model_does_not_forecast(frame_run):
     run, _ = frame_run
     with pytest.raises(ConfigError, match="does not forecast"):
