@@ -2,13 +2,18 @@
 
 The exported graph takes what the model takes — ``x`` (token ids [B, T], or values
 [B, T, F]) and ``lengths`` [B] — with batch size and length free, and returns the
-bundle's outputs (class log-probabilities of the ensemble, or forecasts). The recurrent
-layers export as the standard ``nn.GRU`` / ``nn.LSTM`` operators (our CPU kernel is a
-training-speed detail with the same maths).
+bundle's outputs (class log-probabilities of the ensemble, or forecasts). A forecaster's
+file works in the data's units: ``x`` holds the raw values of the targets and covariates
+(the state's column order) and the forecasts come out unscaled, since the training's
+per-column scaling is part of the graph (``DataUnits``); a file that read and wrote
+scaled values would give wrong numbers to anyone who did not know to scale. The
+recurrent layers export as the standard ``nn.GRU`` / ``nn.LSTM`` operators (our CPU
+kernel is a training-speed detail with the same maths).
 
 After writing, the file is run on the run directory's test split (prepared again from
 ``split.json``, in length-sorted batches of every length that occurs) and compared with
-the bundle: the largest absolute difference is returned and must stay below ``TOLERANCE``.
+the bundle: the largest absolute difference is returned and must stay below ``TOLERANCE``
+(a forecaster's in scaled units, i.e. relative to each target's scale).
 The file is written beside its destination under a temporary name and renamed into place
 only once that check passes, so a failed export leaves no file and keeps a previous one.
 """
@@ -72,31 +77,84 @@ def export_bundle(bundle_dir: str | Path, fmt: str, out: str | Path | None = Non
     bundle = load_bundle(bundle_dir)
     check_out(path, fmt, bundle_dir, bundle.manifest.get("weights_file", WEIGHTS))
     model = bundle.model.eval()
+    graph = _graph(model, bundle.state)
     test = test_split(bundle_dir.parent)
-    example = test.batch(np.arange(min(len(test), 4)))
-    batches = [batch for _, batch in test.eval_batches(64)]
+    batches = [graph.inputs(batch) for _, batch in test.eval_batches(64)]
+    example = batches[0][0][:4], batches[0][1][:4]
     with torch.no_grad():  # the bundle as `grutune predict` runs it
-        expected = [model(b.x, b.lengths).numpy() for b in batches]
+        expected = [model(b.x, b.lengths).numpy() for _, _, b in batches]
     with (atomic_path(path) as tmp, plain_gru(), torch.no_grad(),
           warnings.catch_warnings()):
         warnings.simplefilter("ignore")
         if fmt == "onnx":
-            _onnx(model, example.x, example.lengths, tmp)
+            _onnx(graph, *example, tmp)
             run = _onnx_runner(tmp)
         else:
-            traced = torch.jit.trace(model, (example.x, example.lengths), check_trace=False)
+            traced = torch.jit.trace(graph, example, check_trace=False)
             traced.save(str(tmp))
             loaded = torch.jit.load(str(tmp))
             def run(x: Tensor, n: Tensor) -> np.ndarray:
                 return loaded(x, n).numpy()
-        worst = max(_difference(run(b.x, b.lengths), e)
-                    for b, e in zip(batches, expected, strict=True))
+        worst = max(_difference(graph.model_units(run(x, n)), e)
+                    for (x, n, _), e in zip(batches, expected, strict=True))
         if not worst <= TOLERANCE:  # a NaN difference is a difference too; tmp is removed
             raise ExportError(f"{path}: the exported model differs from the bundle by "
                               f"{worst:.2e} on the test split (tolerance {TOLERANCE:.0e}); "
                               "not written")
     lengths = test.lengths
     return Exported(path, worst, len(test), (int(lengths.min()), int(lengths.max())))
+
+
+class Exportable(nn.Module):
+    """What the exported file computes: the bundle's model as it is (a classifier, a
+    recommender). ``inputs`` gives a prepared batch as the file takes it, and
+    ``model_units`` a file's outputs in the model's units, for the check."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        return self.model(x, lengths)
+
+    def inputs(self, batch: SequenceData) -> tuple[Tensor, Tensor, SequenceData]:
+        return batch.x, batch.lengths, batch
+
+    def model_units(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs
+
+
+class DataUnits(Exportable):
+    """A forecaster in the data's units: raw values [B, T, F] in, forecasts [B, H, T] in
+    the targets' units out, the training's scaling (``center``, ``scale`` per column;
+    the targets first) around the model."""
+
+    def __init__(self, model: nn.Module, center: list[float], scale: list[float],
+                 targets: int) -> None:
+        super().__init__(model)
+        self.register_buffer("center", torch.tensor(center, dtype=torch.float32))  # [F]
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))  # [F]
+        self.targets = targets
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        out = self.model((x - self.center) / self.scale, lengths)  # [B, H, T] scaled
+        t = self.targets
+        return out * self.scale[:t] + self.center[:t]
+
+    def inputs(self, batch: SequenceData) -> tuple[Tensor, Tensor, SequenceData]:
+        return batch.x * self.scale + self.center, batch.lengths, batch
+
+    def model_units(self, outputs: np.ndarray) -> np.ndarray:
+        t = self.targets
+        return (outputs - self.center[:t].numpy()) / self.scale[:t].numpy()
+
+
+def _graph(model: nn.Module, state: dict) -> Exportable:
+    """The module to export for a bundle's model and state (``DataUnits`` for a
+    forecaster: its state has the scaling)."""
+    if state.get("task") == "forecast":
+        return DataUnits(model, state["center"], state["scale"], len(state["targets"])).eval()
+    return Exportable(model).eval()
 
 
 def check_out(path: Path, fmt: str, bundle_dir: Path, weights: str) -> None:

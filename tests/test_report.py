@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -262,6 +263,28 @@ def test_export_matches_the_bundle_on_real_test_inputs(runs, kind, fmt, tmp_path
     assert result.rows > 0
     if kind == "text":  # variable lengths went through the exported graph
         assert result.lengths[0] < result.lengths[1]
+
+
+@pytest.mark.realdata
+def test_an_exported_forecaster_forecasts_in_the_data_units_as_predict_does(runs, tmp_path):
+    """The ONNX file of a forecaster reads raw values and writes unscaled forecasts: fed
+    the last window of gas production, it gives ``grutune predict``'s numbers."""
+    import numpy as np
+
+    from grutune.api import load
+    from grutune.data.datasets import get_dataset
+    from grutune.export import _onnx_runner, export_bundle
+
+    history = get_dataset("gas").loader()[0].iloc[:400]
+    model = load(runs["forecast"] / "model")
+    want = model.forecast(history)["value"].to_numpy()
+    out = export_bundle(runs["forecast"] / "model", "onnx", tmp_path / "gas.onnx").path
+    window = model.bundle.state["window"]
+    x = torch.tensor(history["value"].to_numpy(np.float32)[-window:]).reshape(1, window, 1)
+    got = _onnx_runner(out)(x, torch.tensor([window]))  # [1, H, 1]
+    assert got.shape == (1, len(want), 1)
+    np.testing.assert_allclose(got.reshape(-1), want, rtol=1e-4)
+    assert want.min() > 1000  # data units (gas production in the thousands), not scaled
 
 
 @pytest.mark.realdata
