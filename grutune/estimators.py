@@ -23,11 +23,16 @@ Example (a quick look: BBC News, two short trials)::
     print(clf.predict(["the striker scored twice in the cup final"]))
 
 With ``run_dir=None`` a fit runs in a temporary directory, removed once the model is in
-memory; give ``run_dir`` to keep the run (report.html, trials.csv, the bundle).
+memory; give ``run_dir`` to keep the runs (report.html, trials.csv, the bundle): each fit
+goes in its own ``run_dir/fit-<key>`` (``run_dir_``), the key a hash of the data and the
+options, so the clones a cross-validation or grid search fits (also in parallel) keep
+their runs side by side, and fitting the same data with the same options resumes its run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -116,7 +121,7 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y: a classifier needs at least 2 classes; got 1 class "
                              f"({self.classes_.tolist()})")
         frame[TARGET] = [str(v) for v in y]  # labels as text; predict maps them back
-        folder = Path(self.run_dir) if self.run_dir is not None else Path(
+        folder = self._fit_dir(frame) if self.run_dir is not None else Path(
             tempfile.mkdtemp(prefix="grutune-fit-")) / "run"
         try:
             # a temporary run directory is deleted below: no report, as nobody could read it
@@ -132,6 +137,15 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
         self.model_: Model = model
         self.run_dir_ = folder if self.run_dir is not None else None
         return self
+
+    def _fit_dir(self, frame: pd.DataFrame) -> Path:
+        """``run_dir/fit-<key>``: the key hashes the rows (labels included) and the
+        options that shape the run, so different data or options never share a run."""
+        digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy()
+                                .tobytes())
+        options = {k: v for k, v in self.get_params().items() if k not in ("run_dir", "verbose")}
+        digest.update(json.dumps(options, sort_keys=True, default=str).encode())
+        return Path(self.run_dir) / f"fit-{digest.hexdigest()[:12]}"
 
     def predict_proba(self, X: object) -> np.ndarray:  # noqa: N803
         """Class probabilities, one row per row of ``X``, columns in ``classes_`` order."""

@@ -195,5 +195,24 @@ def test_a_kept_fit_has_its_report_and_a_temporary_one_builds_none(tmp_path, mon
     GRUSeriesClassifier(**options).fit(X, y)
     assert built == []
     kept = GRUSeriesClassifier(**options, run_dir=tmp_path / "kept").fit(X, y)
-    assert len(built) == 1 and (tmp_path / "kept" / "report.html").is_file()
-    assert kept.run_dir_ == tmp_path / "kept"
+    assert len(built) == 1 and (kept.run_dir_ / "report.html").is_file()
+    assert kept.run_dir_.parent == tmp_path / "kept"
+
+
+def test_clones_with_one_run_dir_keep_their_runs_side_by_side_in_a_cross_validation(tmp_path):
+    """scikit-learn clones an estimator per fold, run_dir included: each fold's fit gets
+    its own run (different data), where one shared run directory refused the second
+    fold's DataFrame and the fold scored NaN."""
+    from sklearn.model_selection import cross_val_score
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(90, 6)  # noqa: N806
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    options = {**QUICK, "trials": 1, "max_epochs": 2, "run_dir": tmp_path / "cv"}
+    clf = GRUSeriesClassifier(**options)
+    scores = cross_val_score(clf, X, y, cv=2, error_score="raise")
+    assert np.isfinite(scores).all() and len(scores) == 2
+    fits = sorted(p.name for p in (tmp_path / "cv").iterdir())
+    assert len(fits) == 2 and all(name.startswith("fit-") for name in fits)
+    again = GRUSeriesClassifier(**options).fit(X[:60], y[:60])
+    assert again.run_dir_.name not in fits  # other rows: a run of its own
