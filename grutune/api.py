@@ -45,7 +45,7 @@ from grutune.bundle import Bundle, load_bundle
 from grutune.config import COMPARE_SEEDS, DataConfig, StudyConfig, parse_duration
 from grutune.data.datasets import DATASETS
 from grutune.data.readers import SUPPORTED
-from grutune.exceptions import ConfigError, DataError
+from grutune.exceptions import ConfigError, DataError, GrutuneError
 from grutune.reporting.page import build_compare_report, build_report
 from grutune.tasks import get_task
 from grutune.workflows.compare import CELLS, CompareResult
@@ -139,14 +139,28 @@ def _run_or_undo(data: Data | tuple[Data, Data] | None, given: dict,
         data_cfg, study_cfg = _configs(data, given, markers, made)
         run_dir = Path(study_cfg.run_dir)
         return call(data_cfg, study_cfg)
-    except BaseException:
+    except BaseException as err:
         if run_dir is None or not any((run_dir / name).is_file() for name in STARTED):
             for path in made:  # only what this call created, outermost first
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
+            if made and run_dir is not None and isinstance(err, GrutuneError):
+                # the message named the copy just removed: name what the caller gave
+                saved = {run_dir / INPUT / "data.parquet": "DataFrame",
+                         run_dir / INPUT / "test.parquet": "test DataFrame"}
+                raise _renamed(err, saved) from None
         raise
+
+
+def _renamed(err: GrutuneError, names: dict[Path, str]) -> GrutuneError:
+    """``err`` with each path of ``names`` in its message replaced by its name (a
+    temporary copy's path means nothing to the caller, who gave a DataFrame)."""
+    message = str(err)
+    for path, name in names.items():
+        message = message.replace(str(path), name)
+    return type(err)(message)
 
 
 def _configs(data: Data | tuple[Data, Data] | None, given: dict,
@@ -289,8 +303,11 @@ class Model:
         frame = self._frame(data)
         with tempfile.TemporaryDirectory(prefix="grutune-predict-") as folder:
             path = Path(folder) / "rows.parquet"
-            _write_parquet(frame, path)
-            return predict_with(self.bundle, path, where=str(self.path))
+            try:
+                _write_parquet(frame, path)
+                return predict_with(self.bundle, path, where=str(self.path))
+            except GrutuneError as err:
+                raise _renamed(err, {path: "DataFrame"}) from None
 
     @property
     def _takes_texts(self) -> bool:  # the state names the column texts are read from

@@ -157,7 +157,7 @@ def test_a_refused_dataframe_leaves_nothing_and_the_corrected_call_runs(tmp_path
     if existed:
         run_dir.mkdir()
     data = make_texts(25, seed=4)
-    with pytest.raises(DataError, match="no column 'labels'"):
+    with pytest.raises(DataError, match="^DataFrame: no column 'labels'"):  # not the copy's path
         tune(data, text="text", target="labels", run_dir=run_dir, quiet=True, **QUICK)
     if existed:
         assert list(run_dir.iterdir()) == []  # no input/ left behind
@@ -189,6 +189,12 @@ def test_predicting_a_dataframe_parquet_cannot_store_is_a_data_error(frame_run, 
     run, _ = frame_run
     with pytest.raises(DataError, match=message):
         run.model.predict(frame)
+
+
+def test_a_refused_dataframe_at_predict_is_named_as_given_not_by_a_temporary_path(frame_run):
+    run, _ = frame_run
+    with pytest.raises(DataError, match="^DataFrame: no column 'text'; the columns are: body$"):
+        run.model.predict(pd.DataFrame({"body": ["a b"]}))
 
 
 @pytest.mark.parametrize("name", ["new_reviews.csv", "NEW.Parquet", "data/new_reviews"])
