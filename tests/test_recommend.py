@@ -5,6 +5,7 @@ the whole file runs in seconds."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -203,7 +204,7 @@ def test_the_readmes_click_log_example_runs_end_to_end(tmp_path):
     from grutune.cli import app
 
     rng = np.random.default_rng(3)
-    products = [f"P-{i:03d}" for i in range(40)]
+    products = [f"lamp {i:03d}, blue" for i in range(40)]  # names with a space and a comma
     rows = []
     for s in range(60):
         start = pd.Timestamp("2026-03-01 08:00") + pd.Timedelta(hours=int(rng.integers(500)))
@@ -222,6 +223,9 @@ def test_the_readmes_click_log_example_runs_end_to_end(tmp_path):
         "--trials", "1", "--max-epochs", "2", "--repeats", "1", "--ensemble", "1",
         "--workers", "1", "--no-refit"])
     assert result.exit_code == 0, result.output
+    events = pd.read_csv(run / "test_predictions.csv")
+    tops = [json.loads(cell) for cell in events["top_10"]]  # each a list of whole names
+    assert tops and all(len(t) == 10 and set(t) <= set(products) for t in tops)
     recent = clicks[clicks["session_id"].isin(["s-0001", "s-0002"])].head(12)
     recent.to_csv(tmp_path / "recent.csv", index=False)
     result = runner.invoke(app, ["predict", str(run / "model"), str(tmp_path / "recent.csv"),

@@ -23,6 +23,8 @@ events). Catalog coverage has no interval: it is a union over users, and a resam
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import torch
@@ -146,7 +148,8 @@ def top_table(outputs: Tensor, state: dict) -> pd.DataFrame:
 def event_table(outputs: Tensor, prepared: object) -> pd.DataFrame:
     """test_predictions.csv: per test event its history's columns, item and data row,
     history length, the model's and each baseline's rank of the item (1 = first; blank:
-    a miss, an item outside the catalog or seen before) and the model's top 10."""
+    a miss, an item outside the catalog or seen before) and the model's top 10 (a JSON
+    list of item names, best first)."""
     test = prepared.test
     ranks, top = ranks_and_top(outputs, test.y[:, 0], SHOWN_TOP)
     table = prepared.test_frame.reset_index(drop=True).copy()
@@ -157,5 +160,7 @@ def event_table(outputs: Tensor, prepared: object) -> pd.DataFrame:
         table["rank" if name == "model" else f"rank_{name}"] = np.where(
             r < MISS, r + 1.0, np.nan)
     items = np.asarray(prepared.state["items"], dtype=object)
-    table["top_10"] = [" ".join(row) for row in items[top.numpy()]]
+    # a JSON list: item names may hold spaces, commas or quotes ("The Matrix (1999)")
+    table["top_10"] = [json.dumps([str(i) for i in row], ensure_ascii=False)
+                       for row in items[top.numpy()]]
     return table
