@@ -68,7 +68,8 @@ class _GRUClassifier(ClassifierMixin, BaseEstimator):
     ``workers``: one process by default, since an estimator is often fitted inside
     scikit-learn's own parallel loops (cross-validation, grid search), which should not
     each fork a worker per core. ``random_state`` is the run's ``seed`` (split, sampling
-    and trial seeds derive from it); ``verbose=0`` prints nothing; ``baseline=False`` and
+    and trial seeds derive from it); ``verbose=0`` prints no plan, progress or result
+    (warnings still go to the ``grutune`` logger, as a library's do); ``baseline=False`` and
     ``refit=False`` skip the baseline and the refit on train + validation (``--no-baseline``,
     ``--no-refit``), e.g. inside a grid search that only reads the model.
     """
