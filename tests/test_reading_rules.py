@@ -135,3 +135,22 @@ def test_a_series_file_reads_only_its_steps(tmp_path):
     assert [s.ravel().tolist() for s in series] == [[1, 3, 5], [2, 4, 6]]  # id not a step
     old = SeriesClassification().read_rows(str(with_id), {"target_column": "label"})["series"]
     assert old.iloc[0].ravel().tolist() == [1000, 1, 3, 5]  # a bundle without names: as before
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--target", "load,load"], "--target: 'load' is named twice; name each column once"),
+    (["--target", "load", "--covariates", "temp,temp"],
+     "--covariates: 'temp' is named twice; name each column once"),  # was a traceback
+    (["--target", "load", "--covariates", "date"],
+     "--covariates: 'date' is the time column (--time); covariates are value columns"),
+])
+def test_a_forecast_column_named_twice_or_the_time_as_a_covariate_is_refused(
+        tmp_path, options, message):
+    days = pd.date_range("2024-01-01", periods=120, freq="D")
+    pd.DataFrame({"date": days, "load": np.arange(120.0), "temp": np.cos(np.arange(120))}
+                 ).to_csv(tmp_path / "load.csv", index=False)
+    result = CliRunner().invoke(app, ["tune", str(tmp_path / "load.csv"), "--task", "forecast",
+                                      "--time", "date", *options, "--trials", "1",
+                                      "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2 and f"error: {message}" in " ".join(result.stderr.split())
+    assert not (tmp_path / "run").exists()

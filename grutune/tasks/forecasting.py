@@ -260,9 +260,12 @@ class Forecasting(Task):
                                   "itself; put all history in one file")
             frame, name, defaults = read_table(cfg.path), cfg.path, {}
             time_col, default_target = cfg.time_column, None
-        targets = _columns(cfg.target_column) or ([default_target] if default_target else
-                                                  _only_numeric(frame, time_col, name))
-        covariates = [c for c in _columns(cfg.covariates) if c not in targets]
+        targets = _columns(cfg.target_column, "--target") or (
+            [default_target] if default_target else _only_numeric(frame, time_col, name))
+        covariates = [c for c in _columns(cfg.covariates, "--covariates") if c not in targets]
+        if time_col is not None and time_col in covariates:
+            raise ConfigError(f"--covariates: {time_col!r} is the time column (--time); "
+                              "covariates are value columns")
         _check_output_names(targets, time_col, name)
         series = clean_series(frame, time_col, targets + covariates, name, len(targets))
         if cfg.sample:  # a quick look: the most recent steps
@@ -602,8 +605,21 @@ def unscale(values: Tensor, state: dict) -> np.ndarray:
     return values.detach().double().cpu().numpy() * scale + center
 
 
-def _columns(text: str | None) -> list[str]:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else []
+def _columns(text: str | None, option: str) -> list[str]:
+    """The column names of a comma-separated option; a name given twice is refused (the
+    table would get two columns of one name).
+
+    >>> _columns("load, temp", "--target")
+    ['load', 'temp']
+    >>> _columns("temp,temp", "--covariates")
+    Traceback (most recent call last):
+    grutune.exceptions.ConfigError: --covariates: 'temp' is named twice; name each column once
+    """
+    names = [c.strip() for c in text.split(",") if c.strip()] if text else []
+    twice = next((c for i, c in enumerate(names) if c in names[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"{option}: {twice!r} is named twice; name each column once")
+    return names
 
 
 def _only_numeric(frame: pd.DataFrame, time_column: str | None, source: str) -> list[str]:
