@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import PurePath
 from typing import Any
 
-import numpy as np
-
 from grutune.exceptions import ConfigError
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
@@ -52,7 +50,7 @@ def _check_seed(seed: int) -> None:
 # a field's annotation (text, under ``from __future__ import annotations``) -> what a
 # value of it may be; bool is refused where a number is meant (True is an int in Python)
 _KINDS = {"str": (str,), "int": (numbers.Integral,), "float": (numbers.Real,),
-          "bool": (bool, np.bool_)}
+          "bool": (bool,)}
 _KIND_WORDS = {"str": "text", "int": "an integer", "float": "a number", "bool": "True or False"}
 
 
@@ -73,7 +71,7 @@ def _check_types(config: object) -> None:
         kinds = [n for n in names if n in _KINDS]
         if not kinds:
             continue
-        number = "bool" not in kinds and isinstance(value, (bool, np.bool_))
+        number = "bool" not in kinds and isinstance(value, bool)
         if number or not isinstance(value, tuple(t for n in kinds for t in _KINDS[n])):
             words = " or ".join([_KIND_WORDS[n] for n in kinds]
                                 + (["None"] if "None" in names else []))

@@ -114,6 +114,7 @@ class SequenceRegression(Task):
     """Series -> one number."""
 
     name = "regression"
+    options = frozenset({"target_column"})  # the data options it reads (besides the common)
     direction = "minimize"
     combine = "mean"
     default_max_epochs = 40

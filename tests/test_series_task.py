@@ -176,3 +176,13 @@ def test_builtin_series_datasets_prepare(name, channels):
     assert prep.state["channels"] == channels
     sizes = {"gunpoint": (50, 150), "japanese-vowels": (270, 370)}[name]
     assert len(prep.train) + len(prep.val) == sizes[0] and len(prep.test) == sizes[1]
+
+
+def test_sample_draws_that_many_series_in_each_class_s_share():
+    """--sample was ignored for series (gunpoint tuned on all 200 series)."""
+    prepared = get_task("series").prepare(DataConfig(dataset="gunpoint", sample=40))
+    parts = [prepared.train, prepared.val, prepared.test]
+    assert sum(len(p) for p in parts) == 40
+    assert len(prepared.test) == 30  # the built-in test part keeps its share, 150 of 200
+    for part in parts:
+        assert len(set(part.y.tolist())) == 2  # both classes in every part

@@ -11,9 +11,10 @@ other module names a task.
 
 from __future__ import annotations
 
+from grutune.config import DataConfig
 from grutune.exceptions import ConfigError
 from grutune.search_space import Space
-from grutune.tasks.base import ClassificationTask, Prepared, Task
+from grutune.tasks.base import ClassificationTask, Prepared, Task, check_options
 from grutune.tasks.forecasting import Forecasting
 from grutune.tasks.recommend import Recommendation
 from grutune.tasks.series_classification import SeriesClassification
@@ -41,5 +42,16 @@ def get_task(name: str, metric: str | None = None) -> Task:
     return TASKS[name]() if metric is None else TASKS[name](metric)  # each checks its metric
 
 
-__all__ = ["ClassificationTask", "Prepared", "TASKS", "Task", "default_space", "get_task",
-           "register_task"]
+def check_task_options(cfg: DataConfig) -> None:
+    """ConfigError when ``cfg`` sets an option its task (``cfg.task``) does not read.
+
+    >>> check_task_options(DataConfig(dataset="gunpoint", task="series", horizon=3))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    grutune.exceptions.ConfigError: --horizon: a forecast option; a series run does not ...
+    """
+    check_options(cfg, get_task(cfg.task), {name: t.options for name, t in TASKS.items()})
+
+
+__all__ = ["ClassificationTask", "Prepared", "TASKS", "Task", "check_task_options",
+           "default_space", "get_task", "register_task"]

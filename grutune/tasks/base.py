@@ -91,6 +91,9 @@ class Task(ABC):
     # when validation is the period after training
     refits: ClassVar[bool] = True
     epoch_rows: ClassVar[int] = 0  # training rows drawn per epoch (0: all of them)
+    # the DataConfig fields this task reads beyond COMMON_OPTIONS; one given to a task
+    # that does not read it is refused (``check_options``), never silently ignored
+    options: ClassVar[frozenset[str]] = frozenset()
 
     def space_context(self, cfg: DataConfig) -> dict:
         """Data facts the default search space depends on (a forecaster's lookbacks)."""
@@ -485,6 +488,52 @@ def restore_label_type(names: list[str], state: dict) -> list:
         values = dict(zip(state["labels"], state["label_values"], strict=True))
         return [values.get(n, n) for n in names]
     return [int(n) for n in names] if state.get("label_kind") == "int" else list(names)
+
+
+# DataConfig fields every task reads; the others belong to the tasks that name them
+COMMON_OPTIONS = frozenset({"dataset", "path", "test_path", "task", "seed", "sample",
+                            "val_fraction", "test_fraction"})
+# how a DataConfig field is given on the command line (the API takes the field's name or
+# the flag's, ``grutune.api.ALIASES``)
+FLAGS = {"text_column": "--text", "target_column": "--target", "id_column": "--id",
+         "time_column": "--time", "user_column": "--user", "item_column": "--item",
+         "session_column": "--session"}
+
+
+def check_options(cfg: DataConfig, task: Task, readers: dict[str, frozenset[str]]) -> None:
+    """ConfigError at the first option ``cfg`` sets (away from its default) that ``task``
+    does not read: ``--horizon`` on a series classifier would be ignored, and the user
+    who gave it believes it acted. ``readers``: each registered task's ``options``, to
+    say which tasks read it."""
+    from dataclasses import fields
+
+    for item in fields(cfg):
+        if item.name in COMMON_OPTIONS or item.name in task.options:
+            continue
+        if getattr(cfg, item.name) == item.default:
+            continue
+        flag = FLAGS.get(item.name, "--" + item.name.replace("_", "-"))
+        users = sorted(name for name, options in readers.items() if item.name in options)
+        raise ConfigError(f"{flag}: a {' / '.join(users) or 'no'} option; a {task.name} run "
+                          "does not read it, so drop it (or give the task that does, --task)")
+
+
+def stratified_sample(rows: pd.DataFrame, n: int, seed: int, name: str = "data") -> pd.DataFrame:
+    """``n`` of ``rows`` drawn by ``seed``, each class (column ``label``) in its share
+    (``--sample``); all of them when ``n`` is not fewer."""
+    if n >= len(rows):
+        return rows
+    counts = rows["label"].astype(str).value_counts()
+    if counts.iloc[-1] < 2 or min(n, len(rows) - n) < len(counts):
+        raise DataError(f"{name}: --sample {n}: a stratified sample needs at least 2 rows of "
+                        f"each class and one row per class ({len(counts)} classes); class "
+                        f"{counts.index[-1]!r} has {int(counts.iloc[-1])} rows. Use a larger "
+                        "--sample, or none")
+    from sklearn.model_selection import train_test_split
+
+    keep, _ = train_test_split(np.arange(len(rows)), train_size=n, stratify=rows["label"],
+                               random_state=seed)
+    return rows.iloc[np.sort(keep)].reset_index(drop=True)
 
 
 def stratified_split(labels: np.ndarray, cfg: DataConfig, has_test: bool,

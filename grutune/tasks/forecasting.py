@@ -143,6 +143,8 @@ class Forecasting(Task):
     """A series -> its next ``horizon`` values (all at once: a direct multi-step head)."""
 
     name = "forecast"
+    options = frozenset({"target_column", "time_column", "covariates", "horizon", "season",
+                         "scaling"})
     verdict_metrics = {"mase": "minimize", "mae": "minimize", "rmse": "minimize",
                        "smape": "minimize"}
 

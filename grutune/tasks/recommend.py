@@ -88,6 +88,7 @@ class Recommendation(Task):
     """Histories of item ids -> the next item, scored over the whole catalog."""
 
     name = "recommend"
+    options = frozenset({"user_column", "item_column", "session_column", "time_column"})
     direction = "maximize"
     combine = "mean"  # members' log-probabilities averaged (a seen item stays at -inf)
     verdict_metrics = {"ndcg_10": "maximize", "recall_20": "maximize", "hr_10": "maximize",

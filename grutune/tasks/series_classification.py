@@ -68,6 +68,7 @@ from grutune.tasks.base import (
     label_state,
     read_labels,
     restore_label_type,
+    stratified_sample,
     stratified_split,
     warn_similar_labels,
 )
@@ -448,6 +449,7 @@ class SeriesClassification(ClassificationTask):
     """Labelled series -> labels."""
 
     name = "series"
+    options = frozenset({"target_column", "id_column", "time_column"})
     default_max_epochs = 100  # tiny archives: an epoch is a handful of steps
     model_kinds = tuple(STEM_KINDS.values())
 
@@ -524,6 +526,13 @@ class SeriesClassification(ClassificationTask):
         if saved_split is not None:
             parts = _assign(pool, test, saved_split, src.name)
         else:
+            if cfg.sample is not None:  # a quick look: the test part in its share
+                share = len(pool) / (len(pool) + (len(test) if test is not None else 0))
+                pool = stratified_sample(pool, max(MIN_SERIES, round(cfg.sample * share)),
+                                         cfg.seed, src.name)
+                if test is not None:
+                    test = stratified_sample(test, max(MIN_SERIES, cfg.sample - len(pool)),
+                                             cfg.seed, cfg.test_path or f"{src.name} (test)")
             check_classes(pool["label"], src.name, src.target, minimum=2 if test is not None
                           else 3)
             pos = stratified_split(pool["label"].to_numpy(), cfg, test is not None, src.name)

@@ -57,6 +57,7 @@ from grutune.tasks.base import (
     label_state,
     read_labels,
     restore_label_type,
+    stratified_sample,
     stratified_split,
     warn_similar_labels,
 )
@@ -242,22 +243,6 @@ def _clean_rows(frame: pd.DataFrame, src: _Source, name: str, counts: dict) -> p
     return rows.reset_index(drop=True)
 
 
-def _sample(rows: pd.DataFrame, n: int, seed: int, name: str = "data") -> pd.DataFrame:
-    if n >= len(rows):
-        return rows
-    counts = rows["label"].astype(str).value_counts()
-    if counts.iloc[-1] < 2 or min(n, len(rows) - n) < len(counts):
-        raise DataError(f"{name}: --sample {n}: a stratified sample needs at least 2 rows of "
-                        f"each class and one row per class ({len(counts)} classes); class "
-                        f"{counts.index[-1]!r} has {int(counts.iloc[-1])} rows. Use a larger "
-                        "--sample, or none")
-    from sklearn.model_selection import train_test_split
-
-    keep, _ = train_test_split(np.arange(len(rows)), train_size=n, stratify=rows["label"],
-                               random_state=seed)
-    return rows.iloc[np.sort(keep)].reset_index(drop=True)
-
-
 def _assign(rows: dict[str, pd.DataFrame], saved: dict, name: str) -> dict[str, pd.DataFrame]:
     """The saved split's rows, looked up by id; fail if the data no longer holds them."""
     everything = pd.concat(rows.values()).drop_duplicates("id").set_index("id")
@@ -316,6 +301,8 @@ class TextClassification(ClassificationTask):
     """Documents -> labels."""
 
     name = "text"
+    options = frozenset({"text_column", "target_column", "stop_words", "stem", "min_count",
+                         "max_vocab", "max_len", "len_percentile"})
 
     @classmethod
     def check_state(cls, state: dict, config: ModelConfig, check: Checker) -> None:
@@ -386,9 +373,10 @@ class TextClassification(ClassificationTask):
                src: _Source) -> dict[str, pd.DataFrame]:
         if cfg.sample is not None:
             share = len(pool) / (len(pool) + (len(test) if test is not None else 0))
-            pool = _sample(pool, max(MIN_ROWS, round(cfg.sample * share)), cfg.seed, src.name)
+            pool = stratified_sample(pool, max(MIN_ROWS, round(cfg.sample * share)), cfg.seed,
+                                     src.name)
             if test is not None:
-                test = _sample(test, max(MIN_ROWS, cfg.sample - len(pool)), cfg.seed,
+                test = stratified_sample(test, max(MIN_ROWS, cfg.sample - len(pool)), cfg.seed,
                                cfg.test_path or src.name)
         check_classes(pool["label"], src.name, src.target)
         pos = stratified_split(pool["label"].to_numpy(), cfg, test is not None, src.name)

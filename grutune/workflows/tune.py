@@ -48,7 +48,7 @@ from grutune.nn.trainer import predict
 from grutune.render import baseline_table, format_seconds
 from grutune.reporting.tables import plan_text, print_result, repeats_table, trials_frame
 from grutune.search_space import Space, load_space
-from grutune.tasks import Prepared, Task, get_task
+from grutune.tasks import Prepared, Task, check_task_options, get_task
 from grutune.tuning.evaluate import (
     baseline_metrics,
     evaluate_test,
@@ -318,6 +318,7 @@ def resolve(data_cfg: DataConfig | None = None, study_cfg: StudyConfig | None = 
     if data_cfg.task is None:
         task = get_dataset(data_cfg.dataset).task if data_cfg.dataset else DEFAULT_TASK
         data_cfg = replace(data_cfg, task=task)
+    check_task_options(data_cfg)
     name = study_cfg.study_name or prefix + default_study_name(
         data_cfg.path, data_cfg.dataset, data_cfg.sample)
     return data_cfg, replace(
