@@ -23,8 +23,9 @@ the training's peak memory growth over that (activations, weights, optimizer sta
 The growth exponent of each column against the axis is the slope of a least-squares
 line through the points in log-log space (1: linear).
 
-Then the workers check: the largest rows point's tensors are loaded once and 2 trial
-workers are forked as ``grutune tune --workers 2`` forks them
+Then the workers check: the largest rows point's tensors are loaded once (into
+anonymous memory, as preparation leaves them in ``grutune tune``) and 2 trial workers
+are forked as ``grutune tune --workers 2`` forks them
 (``tuning.workers.run_workers``); each trains one epoch on the shared tensors and
 reports which of the cache's memory pages it shares with the parent (Linux
 ``/proc/self/pagemap``: present and not exclusively mapped) and its private memory.
@@ -227,13 +228,18 @@ def smaps(field: str) -> float:
 def workers_check(folder: Path, workers: int = 2) -> dict:
     """Fork ``workers`` trial workers over tensors loaded once; what each shares."""
     from grutune.config import ModelConfig, TrainConfig
+    from grutune.data.cache import SequenceData
     from grutune.nn.model import SequenceModel
     from grutune.nn.recurrence import cpu_kernel
     from grutune.nn.trainer import fit
     from grutune.tuning.workers import run_workers
 
     cpu_kernel()
-    train, val = load(folder)
+    # as `grutune tune` holds them: anonymous memory that preparation made (torch's
+    # allocator), not views of the safetensors file's private mapping, whose pages the
+    # page cache shares whatever fork does
+    train, val = (SequenceData(d.x.clone(), d.lengths.clone(), d.y.clone())
+                  for d in load(folder))
     config = ModelConfig(**json.loads((folder / "model.json").read_text()))
     cache = [t for d in (train, val) for t in (d.x, d.lengths, d.y)]
 
@@ -244,7 +250,8 @@ def workers_check(folder: Path, workers: int = 2) -> dict:
         record = {"worker": index, "cache_pages": sum(p[0] for p in pages),
                   "present": sum(p[1] for p in pages), "shared": sum(p[2] for p in pages),
                   "private_mb": round(smaps("Private_Dirty") + smaps("Private_Clean"), 1),
-                  "shared_mb": round(smaps("Shared_Dirty") + smaps("Shared_Clean"), 1)}
+                  "shared_mb": round(smaps("Shared_Dirty") + smaps("Shared_Clean"), 1),
+                  "anon_huge_mb": round(smaps("AnonHugePages"), 1)}
         (folder / f"worker-{index}.json").write_text(json.dumps(record))
         return 0
 
