@@ -274,13 +274,15 @@ def test_a_failed_export_check_leaves_no_file_and_the_previous_one(run_dir, monk
     (["--dataset", "gunpoint", "--user", "u"], "--user: a recommend option; a series run"),
     (["--dataset", "gas", "--stop-words"], "--stop-words: a text option; a forecast run"),
     (["--dataset", "gas", "--max-len", "50"], "--max-len: a text option; a forecast run"),
-    (["--dataset", "movielens", "--target", "rating"],
-     "--target: a forecast / series / text option; a recommend run"),
+    (["--dataset", "movielens", "--target", "rating"],  # (a test-only task may read it too)
+     "--target: a forecast / *series / text option; a recommend run"),
     (["--dataset", "bbc-news", "--time", "date"],
      "--time: a forecast / recommend / series option; a text run"),
 ], ids=["horizon-series", "covariates-text", "user-series", "stop-words-forecast",
         "max-len-forecast", "target-recommend", "time-text"])
 def test_an_option_the_task_does_not_read_is_refused_not_ignored(tmp_path, args, message):
     """Each of these was silently ignored: the run went on as if it had not been given."""
-    assert_refused(["tune", *args, "--trials", "1", "--run-dir", tmp_path / "run"], message,
-                   [tmp_path])
+    head, _, tail = message.partition("*")
+    line = assert_refused(["tune", *args, "--trials", "1", "--run-dir", tmp_path / "run"], head,
+                          [tmp_path])
+    assert tail in line
