@@ -115,8 +115,36 @@ def parse_datetimes(text: pd.Series, column: str,
                             "every time an offset, or none")
         return (pd.DatetimeIndex(utc),
                 pd.DatetimeIndex([stamp.tz_localize(None) for stamp in stamps]))
-    utc = _one_format(text, column, source)
-    if utc.isna().any():  # cannot happen after _one_format's check; kept as a guard
-        raise _refuse(text, int(np.flatnonzero(utc.isna().to_numpy())[0]), column, source,
-                      "which is not a date and time")
-    return pd.DatetimeIndex(utc), None
+    return pd.DatetimeIndex(_one_format(text, column, source)), None
+
+
+def time_keys(values: pd.Series, column: str, source: str, unit: str) -> np.ndarray:
+    """A time column as float64 keys to order by: numbers as they are (then every cell
+    must be a finite number), else dates and times in UTC microseconds
+    (``parse_datetimes``). An empty cell is refused: every ``unit`` needs its time.
+
+    >>> time_keys(pd.Series(["2021-01-02", "2021-01-01"]), "t", "f.csv", "event").tolist()
+    [1609545600000000.0, 1609459200000000.0]
+    """
+    values = values.reset_index(drop=True)
+    empty = values.isna() | values.astype(str).str.strip().eq("")
+    if empty.any():
+        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
+        raise DataError(f"{source}: time column {column!r} is empty in data row {row}; "
+                        f"every {unit} needs its time")
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().any():  # numeric times: every one must be a number
+        if numbers.isna().any():
+            row = int(np.flatnonzero(numbers.isna().to_numpy())[0]) + 1
+            raise DataError(f"{source}: time column {column!r} has the value "
+                            f"{show(values.iloc[row - 1])} in data row {row}; the other "
+                            f"times are numbers, so every {unit} needs a number there")
+        finite = np.isfinite(numbers.to_numpy(np.float64))
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0]) + 1
+            raise DataError(f"{source}: time column {column!r} has the value "
+                            f"{show(values.iloc[row - 1])} in data row {row}; a time must be "
+                            "a finite number or a date and time")
+        return numbers.to_numpy(np.float64)
+    utc, _ = parse_datetimes(values, column, source)
+    return utc.as_unit("us").asi8.astype(np.float64)

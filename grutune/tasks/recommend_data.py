@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 
 from grutune.data.readers import require_columns, show
-from grutune.data.times import parse_datetimes
+from grutune.data.times import time_keys
 from grutune.exceptions import DataError
 
 KEY_SEP = "\x1f"  # joins a user and a session into one history key
@@ -80,31 +80,6 @@ def _names(values: pd.Series, column: str, source: str, role: str) -> pd.Series:
     return values.astype(str)
 
 
-def _times(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """Times as sortable float64 (numbers, or datetimes in UTC microseconds); text times
-    are read in one format for the whole column (``data.times``)."""
-    empty = values.isna() | values.astype(str).str.strip().eq("")
-    if empty.any():
-        row = int(np.flatnonzero(empty.to_numpy())[0]) + 1
-        raise DataError(f"{source}: time column {column!r} is empty in data row {row}; "
-                        "every event needs its time")
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().any():  # numeric times: every one must be a number
-        if numbers.isna().any():
-            row = int(np.flatnonzero(numbers.isna().to_numpy())[0]) + 1
-            raise DataError(f"{source}: time column {column!r} has the value "
-                            f"{show(values.iloc[row - 1])} in data row {row}; the other "
-                            "times are numbers, so every event needs a number there")
-        if not np.isfinite(numbers.to_numpy(np.float64)).all():
-            row = int(np.flatnonzero(~np.isfinite(numbers.to_numpy(np.float64)))[0]) + 1
-            raise DataError(f"{source}: time column {column!r} has the value "
-                            f"{show(values.iloc[row - 1])} in data row {row}; a time must be "
-                            "a finite number or a date and time")
-        return numbers.to_numpy(np.float64)
-    utc, _ = parse_datetimes(values, column, source)
-    return utc.as_unit("us").asi8.astype(np.float64)
-
-
 def item_order(names: pd.Series | np.ndarray) -> np.ndarray:
     """Sort keys of item names: whole numbers by value when every name is one, else the
     names as text.
@@ -133,7 +108,7 @@ def read_events(frame: pd.DataFrame, cols: Columns, source: str) -> pd.DataFrame
         out[cols.keys[0]]
     out["item"] = _names(frame[cols.item].reset_index(drop=True), cols.item, source,
                          "item").to_numpy()
-    out["time"] = (_times(frame[cols.time].reset_index(drop=True), cols.time, source)
+    out["time"] = (time_keys(frame[cols.time], cols.time, source, "event")
                    if cols.time else np.arange(len(frame), dtype=np.float64))
     out["_order"] = item_order(out["item"])
     out = out.sort_values(["key", "time", "_order"], kind="stable").drop(columns="_order")

@@ -47,7 +47,7 @@ from grutune.config import CELLS, DataConfig, ModelConfig
 from grutune.data.cache import SequenceData
 from grutune.data.datasets import get_dataset
 from grutune.data.readers import read_table, require_columns, show, typed_format
-from grutune.data.times import parse_datetimes
+from grutune.data.times import time_keys
 from grutune.data.ts_format import read_ts
 from grutune.exceptions import DataError
 from grutune.manifest_checks import Checker, is_int, is_number_list
@@ -228,22 +228,6 @@ def _sort_key(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), "").astype(str)
 
 
-def _times(times: pd.Series, column: str, source: str) -> pd.Series:
-    """The time column as numbers to sort by: numbers as they are, dates and times read
-    in one format for the whole column (``data.times``: text order would put
-    2021-1-10 before 2021-1-9, and a day-first date would be read month-first)."""
-    empty = times.isna().to_numpy() | times.astype(str).str.strip().eq("").to_numpy()
-    if empty.any():
-        row = int(np.flatnonzero(empty)[0])
-        raise DataError(f"{source}: time column {column!r} is empty in data row {row + 1}; "
-                        "every step needs its time")
-    as_numbers = pd.to_numeric(times, errors="coerce")
-    if as_numbers.notna().all():
-        return as_numbers
-    utc, _ = parse_datetimes(times, column, source)
-    return pd.Series(utc.as_unit("us").asi8, index=times.index)
-
-
 def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column: str | None,
                    source: str) -> pd.DataFrame:
     """One row per step: group by ``id_column``, order by ``time_column``, channels = the rest."""
@@ -264,7 +248,10 @@ def long_to_series(frame: pd.DataFrame, target: str, id_column: str, time_column
                       lambda i: f"data row {i + 1}, series {show(ids.iloc[i])}")
     key = ids.map(lambda v: f"{type(v).__name__}:{v}")  # ids as written: 007 is not 7
     if time_column:
-        times = _times(frame[time_column], time_column, source)
+        # numbers, or dates read in one format for the whole column (``data.times``:
+        # text order would put 2021-1-10 before 2021-1-9)
+        times = pd.Series(time_keys(frame[time_column], time_column, source, "step"),
+                          index=frame.index)
         dup = pd.DataFrame({"id": key, "t": times}).duplicated().to_numpy()
         if dup.any():
             row = int(np.flatnonzero(dup)[0])
