@@ -727,14 +727,9 @@ def _predict(model: Path, path: Path, name: str, text: str | None, keep: list[st
     kept = None
     if keep:
         task = TASKS.get(bundle.state.get("task"))
-        if task is not None and task.forecasts:
-            raise ConfigError(f"--keep: {model} forecasts the steps after a history; its rows "
-                              "are future steps, not input rows, so no input column can be "
-                              "kept beside them")
-        if task is not None and task.name == "recommend":
-            raise ConfigError(f"--keep: {model} recommends items per history; its rows are "
-                              "each history's top items, not input rows, so no input column "
-                              "can be kept beside them (the user column is already there)")
+        if task is not None and task.prediction_rows:
+            raise ConfigError(f"--keep: {model} {task.prediction_rows}; its rows are not input "
+                              "rows, so no input column can be kept beside them")
         kept = _predict_kept(path, name, keep)
     table = predict_with(bundle, path, text, str(model), top=top)
     if kept is not None:

@@ -186,11 +186,11 @@ def test_format_is_for_standard_input_only(trained, tmp_path):
 
 def test_keep_is_refused_for_a_forecaster(trained, tmp_path, monkeypatch):
     """Forecast rows are future steps, not input rows: decided by the task's
-    ``forecasts`` property, checked here on a text model whose task claims it."""
+    ``prediction_rows``, checked here on a text model whose task claims the forecaster's."""
     from grutune.tasks import TASKS
 
     model, rows, _ = trained
-    monkeypatch.setattr(TASKS["text"], "forecasts", True)
+    monkeypatch.setattr(TASKS["text"], "prediction_rows", TASKS["forecast"].prediction_rows)
     assert_refused(["predict", model, rows, "--keep", "id", "--out", tmp_path / "p.csv"],
                    "not input rows", [tmp_path, model])
 

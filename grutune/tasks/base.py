@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -85,6 +85,9 @@ class Task(ABC):
     verdict_metrics: ClassVar[dict[str, str]] = {}
     test_unit: ClassVar[str] = "rows"  # what one test row is, in words (intervals)
     forecasts: ClassVar[bool] = False  # predicts the steps after a history (Model.forecast)
+    # what a prediction row is, where it is not one input row (no --keep then), in words
+    # after the model's name: "" means one prediction per input row
+    prediction_rows: ClassVar[str] = ""
     uses_folds: ClassVar[bool] = True  # may trials be cross-validated on shuffled folds?
     select_members: ClassVar[bool] = False  # ensemble: keep the best prefix on validation
     # may the final models be refitted on train + validation (``tuning/refit.py``)? Not
@@ -505,8 +508,6 @@ def check_options(cfg: DataConfig, task: Task, readers: dict[str, frozenset[str]
     does not read: ``--horizon`` on a series classifier would be ignored, and the user
     who gave it believes it acted. ``readers``: each registered task's ``options``, to
     say which tasks read it."""
-    from dataclasses import fields
-
     for item in fields(cfg):
         if item.name in COMMON_OPTIONS or item.name in task.options:
             continue

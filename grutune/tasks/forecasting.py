@@ -229,6 +229,7 @@ class Forecasting(Task):
     combine = "mean"
     test_unit = "windows"
     forecasts = True
+    prediction_rows = "forecasts the steps after a history"
     uses_folds = False
     select_members = True
     # The final models are trained again on the training and validation windows (their

@@ -89,6 +89,7 @@ class Recommendation(Task):
 
     name = "recommend"
     options = frozenset({"user_column", "item_column", "session_column", "time_column"})
+    prediction_rows = "recommends items per history (the user column is already there)"
     direction = "maximize"
     combine = "mean"  # members' log-probabilities averaged (a seen item stays at -inf)
     verdict_metrics = {"ndcg_10": "maximize", "recall_20": "maximize", "hr_10": "maximize",
@@ -316,10 +317,12 @@ class Recommendation(Task):
             target = y[:, :outputs.size(1)]
             own = outputs.gather(2, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             target = target.masked_fill(torch.isinf(own), -1)
-            if not bool((target >= 0).any()):  # every next item a repeat: nothing to learn
-                return outputs.sum() * 0.0  # (cross-entropy's mean over none is NaN)
-            return torch.nn.functional.cross_entropy(
-                outputs.reshape(-1, outputs.size(-1)), target.reshape(-1), ignore_index=-1)
+            total = torch.nn.functional.cross_entropy(
+                outputs.reshape(-1, outputs.size(-1)), target.reshape(-1), ignore_index=-1,
+                reduction="sum")
+            # the mean over the kept steps; 0 (not the NaN of a mean over none) when every
+            # next item is a repeat, with no host sync in the training loop
+            return total / (target >= 0).sum().clamp(min=1)
         target = y[:, 0].long()
         own = outputs.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)  # [N]
         ok = (target >= 0) & torch.isfinite(own)

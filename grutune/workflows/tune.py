@@ -196,8 +196,9 @@ def setup(data_cfg: DataConfig, study_cfg: StudyConfig, task: Task, space: Space
     """
     run_dir = Path(study_cfg.run_dir)
     check_run_dir(run_dir)
-    check_storage_given(run_dir, _recorded_storage(run_dir), study_cfg.storage)
-    check_own_study(run_dir, _recorded_storage(run_dir), study_cfg.storage)
+    recorded = _recorded_storage(run_dir)
+    check_storage_given(run_dir, recorded, study_cfg.storage)
+    check_own_study(run_dir, recorded, study_cfg.storage)
     sampler = make_sampler(study_cfg.sampler, study_cfg.seed, space)
     saved = _read_saved_split(run_dir, data_cfg)
     if prepared is not None and saved and saved["split"] != prepared.split:
