@@ -64,6 +64,18 @@ def make_texts(n_per_class: int = 30, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tiny_text_run(root: Path, options: list[str]) -> Path:
+    """A text run on ``make_texts(20)`` under ``root``, tuned by the CLI with ``options``
+    (a trial or so: for tests of what is done with a run); its run directory."""
+    from grutune.cli import app
+
+    make_texts(20).to_csv(root / "d.csv", index=False)
+    result = CliRunner().invoke(app, ["tune", str(root / "d.csv"), "--run-dir",
+                                      str(root / "run"), *options])
+    assert result.exit_code == 0, result.stderr
+    return root / "run"
+
+
 @pytest.fixture
 def texts_csv(tmp_path: Path) -> Path:
     path = tmp_path / "texts.csv"

@@ -8,7 +8,7 @@ import pytest
 
 from grutune.cli import app
 
-from .conftest import make_texts
+from .conftest import make_texts, tiny_text_run
 from .hostile import assert_refused
 
 
@@ -197,14 +197,7 @@ FAST = ["--trials", "1", "--max-epochs", "1", "--workers", "1", "--repeats", "1"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A tiny text run (1 trial, 1 epoch); its bundle is run_dir / "model"."""
-    from typer.testing import CliRunner
-
-    root = tmp_path_factory.mktemp("export")
-    make_texts(20).to_csv(root / "d.csv", index=False)
-    result = CliRunner().invoke(app, ["tune", str(root / "d.csv"), "--run-dir",
-                                      str(root / "run"), *FAST])
-    assert result.exit_code == 0, result.stderr
-    return root / "run"
+    return tiny_text_run(tmp_path_factory.mktemp("export"), FAST)
 
 
 def _contents(root: Path) -> dict[str, bytes]:

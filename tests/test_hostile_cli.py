@@ -15,7 +15,7 @@ import pytest
 
 from grutune.cli import app
 
-from .conftest import make_texts
+from .conftest import make_texts, tiny_text_run
 from .hostile import assert_refused, snapshot
 
 FAST = ["--trials", "1", "--max-epochs", "1", "--repeats", "1", "--workers", "1", "--folds", "1",
@@ -214,14 +214,7 @@ def test_seed_repeats_stop_at_their_deadline(data, tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from typer.testing import CliRunner
-
-    root = tmp_path_factory.mktemp("model")
-    make_texts(20).to_csv(root / "d.csv", index=False)
-    result = CliRunner().invoke(app, ["tune", str(root / "d.csv"), "--run-dir",
-                                      str(root / "run"), *FAST])
-    assert result.exit_code == 0, result.stderr
-    return root / "run" / "model"
+    return tiny_text_run(tmp_path_factory.mktemp("model"), FAST) / "model"
 
 
 @pytest.mark.parametrize("case", ["out is a directory", "out folder missing"])
